@@ -1,0 +1,23 @@
+# aftbench: Adaptive Feature Transfer benchmark.
+#   snakemake --cores 2                      run the configured sweep (default: offline)
+#   snakemake --cores 2 --config sweep=NAME  run another named sweep of config.yaml
+#   snakemake tables --cores 1               rebuild runs.csv, tables and figures from finished runs only
+# config.yaml is validated (workflow/schemas/config.schema.yaml + cross-references) before any job.
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    # Runs are targets themselves (not only inputs of `aggregate`): Snakemake does not rebuild a
+    # missing intermediate file whose consumer is up to date, and a deleted run must rerun.
+    default_target: True
+    input:
+        run_targets(),
+        report_targets(),

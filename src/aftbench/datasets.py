@@ -1,0 +1,321 @@
+"""Dataset registry: each entry turns raw files on disk into labelled examples.
+
+A dataset entry in config.yaml names a `loader` from LOADERS plus its arguments. `make_split`
+draws a fixed, seeded, stratified train/val/test split once and writes it as one `.npz`
+artifact (no pickle: images are uint8 arrays, texts are unicode arrays), with a JSON sidecar.
+Everything downstream (teachers, students) reads that artifact, never the raw files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path, file_sha256, read_json, write_json
+
+SPLITS = ("train", "val", "test")
+
+
+class MissingDataError(FileNotFoundError):
+    pass
+
+
+def _require(path: Path, what: str, package: str) -> Path:
+    if not path.exists():
+        raise MissingDataError(
+            f"{what} not found at {path}. Install it with `sudo apt-get install {package}`, or "
+            f"without root: `apt-get download {package} && dpkg -x {package}_*.deb ~/aftbench-data` "
+            f"and point the dataset's `root` in config.yaml at the unpacked folder."
+        )
+    return path
+
+
+@dataclass
+class Pool:
+    """Labelled examples of one source split. `images` is uint8 N×H×W×C, `texts` a str array."""
+
+    labels: np.ndarray
+    images: np.ndarray | None = None
+    texts: np.ndarray | None = None
+    index: np.ndarray | None = None  # row numbers in the source (provenance of a split)
+
+    def __post_init__(self):
+        if self.index is None:
+            self.index = np.arange(len(self.labels))
+
+    def take(self, idx: np.ndarray) -> "Pool":
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return Pool(self.labels[idx], pick(self.images), pick(self.texts), self.index[idx])
+
+
+@dataclass
+class Source:
+    modality: str  # "image" | "text" | "image+text"
+    classes: list[str]
+    train: Pool
+    test: Pool | None = None  # the official test split, where the dataset has one
+    notes: str = ""
+
+
+# ----------------------------------------------------------------------------- loaders
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(int)
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+FMNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat",
+                  "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+
+
+def load_fashion_mnist(root: str = "/usr/share/datasets/fashion-mnist") -> Source:
+    root = _require(Path(root), "Fashion-MNIST", "dataset-fashion-mnist")
+
+    def pool(prefix):
+        images = _read_idx(_require(root / f"{prefix}-images-idx3-ubyte.gz", "Fashion-MNIST images", "dataset-fashion-mnist"))
+        labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+        return Pool(labels, images=images[..., None])  # N×28×28×1
+
+    return Source("image", FMNIST_CLASSES, pool("train"), pool("t10k"), notes="official test split")
+
+
+# Noun lexicographer files of WordNet 3.0 (lexnames(5WN)): the supersense of each synset.
+NOUN_LEXNAMES = {
+    3: "Tops", 4: "act", 5: "animal", 6: "artifact", 7: "attribute", 8: "body", 9: "cognition",
+    10: "communication", 11: "event", 12: "feeling", 13: "food", 14: "group", 15: "location",
+    16: "motive", 17: "object", 18: "person", 19: "phenomenon", 20: "plant", 21: "possession",
+    22: "process", 23: "quantity", 24: "relation", 25: "shape", 26: "state", 27: "substance",
+    28: "time",
+}
+
+
+def load_wordnet_supersenses(root: str = "/usr/share/wordnet", n_classes: int = 10) -> Source:
+    """Noun gloss -> supersense. Only the gloss is used: the lemma would make the task a lookup."""
+    path = _require(Path(root) / "data.noun", "WordNet noun data", "wordnet-base")
+    glosses, lex = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("  ") or " | " not in line:  # licence header / malformed
+                continue
+            head, gloss = line.split(" | ", 1)
+            lex.append(int(head.split()[1]))
+            glosses.append(gloss.strip())
+    lex = np.asarray(lex)
+    ids, counts = np.unique(lex, return_counts=True)
+    keep = ids[np.argsort(-counts, kind="stable")[:n_classes]]
+    keep = np.sort(keep)
+    mask = np.isin(lex, keep)
+    labels = np.searchsorted(keep, lex[mask]).astype(np.int64)
+    texts = np.asarray([g for g, m in zip(glosses, mask) if m])
+    return Source("text", [NOUN_LEXNAMES[int(k)] for k in keep], Pool(labels, texts=texts),
+                  notes=f"{n_classes} largest noun supersenses; gloss only")
+
+
+_SVG_TITLE = re.compile(r"<dc:title>(.*?)</dc:title>", re.S)
+_SVG_DESC = re.compile(r"<dc:description>(.*?)</dc:description>", re.S)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _svg_text(svg: bytes) -> str:
+    """Title (+ description) of the artwork. Never the keyword list: it names the category."""
+    s = svg.decode("utf-8", errors="replace")
+    title = _SVG_TITLE.search(s)
+    desc = _SVG_DESC.search(s)
+    parts = [_TAGS.sub("", m.group(1)).strip() for m in (title, desc) if m]
+    return ". ".join(p for p in parts if p)
+
+
+def _load_rgb_on_white(path: Path, size: int, max_pixels: int) -> np.ndarray | None:
+    from PIL import Image
+
+    try:
+        im = Image.open(path)
+    except (Image.DecompressionBombError, OSError):  # some PNGs declare huge canvases
+        return None
+    with im:
+        if im.width * im.height > max_pixels:
+            return None
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im).convert("RGB")
+        im.thumbnail((size, size), Image.Resampling.BICUBIC)
+        canvas = Image.new("RGB", (size, size), (255, 255, 255))
+        canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
+        return np.asarray(canvas, dtype=np.uint8)
+
+
+def load_openclipart(root: str = "/usr/share/openclipart", categories: list[str] | None = None,
+                     image_size: int = 96, max_per_class: int = 280, seed: int = 0,
+                     max_pixels: int = 16_000_000) -> Source:
+    """Clipart image + title -> top-level category. De-duplicated by SVG content (the Debian
+    package repeats many artworks as symlinks or copies under several folders)."""
+    root = Path(root)
+    png_root = _require(root / "png", "Open Clip Art PNGs", "openclipart-png")
+    svg_root = _require(root / "svg", "Open Clip Art SVGs", "openclipart-svg")
+    rng = np.random.default_rng(seed)
+    seen: set[str] = set()
+    images, texts, labels, skipped = [], [], [], 0
+    categories = list(categories or [])
+    for k, cat in enumerate(categories):
+        cands = []
+        for png in sorted((png_root / cat).rglob("*.png")):
+            svg = svg_root / png.relative_to(png_root).with_suffix(".svg")
+            if png.is_symlink() or not svg.exists():
+                continue
+            raw = svg.read_bytes()
+            digest = hashlib.sha256(raw).hexdigest()
+            text = _svg_text(raw)
+            if digest in seen or not text:
+                continue
+            seen.add(digest)
+            cands.append((png, text))
+        if not cands:
+            raise MissingDataError(f"clipart category {cat!r} has no images under {png_root / cat}")
+        order = rng.permutation(len(cands))
+        taken = 0
+        for i in order:
+            if taken >= max_per_class:
+                break
+            png, text = cands[i]
+            img = _load_rgb_on_white(png, image_size, max_pixels)
+            if img is None:
+                skipped += 1
+                continue
+            images.append(img)
+            texts.append(text)
+            labels.append(k)
+            taken += 1
+    return Source("image+text", categories,
+                  Pool(np.asarray(labels, np.int64), np.stack(images), np.asarray(texts)),
+                  notes=f"{skipped} oversized PNGs skipped; text = title + description")
+
+
+def load_sklearn_digits() -> Source:
+    """8×8 digits shipped inside scikit-learn: tiny, for tests."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = (d.images * (255.0 / 16.0)).round().astype(np.uint8)[..., None]
+    texts = np.asarray([f"digit sample {i % 7}" for i in range(len(d.target))])  # uninformative text
+    return Source("image", [str(c) for c in d.target_names], Pool(d.target.astype(np.int64), images, texts))
+
+
+def load_tsv(path: str) -> Source:
+    """A `label<TAB>text` file: the simplest way to bring your own text task."""
+    rows = [ln.rstrip("\n").split("\t", 1) for ln in Path(path).read_text().splitlines() if ln.strip()]
+    bad = [i + 1 for i, r in enumerate(rows) if len(r) != 2]
+    if bad:
+        raise ValueError(f"{path}: lines {bad[:5]} are not `label<TAB>text`")
+    classes = sorted({r[0] for r in rows})
+    labels = np.asarray([classes.index(r[0]) for r in rows], np.int64)
+    return Source("text", classes, Pool(labels, texts=np.asarray([r[1] for r in rows])))
+
+
+LOADERS = {
+    "fashion_mnist": load_fashion_mnist,
+    "wordnet_supersenses": load_wordnet_supersenses,
+    "openclipart": load_openclipart,
+    "sklearn_digits": load_sklearn_digits,
+    "tsv": load_tsv,
+}
+
+
+# ----------------------------------------------------------------------------- splits
+def _stratified_pick(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n indices drawn with the class proportions of `labels` (sklearn's stratified split)."""
+    from sklearn.model_selection import train_test_split
+
+    if n > len(labels):
+        raise ValueError(f"asked for {n} examples but only {len(labels)} are available")
+    idx = np.arange(len(labels))
+    if n == len(labels):
+        return idx
+    picked, _ = train_test_split(idx, train_size=n, stratify=labels,
+                                 random_state=int(rng.integers(2**31 - 1)))
+    return np.sort(picked)
+
+
+def build_split(spec: dict) -> tuple[Source, dict[str, Pool]]:
+    """Load the source named by `spec['loader']` and draw the seeded stratified split."""
+    loader = spec["loader"]
+    if loader not in LOADERS:
+        raise KeyError(f"unknown dataset loader {loader!r}; known: {sorted(LOADERS)}")
+    src = LOADERS[loader](**spec.get("args", {}))
+    rng = np.random.default_rng(spec.get("split_seed", 0))
+    n_tr, n_va, n_te = spec["n_train"], spec["n_val"], spec["n_test"]
+    pool = src.train
+    if src.test is not None:
+        test = src.test.take(_stratified_pick(src.test.labels, n_te, rng)) if n_te < len(src.test.labels) else src.test
+    else:  # no official test split: hold it out of the pool first
+        te_idx = _stratified_pick(pool.labels, n_te, rng)
+        rest = np.setdiff1d(np.arange(len(pool.labels)), te_idx)
+        test, pool = pool.take(te_idx), pool.take(rest)
+    trva = _stratified_pick(pool.labels, n_tr + n_va, rng)
+    va_local = _stratified_pick(pool.labels[trva], n_va, rng)
+    tr_idx = np.setdiff1d(trva, trva[va_local])
+    va_idx = trva[va_local]
+    return src, {"train": pool.take(tr_idx), "val": pool.take(va_idx), "test": test}
+
+
+def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None:
+    src, parts = build_split(spec)
+    arrays = {"classes": np.asarray(src.classes)}
+    for name, p in parts.items():
+        arrays[f"{name}_labels"] = p.labels
+        arrays[f"{name}_index"] = p.index
+        if p.images is not None:
+            arrays[f"{name}_images"] = p.images
+        if p.texts is not None:
+            arrays[f"{name}_texts"] = p.texts
+    with atomic_path(out_npz) as tmp:
+        np.savez(tmp, **arrays)
+    meta = {
+        "dataset": dataset_id,
+        "spec": spec,
+        "modality": src.modality,
+        "classes": src.classes,
+        "sizes": {k: int(len(v.labels)) for k, v in parts.items()},
+        "class_counts": {k: np.bincount(v.labels, minlength=len(src.classes)).tolist() for k, v in parts.items()},
+        "image_shape": None if parts["train"].images is None else list(parts["train"].images.shape[1:]),
+        "notes": src.notes,
+        "sha256": file_sha256(out_npz),
+    }
+    write_json(out_json, meta)
+
+
+@dataclass
+class Split:
+    """A dataset split artifact, loaded. `part(name)` gives one of train/val/test."""
+
+    dataset: str
+    modality: str
+    classes: list[str]
+    parts: dict[str, Pool]
+    sha256: str
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def load_split(npz_path: str, json_path: str | None = None) -> Split:
+    npz_path = Path(npz_path)
+    json_path = Path(json_path) if json_path else npz_path.with_suffix(".json")
+    meta = read_json(json_path)
+    try:
+        with np.load(npz_path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise MissingDataError(f"split artifact missing: {npz_path}") from None
+    except Exception as err:  # zipfile.BadZipFile, ValueError, ...
+        raise ValueError(f"corrupt split artifact {npz_path}: {err}. Delete it and rerun.") from None
+    parts = {s: Pool(data[f"{s}_labels"], data.get(f"{s}_images"), data.get(f"{s}_texts"), data.get(f"{s}_index"))
+             for s in SPLITS}
+    return Split(meta["dataset"], meta["modality"], list(data["classes"]), parts, meta["sha256"])

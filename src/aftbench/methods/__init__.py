@@ -1,0 +1,29 @@
+"""Method registry: a transfer method is a penalty module added to the one training loop.
+
+`PENALTIES` maps a method entry's `penalty` to a module class built as cls(d_h, d_φ, **args);
+`None` means plain cross-entropy (STL). A module exposes `param_groups()` (its own learnable
+parameters, optionally with their own learning rate) and `forward(h, phi) -> scalar`.
+The `probe` method kind is not a penalty: it is a linear classifier on teacher features
+(aftbench.probe).
+"""
+
+from __future__ import annotations
+
+from .aft import AFT, kernel_penalty
+from .kd import FeatureKD
+
+PENALTIES = {
+    "none": None,
+    "kd": FeatureKD,
+    "aft": AFT,
+}
+
+
+def build_penalty(name: str, d_h: int, d_phi: int, args: dict | None = None):
+    if name not in PENALTIES:
+        raise KeyError(f"unknown penalty {name!r}; known: {sorted(PENALTIES)}")
+    cls = PENALTIES[name]
+    return None if cls is None else cls(d_h, d_phi, **(args or {}))
+
+
+__all__ = ["AFT", "FeatureKD", "PENALTIES", "build_penalty", "kernel_penalty"]

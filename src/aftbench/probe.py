@@ -1,0 +1,41 @@
+"""`probe`: a linear classifier on the (concatenated) cached teacher features — the teacher
+set's own quality. Inverse regularisation strength C is chosen on the validation split."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .datasets import load_split
+from .io import write_json
+from .teachers import load_features
+
+
+def probe_run(run_id: str, dataset: str, teacher_set: str, teachers: list[str], method: dict,
+              split_path: str, feature_paths: list[str], out_json: str) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    split = load_split(split_path)
+    feats, _ = load_features(feature_paths, split.sha256, teachers)
+    y = {s: split.parts[s].labels for s in ("train", "val", "test")}
+    scaler = StandardScaler().fit(feats["train"])
+    z = {s: scaler.transform(f) for s, f in feats.items()}
+    t0 = time.time()
+    scores = []
+    for c in method.get("C_grid", [0.01, 0.1, 1.0]):
+        clf = LogisticRegression(C=c, max_iter=int(method.get("max_iter", 2000))).fit(z["train"], y["train"])
+        scores.append((clf.score(z["val"], y["val"]), c, clf))
+    val_acc, best_c, clf = max(scores, key=lambda t: t[0])  # first C wins ties: the grid order is the tie-break
+    metrics = {
+        "run_id": run_id, "dataset": dataset, "modality": split.modality, "student": "linear probe",
+        "student_arch": "logistic_regression", "student_init": "teacher features",
+        "student_params": int(clf.coef_.size + clf.intercept_.size), "method": "probe", "penalty": "none",
+        "teacher_set": teacher_set, "teachers": teachers, "beta": 0.0, "seed": 0,
+        "val_acc": float(val_acc), "test_acc": float(clf.score(z["test"], y["test"])), "C": best_c,
+        "val_acc_by_C": {str(c): float(v) for v, c, _ in scores}, "checkpoint": "C chosen on val",
+        "train_seconds": round(time.time() - t0, 3),
+    }
+    write_json(out_json, metrics)
+    return metrics

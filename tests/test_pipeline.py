@@ -1,0 +1,144 @@
+"""The real Snakefile, end to end, on a tiny config (sklearn digits + a tiny text task, tiny
+random-projection teachers): tables and figures appear with the expected rows; a second run
+does nothing; deleting one run reruns only it; adding a teacher reruns only what uses it;
+`snakemake tables` re-aggregates without training."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def tiny_config(text_tsv):
+    return {
+        "sweep": "tiny",
+        "train": {"steps": 10, "batch_size": 32, "lr": 0.01, "log_every": 5, "threads": 1},
+        "extract": {"threads": 1},
+        "datasets": {
+            "digits": {"loader": "sklearn_digits", "modality": "image", "n_train": 150, "n_val": 50, "n_test": 100},
+            "tinytext": {"loader": "tsv", "modality": "text", "args": {"path": text_tsv}, "n_train": 60,
+                         "n_val": 24, "n_test": 36},
+        },
+        "teachers": {
+            "rp_a": {"backend": "random_projection", "args": {"dim": 8}},
+            "rp_text": {"backend": "random_projection", "args": {"modality": "text", "dim": 6}},
+        },
+        "teacher_sets": {"a": ["rp_a"], "t": ["rp_text"]},
+        "students": {
+            "cnn_t": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
+            "bag_t": {"arch": "wordpiece_bag", "args": {"emb_dim": 8, "hidden": 8}},
+        },
+        "methods": {
+            "stl": {"kind": "train", "penalty": "none"},
+            "kd": {"kind": "train", "penalty": "kd", "beta": 1.0},
+            "aft": {"kind": "train", "penalty": "aft", "beta": 1.0, "args": {"rho_lr": 0.01}},
+            "probe": {"kind": "probe", "C_grid": [0.1, 1.0]},
+        },
+        "sweeps": {"tiny": [
+            {"datasets": ["digits"], "students": ["cnn_t"], "methods": ["stl", "kd", "aft", "probe"],
+             "teacher_sets": ["a"], "seeds": [0, 1]},
+            {"datasets": ["tinytext"], "students": ["bag_t"], "methods": ["stl", "aft", "probe"],
+             "teacher_sets": ["t"], "seeds": [0]},
+        ]},
+    }
+
+
+def smk(workdir, *args, check=True):
+    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+                       "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if check and p.returncode != 0:
+        raise AssertionError(f"snakemake failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}")
+    return p
+
+
+def planned(workdir) -> dict[str, int]:
+    """Jobs a dry run would execute, per rule."""
+    out = smk(workdir, "-n").stdout
+    if "Nothing to be done" in out:
+        return {}
+    stats = out[out.index("Job stats:"):]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, text_tsv):
+    wd = tmp_path_factory.mktemp("pipeline")
+    (wd / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(text_tsv), sort_keys=False))
+    smk(wd)
+    return wd
+
+
+def test_outputs_exist_with_expected_rows(workdir):
+    r = workdir / "results"
+    runs = pd.read_csv(r / "runs.csv")
+    # digits: stl×2 seeds + kd,aft × set a × 2 seeds + probe; tinytext: stl + aft + probe
+    assert len(runs) == 2 + 4 + 1 + 1 + 1 + 1
+    assert set(runs.method) == {"stl", "kd", "aft", "probe"}
+    assert runs.test_acc.between(0, 1).all() and runs.student_params.gt(0).all()
+    assert set(runs.modality) == {"image", "text"}
+    table = pd.read_csv(r / "tables" / "main.csv")
+    assert sorted(zip(table.dataset, table.student, table.teacher_set)) == [("digits", "cnn_t", "a"), ("tinytext", "bag_t", "t")]
+    md = (r / "tables" / "main.md").read_text()
+    assert "## digits" in md and "## tinytext" in md and "**" in md and "± " in md and "probe − STL" in md
+    assert r"\begin{tabular}" in (r / "tables" / "main.tex").read_text()
+    for d in ("digits", "tinytext"):
+        png = r / "figures" / f"{d}_accuracy.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (r / "features" / "digits" / "rp_a.json").exists()
+    assert (r / "logs" / "aggregate.log").exists()
+    assert list((r / "benchmarks" / "features").rglob("*.tsv"))
+    assert not list(r.rglob(".*.tmp*")) and not [p for p in r.rglob(".*") if p.is_file()], "temporary files left behind"
+
+
+def test_second_run_does_nothing(workdir):
+    assert planned(workdir) == {}
+
+
+def test_deleting_one_run_reruns_only_it(workdir):
+    m = workdir / "results/runs/dataset~digits/student~cnn_t/method~kd/teachers~a/seed~1/metrics.json"
+    m.unlink()
+    assert planned(workdir) == {"train": 1, "aggregate": 1, "all": 1}
+    smk(workdir)
+    assert m.exists() and planned(workdir) == {}
+
+
+def test_tables_target_reaggregates_without_training(workdir):
+    run = workdir / "results/runs/dataset~digits/student~cnn_t/method~stl/teachers~none/seed~0"
+    shutil.move(run, workdir / "stash")
+    try:
+        p = smk(workdir, "tables")
+        assert "aggregated 9 runs" in (workdir / "results/logs/tables.log").read_text()
+        assert "rule train" not in p.stdout + p.stderr
+        assert len(pd.read_csv(workdir / "results/runs.csv")) == 9
+    finally:
+        shutil.move(workdir / "stash", run)
+    smk(workdir, "tables")
+    assert len(pd.read_csv(workdir / "results/runs.csv")) == 10
+
+
+def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):
+    cfg = tiny_config(text_tsv)
+    cfg["teachers"]["rp_b"] = {"backend": "random_projection", "args": {"dim": 5, "seed": 1}}
+    cfg["teacher_sets"]["a"].append("rp_b")
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    # one extraction; set a's runs: kd, aft × 2 seeds + its probe; nothing of STL or tinytext
+    assert planned(workdir) == {"extract_features": 1, "train": 4, "probe": 1, "aggregate": 1, "all": 1}
+
+
+def test_bad_config_fails_before_any_job(tmp_path, text_tsv):
+    cfg = tiny_config(text_tsv)
+    cfg["teacher_sets"]["a"] = ["rp_typo"]
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    p = smk(tmp_path, "-n", check=False)
+    assert p.returncode != 0 and "teacher_sets.a: unknown teacher 'rp_typo'" in p.stdout + p.stderr
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,60 @@
+# Config validation, sweep expansion and target lists. Everything else lives in the aftbench package.
+import json
+import os
+import shlex
+
+from snakemake.utils import validate
+
+from aftbench.config import NO_TEACHERS, check_config, expand_sweep, teachers_of, train_spec
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+check_config(config)
+
+RUNS = {r.run_id: r for r in expand_sweep(config)}
+DATASETS = sorted({r.dataset for r in RUNS.values()})
+R = "results"
+
+
+def _alt(ids):
+    return "|".join(sorted(ids))
+
+
+wildcard_constraints:
+    dataset=_alt(config["datasets"]),
+    teacher=_alt(config["teachers"]),
+    student=_alt(list(config["students"]) + ["probe"]),
+    method=_alt(config["methods"]),
+    tset=_alt(list(config["teacher_sets"]) + [NO_TEACHERS]),
+    seed=r"\d+",
+
+
+def run_dir(run):
+    return f"{R}/runs/{run.run_id}"
+
+
+def run_targets():
+    return [f"{run_dir(r)}/metrics.json" for r in RUNS.values()]
+
+
+def report_targets():
+    return [f"{R}/runs.csv", f"{R}/tables/main.md", f"{R}/tables/main.tex", f"{R}/tables/main.csv"] + [
+        f"{R}/figures/{d}_accuracy.png" for d in DATASETS
+    ]
+
+
+def run_of(w):
+    rid = f"dataset~{w.dataset}/student~{w.student}/method~{w.method}/teachers~{w.tset}/seed~{w.seed}"
+    if rid not in RUNS:
+        raise ValueError(f"{rid} is not a run of sweep {config['sweep']!r}")
+    return RUNS[rid]
+
+
+def feature_files(w):
+    return [f"{R}/features/{w.dataset}/{t}.safetensors" for t in teachers_of(config, w.tset)]
+
+
+def run_spec(w):
+    """Resolved run spec as a shell-quoted JSON string (also the rule's params: a change to
+    anything this run depends on reruns it, and nothing else does)."""
+    return shlex.quote(json.dumps(train_spec(config, run_of(w)), sort_keys=True))
