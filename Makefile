@@ -7,6 +7,8 @@ VENV ?= .venv
 CORES ?= 2
 APT_PACKAGES = dataset-fashion-mnist wordnet-base openclipart-svg openclipart-png
 STAMP = $(VENV)/.installed
+# Rules run `python -m aftbench ...`: put the venv first on PATH for every recipe.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: run test setup apt tables report clean-results
 

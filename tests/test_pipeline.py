@@ -55,7 +55,9 @@ def tiny_config(text_tsv):
 def smk(workdir, *args, check=True):
     cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
                        "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    # Rules call `python -m aftbench`: the interpreter running the tests must be first on PATH.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PATH": path})
     if check and p.returncode != 0:
         raise AssertionError(f"snakemake failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}")
     return p
@@ -90,6 +92,8 @@ def test_outputs_exist_with_expected_rows(workdir):
     assert sorted(zip(table.dataset, table.student, table.teacher_set)) == [("digits", "cnn_t", "a"), ("tinytext", "bag_t", "t")]
     md = (r / "tables" / "main.md").read_text()
     assert "## digits" in md and "## tinytext" in md and "**" in md and "± " in md and "probe − STL" in md
+    assert "a (control: not pre-trained)" in md  # random-projection teachers are labelled as controls
+    assert "cnn_t (scratch, " in md
     assert r"\begin{tabular}" in (r / "tables" / "main.tex").read_text()
     for d in ("digits", "tinytext"):
         png = r / "figures" / f"{d}_accuracy.png"

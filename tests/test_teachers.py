@@ -72,8 +72,10 @@ def test_extract_writes_cache_and_sidecar(tmp_path, digits_split):
     assert meta["split_sha256"] == split.sha256 and meta["dim"] == 6 and meta["spec"] == spec
     assert meta["shapes"] == {s: [len(split.parts[s].labels), 6] for s in ("train", "val", "test")}
     assert "torch" in meta["versions"] and meta["preprocessing"]
-    feats, dims = load_features([str(out), str(out)], split.sha256, ["rp", "rp"])
-    assert feats["train"].shape == (len(split.parts["train"].labels), 12) and dims == [6, 6]
+    cached = load_features([str(out), str(out)], split.sha256, ["rp", "rp"])
+    feats = cached.splits
+    assert feats["train"].shape == (len(split.parts["train"].labels), 12) and cached.dims == [6, 6]
+    assert cached.pretrained == [False, False]  # a random projection is a control, not pre-trained
     # rows follow the split's order: recompute the first test rows directly
     direct = build_teacher(spec).encode(split.parts["test"].images[:5])
     np.testing.assert_allclose(feats["test"][:5, :6], direct, rtol=1e-5)

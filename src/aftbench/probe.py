@@ -18,7 +18,8 @@ def probe_run(run_id: str, dataset: str, teacher_set: str, teachers: list[str], 
     from sklearn.preprocessing import StandardScaler
 
     split = load_split(split_path)
-    feats, _ = load_features(feature_paths, split.sha256, teachers)
+    cached = load_features(feature_paths, split.sha256, teachers)
+    feats = cached.splits
     y = {s: split.parts[s].labels for s in ("train", "val", "test")}
     scaler = StandardScaler().fit(feats["train"])
     z = {s: scaler.transform(f) for s, f in feats.items()}
@@ -35,7 +36,7 @@ def probe_run(run_id: str, dataset: str, teacher_set: str, teachers: list[str], 
         "teacher_set": teacher_set, "teachers": teachers, "beta": 0.0, "seed": 0,
         "val_acc": float(val_acc), "test_acc": float(clf.score(z["test"], y["test"])), "C": best_c,
         "val_acc_by_C": {str(c): float(v) for v, c, _ in scores}, "checkpoint": "C chosen on val",
-        "train_seconds": round(time.time() - t0, 3),
+        "train_seconds": round(time.time() - t0, 3), "teachers_pretrained": cached.pretrained,
     }
     write_json(out_json, metrics)
     return metrics

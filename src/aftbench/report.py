@@ -14,7 +14,7 @@ import pandas as pd
 from .io import atomic_path, read_json, write_text
 
 RUN_COLUMNS = ["dataset", "modality", "student", "student_init", "student_params", "method", "teachers",
-               "teacher_set", "beta", "seed", "val_acc", "test_acc", "train_seconds", "final_ce",
+               "teacher_set", "control_teacher", "beta", "seed", "val_acc", "test_acc", "train_seconds", "final_ce",
                "final_penalty", "rho_mean", "run_id"]
 METHOD_ORDER = ["probe", "stl", "kd", "aft"]
 
@@ -28,9 +28,15 @@ def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
             **{k: m.get(k) for k in RUN_COLUMNS},
             "teachers": "+".join(m.get("teachers") or []) or "none",
             "rho_mean": float(np.mean([v["mean"] for v in rho.values()])) if rho else np.nan,
+            # a teacher set holding any teacher that is not pre-trained (e.g. a random-init control)
+            "control_teacher": not all(m.get("teachers_pretrained") or [True]),
         })
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return df.sort_values(["dataset", "student", "method", "teacher_set", "seed"], kind="stable").reset_index(drop=True)
+
+
+def teacher_label(teacher_set: str, control: bool) -> str:
+    return f"{teacher_set} (control: not pre-trained)" if control else teacher_set
 
 
 def _order(methods) -> list[str]:
@@ -59,8 +65,9 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (ds, st, ts), grp in students[students.teacher_set != "none"].groupby(["dataset", "student", "teacher_set"]):
         first = grp.iloc[0]
+        control = bool(runs[(runs.dataset == ds) & (runs.teacher_set == ts)].control_teacher.any())
         row = {"dataset": ds, "modality": first.modality, "student": st, "init": first.student_init,
-               "params": int(first.student_params), "teacher_set": ts}
+               "params": int(first.student_params), "teacher_set": ts, "control_teacher": control}
         row["probe"] = probes.loc[(ds, ts), "test_mean"] if (ds, ts) in probes.index else np.nan
         for m in methods:
             if m == "stl" and (ds, st) in stl.index:
@@ -92,7 +99,7 @@ def render_table(table: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
     methods = [c[:-5] for c in table.columns if c.endswith("_mean")]
     out = pd.DataFrame({
         "dataset": table.dataset, "student (init, params)": [f"{s} ({i}, {p:,})" for s, i, p in zip(table.student, table.init, table.params)],
-        "teachers": table.teacher_set,
+        "teachers": [teacher_label(t, c) for t, c in zip(table.teacher_set, table.control_teacher)],
         "probe": [("–" if np.isnan(v) else f"{100 * v:.1f}") for v in table.probe],
     })
     for m in methods:
@@ -144,7 +151,8 @@ def accuracy_figure(runs: pd.DataFrame, dataset: str, out_png: str) -> None:
                    capsize=3, color=colors[m], label=m.upper())
         pr = d[d.method == "probe"].set_index("teacher_set").reindex(tsets)
         ax.plot(x, 100 * pr.test_mean, "kD", ms=6, label="teacher probe")
-        ax.set_xticks(x, tsets, rotation=20, ha="right")
+        controls = set(runs[(runs.dataset == dataset) & runs.control_teacher].teacher_set)
+        ax.set_xticks(x, [f"{t}\n(control)" if t in controls else t for t in tsets], rotation=20, ha="right")
         ax.set_title(f"{st} ({s.student_init.iloc[0]})", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")

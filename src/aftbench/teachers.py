@@ -13,6 +13,7 @@ import importlib.metadata as md
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -321,15 +322,24 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     })
 
 
-def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -> tuple[dict[str, np.ndarray], list[int]]:
-    """Load and concatenate (in the teacher set's order) cached features of several teachers,
-    checking each cache was computed on exactly this split artifact. Returns the matrices per
-    split and each teacher's dimension (to split ρ back per teacher)."""
+@dataclass
+class CachedFeatures:
+    """Cached features of a teacher set: per-split matrices (teachers concatenated in the set's
+    order), each teacher's dimension (to split ρ back per teacher) and whether it is pre-trained."""
+
+    splits: dict[str, np.ndarray]
+    dims: list[int]
+    pretrained: list[bool]
+
+
+def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -> CachedFeatures:
+    """Load and concatenate cached features of several teachers, checking each cache was
+    computed on exactly this split artifact and is complete."""
     from safetensors.numpy import load_file
 
     per_split: dict[str, list] = {s: [] for s in SPLITS}
-    dims = []
-    for tid, path in zip(teacher_ids, paths):
+    dims, pretrained = [], []
+    for tid, path in zip(teacher_ids, paths, strict=True):
         meta = read_json(Path(path).with_suffix(".json"))
         if meta["split_sha256"] != split_sha256:
             raise ValueError(f"feature cache {path} (teacher {tid!r}) was computed on another split "
@@ -339,8 +349,9 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
         except Exception as err:
             raise ValueError(f"corrupt feature cache {path} (teacher {tid!r}): {err}. Delete it and rerun.") from None
         for s in SPLITS:
-            if s not in arrays or arrays[s].shape[0] != meta["shapes"][s][0]:
+            if s not in arrays or list(arrays[s].shape) != meta["shapes"][s]:
                 raise ValueError(f"feature cache {path} (teacher {tid!r}) lacks a complete {s!r} matrix")
             per_split[s].append(arrays[s])
-        dims.append(int(arrays["train"].shape[1]))
-    return {s: np.concatenate(v, axis=1) for s, v in per_split.items()}, dims
+        dims.append(int(meta["dim"]))
+        pretrained.append(bool(meta["pretrained"]))
+    return CachedFeatures({s: np.concatenate(v, axis=1) for s, v in per_split.items()}, dims, pretrained)

@@ -104,15 +104,16 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
 
     penalty_name = spec.method.get("penalty", "none")
     beta = float(spec.method.get("beta", 0.0))
-    phi, dims = None, []
+    phi, cached = None, None
     if penalty_name != "none":
         if not spec.teachers:
             raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
-        feats, dims = load_features(feature_paths, split.sha256, spec.teachers)
+        cached = load_features(feature_paths, split.sha256, spec.teachers)
         # One scalar rescale (train RMS) so the MSE of KD has a sane scale whatever the
         # teacher; AFT is invariant to it. Per-feature structure is untouched.
-        scale = float(np.sqrt((feats["train"] ** 2).mean())) or 1.0
-        phi = torch.from_numpy(feats["train"] / scale)
+        train_feats = cached.splits["train"]
+        scale = float(np.sqrt((train_feats**2).mean())) or 1.0
+        phi = torch.from_numpy(train_feats / scale)
         with torch.no_grad():
             d_h = student.features(_to(_slice(x["train"], slice(0, 2)), device)).shape[1]
     penalty = build_penalty(penalty_name, d_h if phi is not None else 0, phi.shape[1] if phi is not None else 0,
@@ -163,6 +164,8 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
         "train_seconds": round(train_seconds, 3), "device": str(device),
     }
     if penalty is not None and hasattr(penalty, "rho"):
-        metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, dims)
+        metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)
+    if cached is not None:
+        metrics["teachers_pretrained"] = cached.pretrained
     write_json(out_json, metrics)
     return metrics

@@ -14,10 +14,12 @@ rule aggregate:
         ],
     conda:
         "../../envs/aftbench.yaml"
+    params:
+        out_dir=lambda w, output: os.path.dirname(output.runs),
     log:
         f"{R}/logs/aggregate.log",
     shell:
-        "python -m aftbench report --metrics {input} --out-dir {R} > {log} 2>&1"
+        "python -m aftbench report --metrics {input} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule tables:
@@ -29,5 +31,6 @@ rule tables:
         f"{R}/logs/tables.log",
     params:
         existing=lambda w: " ".join(p for p in run_targets() if os.path.exists(p)),
+        out_dir=R,
     shell:
-        "python -m aftbench report --metrics {params.existing} --out-dir {R} > {log} 2>&1; cat {log}"
+        "python -m aftbench report --metrics {params.existing} --out-dir {params.out_dir} > {log} 2>&1; cat {log}"
