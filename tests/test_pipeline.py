@@ -94,7 +94,8 @@ def test_outputs_exist_with_expected_rows(workdir):
     assert "## digits" in md and "## tinytext" in md and "**" in md and "± " in md and "probe − STL" in md
     assert "a (control: not pre-trained)" in md  # random-projection teachers are labelled as controls
     assert "cnn_t (scratch, " in md
-    assert r"\begin{tabular}" in (r / "tables" / "main.tex").read_text()
+    tex = (r / "tables" / "main.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"accuracy (\%)" in tex and "(%)" not in tex  # a bare % comments out LaTeX
     for d in ("digits", "tinytext"):
         png = r / "figures" / f"{d}_accuracy.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

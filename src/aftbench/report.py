@@ -82,7 +82,9 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
         row["best"] = max(means, key=means.get) if means else ""
         row["probe_minus_stl"] = row["probe"] - row.get("stl_mean", np.nan)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # smaller students first within a dataset, as in the paper's tables
+    return table.sort_values(["dataset", "params", "student", "teacher_set"], kind="stable").reset_index(drop=True)
 
 
 def _fmt(mean, std, n, bold, latex=False) -> str:
@@ -130,7 +132,8 @@ def accuracy_figure(runs: pd.DataFrame, dataset: str, out_png: str) -> None:
     import matplotlib.pyplot as plt
 
     d = summarise(runs[runs.dataset == dataset])
-    students = sorted(d[d.method != "probe"].student.unique())
+    trained = d[d.method != "probe"]
+    students = list(trained.sort_values(["student_params", "student"]).student.unique())
     tsets = sorted(d[(d.teacher_set != "none")].teacher_set.unique())
     methods = [m for m in _order(d.method.unique()) if m not in ("probe", "stl")]
     fig, axes = plt.subplots(1, max(1, len(students)), figsize=(3.2 + 2.2 * len(tsets) * max(1, len(students)) / 2, 3.6),
@@ -162,8 +165,8 @@ def accuracy_figure(runs: pd.DataFrame, dataset: str, out_png: str) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(f"{dataset} ({d.modality.iloc[0]}): accuracy by method and teacher set, mean ± std over seeds",
-                 fontsize=10, y=0.90)
-    fig.tight_layout(rect=(0, 0, 1, 0.86))
+                 fontsize=10, y=0.91)
+    fig.tight_layout(rect=(0, 0, 1, 0.90))
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, dpi=130)
     plt.close(fig)
@@ -183,11 +186,11 @@ def build_report(metrics_paths: list[str], out_dir: str = "results") -> pd.DataF
         table.to_csv(tmp, index=False)
     md = [f"# Main results\n\n{cap}\n"]
     for ds, t in render_table(table).groupby("dataset", sort=True):
-        md.append(f"\n## {ds}\n\n" + t.drop(columns="dataset").to_markdown(index=False) + "\n")
+        md.append(f"\n## {ds}\n\n" + t.drop(columns="dataset").to_markdown(index=False, disable_numparse=True) + "\n")
     write_text(out / "tables" / "main.md", "".join(md))
-    tex = render_table(table, latex=True).to_latex(index=False, caption=cap.replace("±", r"$\pm$").replace("β", r"$\beta$")
-                                                   .replace("−", "-").replace("`", ""), label="tab:main",
-                                                   escape=False)
+    tex_cap = (cap.replace("%", r"\%").replace("±", r"$\pm$").replace("β", r"$\beta$").replace("−", "-")
+               .replace("`", "").replace("_", r"\_"))
+    tex = render_table(table, latex=True).to_latex(index=False, caption=tex_cap, label="tab:main", escape=False)
     write_text(out / "tables" / "main.tex", tex.replace("probe − STL", "probe - STL"))
     for ds in sorted(runs.dataset.unique()):
         accuracy_figure(runs, ds, str(out / "figures" / f"{ds}_accuracy.png"))
