@@ -40,7 +40,7 @@ def tiny_config(text_tsv):
         "methods": {
             "stl": {"kind": "train", "penalty": "none"},
             "kd": {"kind": "train", "penalty": "kd", "beta": 1.0},
-            "aft": {"kind": "train", "penalty": "aft", "beta": 1.0, "args": {"rho_lr": 0.01}},
+            "aft": {"kind": "train", "penalty": "aft", "beta": [0.5, 2.0], "args": {"rho_lr": 0.01}},
             "probe": {"kind": "probe", "C_grid": [0.1, 1.0]},
         },
         "sweeps": {"tiny": [
@@ -83,8 +83,14 @@ def workdir(tmp_path_factory, text_tsv):
 def test_outputs_exist_with_expected_rows(workdir):
     r = workdir / "results"
     runs = pd.read_csv(r / "runs.csv")
-    # digits: stl×2 seeds + kd,aft × set a × 2 seeds + probe; tinytext: stl + aft + probe
-    assert len(runs) == 2 + 4 + 1 + 1 + 1 + 1
+    # digits: stl×2 seeds + kd × 2 seeds + aft × 2 β × 2 seeds + probe; tinytext: stl + aft × 2 β + probe
+    assert len(runs) == 2 + 2 + 4 + 1 + 1 + 2 + 1
+    # one selected β per (student, method, teacher set, seed), chosen on validation
+    sel = runs[runs.selected]
+    assert len(sel) == len(runs) - 3 and not sel.duplicated(["dataset", "student", "method", "teacher_set", "seed"]).any()
+    aft = runs[(runs.method == "aft") & (runs.dataset == "digits")]
+    for _, g in aft.groupby("seed"):
+        assert g[g.selected].val_acc.item() == g.val_acc.max()
     assert set(runs.method) == {"stl", "kd", "aft", "probe"}
     assert runs.test_acc.between(0, 1).all() and runs.student_params.gt(0).all()
     assert set(runs.modality) == {"image", "text"}
@@ -93,7 +99,7 @@ def test_outputs_exist_with_expected_rows(workdir):
     md = (r / "tables" / "main.md").read_text()
     assert "## digits" in md and "## tinytext" in md and "**" in md and "± " in md and "probe − STL" in md
     assert "a (control: not pre-trained)" in md  # random-projection teachers are labelled as controls
-    assert "cnn_t (scratch, " in md
+    assert "cnn_t (scratch, " in md and "by validation accuracy over the grid (aft: {0.5, 2}, kd: {1})" in md
     tex = (r / "tables" / "main.tex").read_text()
     assert r"\begin{tabular}" in tex and r"accuracy (\%)" in tex and "(%)" not in tex  # a bare % comments out LaTeX
     for d in ("digits", "tinytext"):
@@ -110,7 +116,7 @@ def test_second_run_does_nothing(workdir):
 
 
 def test_deleting_one_run_reruns_only_it(workdir):
-    m = workdir / "results/runs/dataset~digits/student~cnn_t/method~kd/teachers~a/seed~1/metrics.json"
+    m = workdir / "results/runs/dataset~digits/student~cnn_t/method~kd/teachers~a/beta~1/seed~1/metrics.json"
     m.unlink()
     assert planned(workdir) == {"train": 1, "aggregate": 1, "all": 1}
     smk(workdir)
@@ -118,17 +124,17 @@ def test_deleting_one_run_reruns_only_it(workdir):
 
 
 def test_tables_target_reaggregates_without_training(workdir):
-    run = workdir / "results/runs/dataset~digits/student~cnn_t/method~stl/teachers~none/seed~0"
+    run = workdir / "results/runs/dataset~digits/student~cnn_t/method~stl/teachers~none/beta~0/seed~0"
     shutil.move(run, workdir / "stash")
     try:
         p = smk(workdir, "tables")
-        assert "aggregated 9 runs" in (workdir / "results/logs/tables.log").read_text()
+        assert "aggregated 12 runs" in (workdir / "results/logs/tables.log").read_text()
         assert "rule train" not in p.stdout + p.stderr
-        assert len(pd.read_csv(workdir / "results/runs.csv")) == 9
+        assert len(pd.read_csv(workdir / "results/runs.csv")) == 12
     finally:
         shutil.move(workdir / "stash", run)
     smk(workdir, "tables")
-    assert len(pd.read_csv(workdir / "results/runs.csv")) == 10
+    assert len(pd.read_csv(workdir / "results/runs.csv")) == 13
 
 
 def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):
@@ -136,8 +142,8 @@ def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):
     cfg["teachers"]["rp_b"] = {"backend": "random_projection", "args": {"dim": 5, "seed": 1}}
     cfg["teacher_sets"]["a"].append("rp_b")
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    # one extraction; set a's runs: kd, aft × 2 seeds + its probe; nothing of STL or tinytext
-    assert planned(workdir) == {"extract_features": 1, "train": 4, "probe": 1, "aggregate": 1, "all": 1}
+    # one extraction; set a's runs: (kd + aft × 2 β) × 2 seeds + its probe; nothing of STL or tinytext
+    assert planned(workdir) == {"extract_features": 1, "train": 6, "probe": 1, "aggregate": 1, "all": 1}
 
 
 def test_bad_config_fails_before_any_job(tmp_path, text_tsv):

@@ -39,6 +39,7 @@ def tiny_specs(tiny_bert):
         "static_model": {"backend": "static_model"},
         "random_projection": {"backend": "random_projection", "args": {"dim": 7}},
         "random_projection_text": {"backend": "random_projection", "args": {"modality": "text", "dim": 5}},
+        "gaussian_noise": {"backend": "gaussian_noise", "args": {"dim": 4}},
     }
 
 
@@ -48,7 +49,7 @@ def test_every_backend_has_a_tiny_spec(tiny_bert):
 
 
 @pytest.mark.parametrize("name", ["effnet_lite", "effnet_lite_random", "hf_text", "glove", "static_model",
-                                  "random_projection", "random_projection_text"])
+                                  "random_projection", "random_projection_text", "gaussian_noise"])
 def test_teacher_dims_and_row_order(name, tiny_bert, digits_split, text_split):
     spec = tiny_specs(tiny_bert)[name]
     teacher = build_teacher(spec)
@@ -59,6 +60,9 @@ def test_teacher_dims_and_row_order(name, tiny_bert, digits_split, text_split):
     assert f.shape == (10, teacher.dim)
     assert np.isfinite(f).all()
     assert f.std(0).mean() > 1e-4, "features do not vary across examples"
+    if name == "gaussian_noise":  # ignores its input by design: check it is reproducible instead
+        np.testing.assert_array_equal(build_teacher(spec).encode(inputs), f)
+        return
     perm = np.random.default_rng(0).permutation(10)
     np.testing.assert_allclose(teacher.encode(inputs[perm]), f[perm], rtol=1e-4, atol=1e-5)
 

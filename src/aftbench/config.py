@@ -8,6 +8,7 @@ sweep into one record per run; the Snakefile turns records into target paths.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
 
 
 def teacher_modality(spec: dict) -> str:
-    if spec["backend"] == "random_projection":
+    if spec["backend"] in ("random_projection", "gaussian_noise"):
         return spec.get("args", {}).get("modality", "image")
     return TEACHER_MODALITY[spec["backend"]]
 
@@ -89,6 +90,9 @@ def check_config(config: dict) -> None:
                     sm = ARCHS[config["students"][sid]["arch"]].modality
                     if not set(sm.split("+")) <= set(modality.split("+")):
                         raise ConfigError(f"{where}: student {sid!r} needs {sm} inputs but dataset {did!r} is {modality}")
+            for m in b.get("beta", {}):
+                if m not in b["methods"]:
+                    raise ConfigError(f"{where}.beta: {m!r} is not one of this block's methods {b['methods']}")
             needs_teacher = [m for m in b["methods"] if config["methods"][m]["kind"] == "probe"
                              or config["methods"][m].get("penalty", "none") != "none"]
             if needs_teacher and not b.get("teacher_sets"):
@@ -104,19 +108,34 @@ class Run:
     teacher_set: str
     seed: int
     train: str  # JSON of the block's train overrides (hashable)
+    beta: float = 0.0
 
     @property
     def run_id(self) -> str:
         return (f"dataset~{self.dataset}/student~{self.student}/method~{self.method}/"
-                f"teachers~{self.teacher_set}/seed~{self.seed}")
+                f"teachers~{self.teacher_set}/beta~{format_beta(self.beta)}/seed~{self.seed}")
+
+
+def format_beta(beta: float) -> str:
+    """β as it appears in paths: shortest round-trip form (0.1, 1, 10, 1e-05)."""
+    return format(float(beta), "g")
+
+
+def beta_grid(method: dict) -> list[float]:
+    """A method's β values: `beta` may be one number or a grid (selected on validation)."""
+    if method.get("penalty", "none") == "none":
+        return [0.0]
+    b = method.get("beta", 1.0)
+    return [float(x) for x in (b if isinstance(b, list) else [b])]
 
 
 PROBE_STUDENT = "probe"
 
 
 def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
-    """One Run per (dataset, student, method, teacher set, seed) of the named sweep, deduplicated.
-    STL runs have no teacher set; probes have no student and one seed (they are deterministic)."""
+    """One Run per (dataset, student, method, teacher set, β, seed) of the named sweep,
+    deduplicated. STL runs have no teacher set and β = 0; probes have no student, β = 0 and one
+    seed (they are deterministic)."""
     runs: dict[str, Run] = {}
     for b in config["sweeps"][sweep or config["sweep"]]:
         train = json.dumps(b.get("train", {}), sort_keys=True)
@@ -129,14 +148,14 @@ def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
                         runs.setdefault(r.run_id, r)
                     continue
                 tsets = [NO_TEACHERS] if mspec.get("penalty", "none") == "none" else b["teacher_sets"]
-                for s in b["students"]:
-                    for ts in tsets:
-                        for seed in b["seeds"]:
-                            r = Run("train", d, s, m, ts, int(seed), train)
-                            if r.run_id in runs and runs[r.run_id].train != train:
-                                raise ConfigError(f"sweep {sweep or config['sweep']!r}: run {r.run_id} appears in two "
-                                                  f"blocks with different train settings")
-                            runs.setdefault(r.run_id, r)
+                if m in b.get("beta", {}):  # the block's own β grid for this method
+                    mspec = {**mspec, "beta": b["beta"][m]}
+                for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):
+                    r = Run("train", d, s, m, ts, int(seed), train, beta)
+                    if r.run_id in runs and runs[r.run_id].train != train:
+                        raise ConfigError(f"sweep {sweep or config['sweep']!r}: run {r.run_id} appears in two "
+                                          f"blocks with different train settings")
+                    runs.setdefault(r.run_id, r)
     return list(runs.values())
 
 
@@ -146,7 +165,8 @@ def train_spec(config: dict, run: Run) -> dict:
     train = {**config["train"], **json.loads(run.train)}
     return {
         "run_id": run.run_id, "dataset": run.dataset, "student_id": run.student,
-        "student": config["students"].get(run.student, {"arch": "linear_probe"}), "method_id": run.method, "method": config["methods"][run.method],
+        "student": config["students"].get(run.student, {"arch": "linear_probe"}), "method_id": run.method,
+        "method": {**config["methods"][run.method], "beta": run.beta},  # this run's one β of the grid
         "teacher_set": run.teacher_set, "teachers": teachers_of(config, run.teacher_set), "seed": run.seed,
         "train": train,
     }

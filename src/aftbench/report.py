@@ -15,7 +15,8 @@ from .io import atomic_path, read_json, write_text
 
 RUN_COLUMNS = ["dataset", "modality", "student", "student_init", "student_params", "method", "teachers",
                "teacher_set", "control_teacher", "beta", "seed", "val_acc", "test_acc", "train_seconds", "final_ce",
-               "final_penalty", "rho_mean", "run_id"]
+               "final_penalty", "rho_mean", "selected", "run_id"]
+SELECTION_KEYS = ["dataset", "student", "method", "teacher_set", "seed"]
 METHOD_ORDER = ["probe", "stl", "kd", "aft"]
 
 
@@ -32,7 +33,17 @@ def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
             "control_teacher": not all(m.get("teachers_pretrained") or [True]),
         })
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    return df.sort_values(["dataset", "student", "method", "teacher_set", "seed"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(SELECTION_KEYS + ["beta"], kind="stable").reset_index(drop=True)
+    df["selected"] = select_beta(df)
+    return df
+
+
+def select_beta(runs: pd.DataFrame) -> pd.Series:
+    """Model selection: for each (dataset, student, method, teacher set, seed) keep the β with the
+    highest *validation* accuracy (ties: the smaller β). The test split plays no part."""
+    ordered = runs.sort_values(SELECTION_KEYS + ["beta"], kind="stable")
+    best = ordered.groupby(SELECTION_KEYS, sort=False).val_acc.idxmax()
+    return runs.index.isin(best.values)
 
 
 def teacher_label(teacher_set: str, control: bool) -> str:
@@ -45,7 +56,9 @@ def _order(methods) -> list[str]:
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std of test accuracy over seeds for each (dataset, student, teacher set, method)."""
+    """Mean ± std of test accuracy over seeds for each (dataset, student, teacher set, method),
+    over the runs whose β was selected on validation."""
+    runs = runs[runs.selected]
     g = runs.groupby(["dataset", "modality", "student", "student_init", "student_params", "teacher_set", "method"],
                      dropna=False)
     out = g.agg(test_mean=("test_acc", "mean"), test_std=("test_acc", "std"), val_mean=("val_acc", "mean"),
@@ -116,10 +129,13 @@ def render_table(table: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
 
 def caption(runs: pd.DataFrame) -> str:
     seeds = sorted(runs[runs.method != "probe"].seed.unique().tolist())
-    betas = runs[runs.method != "probe"].groupby("method").beta.first().to_dict()
+    trained = runs[(runs.method != "probe") & (runs.method != "stl")]
+    grids = trained.groupby("method").beta.unique().to_dict()
+    betas = ", ".join(f"{m}: {{{', '.join(f'{b:g}' for b in sorted(g))}}}" for m, g in sorted(grids.items()))
     return (f"Test accuracy (%), mean ± std over seeds {seeds} (n = {len(seeds)}); bold = best student method "
-            f"in the row. Checkpoint: final training step (no early stopping). β fixed per method from "
-            f"config ({', '.join(f'{k}={v:g}' for k, v in betas.items())}); no test-set selection. probe = "
+            f"in the row. Checkpoint: final training step (no early stopping). β chosen separately for "
+            f"every student, teacher set and seed by validation accuracy over the grid ({betas}); the test "
+            f"split never influences any choice. probe = "
             f"logistic regression on the teacher set's cached features, C chosen on validation. "
             f"`probe − STL`: how much more the teachers know than the STL student. Multimodal teacher sets "
             f"concatenate unimodal teachers (no offline CLIP-like model exists).")

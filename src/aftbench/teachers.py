@@ -257,12 +257,38 @@ class RandomProjection(Teacher):
         return torch.tanh(x @ self.w * 3.0).numpy()
 
 
+class GaussianNoise(Teacher):
+    """Pure noise: i.i.d. Gaussian features, fixed per example (seeded by the example's position
+    in its split) but unrelated to the input. Appended to a real teacher it tests whether AFT's
+    ρ learns to ignore features that carry nothing."""
+
+    pretrained = False
+
+    def __init__(self, modality: str = "image", dim: int = 64, seed: int = 0):
+        self.modality, self._dim, self.seed = modality, dim, seed
+        self._calls = 0
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def preprocessing(self) -> str:
+        return f"none: N(0, 1) noise, {self._dim}-d, seed {self.seed} (ignores the input)"
+
+    def encode(self, inputs) -> np.ndarray:
+        # a new seeded stream per batch: deterministic given the batch order extract() uses
+        rng = np.random.default_rng([self.seed, self._calls])
+        self._calls += 1
+        return rng.standard_normal((len(inputs), self._dim)).astype(np.float32)
+
+
 BACKENDS = {
     "effnet_lite": EffNetLite,
     "hf_text": HFTextEncoder,
     "glove": GloVeMean,
     "static_model": StaticModel,
     "random_projection": RandomProjection,
+    "gaussian_noise": GaussianNoise,
 }
 
 

@@ -27,6 +27,7 @@ wildcard_constraints:
     method=_alt(config["methods"]),
     tset=_alt(list(config["teacher_sets"]) + [NO_TEACHERS]),
     seed=r"\d+",
+    beta=r"[0-9][0-9.e+-]*",
 
 
 def run_dir(run):
@@ -44,7 +45,7 @@ def report_targets():
 
 
 def run_of(w):
-    rid = f"dataset~{w.dataset}/student~{w.student}/method~{w.method}/teachers~{w.tset}/seed~{w.seed}"
+    rid = f"dataset~{w.dataset}/student~{w.student}/method~{w.method}/teachers~{w.tset}/beta~{w.beta}/seed~{w.seed}"
     if rid not in RUNS:
         raise ValueError(f"{rid} is not a run of sweep {config['sweep']!r}")
     return RUNS[rid]

@@ -9,13 +9,16 @@ The `probe` method kind is not a penalty: it is a linear classifier on teacher f
 
 from __future__ import annotations
 
-from .aft import AFT, kernel_penalty
+from .aft import AFT, AFTNoKernel, kernel_penalty
 from .kd import FeatureKD
+from .rkd import RKD
 
 PENALTIES = {
     "none": None,
     "kd": FeatureKD,
-    "aft": AFT,
+    "aft": AFT,  # args: rho_lr, learn_rho (false = the fixed-ρ ablation)
+    "aft_nokernel": AFTNoKernel,
+    "rkd": RKD,
 }
 
 
@@ -26,4 +29,4 @@ def build_penalty(name: str, d_h: int, d_phi: int, args: dict | None = None):
     return None if cls is None else cls(d_h, d_phi, **(args or {}))
 
 
-__all__ = ["AFT", "FeatureKD", "PENALTIES", "build_penalty", "kernel_penalty"]
+__all__ = ["AFT", "AFTNoKernel", "FeatureKD", "PENALTIES", "RKD", "build_penalty", "kernel_penalty"]

@@ -44,3 +44,20 @@ class AFT(nn.Module):
 
     def forward(self, h, phi):
         return kernel_penalty(h, phi, self.rho)
+
+
+class AFTNoKernel(nn.Module):
+    """Ablation: AFT without the kernel. A learned linear map from teacher to student features,
+    MSE between the centred student features and the centred mapped teacher features."""
+
+    def __init__(self, d_h: int, d_phi: int):
+        super().__init__()
+        self.map = nn.Linear(d_phi, d_h, bias=False)
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": list(self.map.parameters())}]
+
+    def forward(self, h, phi):
+        hc = h - h.mean(dim=0, keepdim=True)
+        tc = self.map(phi - phi.mean(dim=0, keepdim=True))
+        return ((hc - tc) ** 2).mean()

@@ -1,0 +1,43 @@
+"""Aggregation: β selection uses validation only; tables mark the best; mean ± std over seeds."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from aftbench.report import collect_runs, main_table, select_beta
+
+
+def write_run(tmp_path, i, **kw):
+    m = {"dataset": "d", "modality": "image", "student": "s", "student_init": "scratch", "student_params": 10,
+         "method": "aft", "teachers": ["t"], "teacher_set": "ts", "beta": 1.0, "seed": 0, "val_acc": 0.5,
+         "test_acc": 0.5, "train_seconds": 1.0, "final_ce": 1.0, "final_penalty": 0.1, "run_id": f"r{i}",
+         "teachers_pretrained": [True]}
+    m.update(kw)
+    p = tmp_path / f"{i}.json"
+    p.write_text(json.dumps(m))
+    return str(p)
+
+
+def test_beta_selected_on_validation_not_test(tmp_path):
+    paths = [
+        write_run(tmp_path, 0, beta=0.1, val_acc=0.70, test_acc=0.90),  # best test, worse val
+        write_run(tmp_path, 1, beta=1.0, val_acc=0.80, test_acc=0.60),  # best val -> selected
+        write_run(tmp_path, 2, beta=10.0, val_acc=0.80, test_acc=0.95),  # tie on val: smaller β wins
+        write_run(tmp_path, 3, beta=0.1, val_acc=0.60, test_acc=0.61, seed=1),
+        write_run(tmp_path, 4, beta=1.0, val_acc=0.65, test_acc=0.62, seed=1),
+        write_run(tmp_path, 5, method="stl", teachers=[], teacher_set="none", beta=0.0, val_acc=0.6, test_acc=0.55),
+        write_run(tmp_path, 6, method="stl", teachers=[], teacher_set="none", beta=0.0, val_acc=0.6, test_acc=0.57, seed=1),
+    ]
+    runs = collect_runs(paths)
+    chosen = runs[runs.selected & (runs.method == "aft")].set_index("seed").beta
+    assert chosen.to_dict() == {0: 1.0, 1: 1.0}
+    t = main_table(runs).iloc[0]
+    assert t.aft_mean == pytest.approx((0.60 + 0.62) / 2) and t.aft_n == 2
+    assert t.stl_mean == pytest.approx(0.56) and t.best == "aft"
+
+
+def test_select_beta_is_per_seed_and_student():
+    runs = pd.DataFrame({"dataset": "d", "student": ["a", "a", "b", "b"], "method": "kd", "teacher_set": "t",
+                         "seed": 0, "beta": [1.0, 2.0, 1.0, 2.0], "val_acc": [0.1, 0.2, 0.4, 0.3]})
+    assert select_beta(runs).tolist() == [False, True, True, False]
