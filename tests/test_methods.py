@@ -53,6 +53,12 @@ def test_rkd_angle_golden():
     assert got == pytest.approx(expected, rel=1e-9)
 
 
+def test_rkd_angle_gradient_is_finite_with_duplicate_points():
+    h = torch.tensor(np.vstack([H, H[:1]]), requires_grad=True)  # x_4 == x_0: a zero distance off the diagonal
+    angle_loss(h, torch.tensor(np.vstack([PHI, PHI[1:2]]))).backward()
+    assert torch.isfinite(h.grad).all()
+
+
 def test_rkd_is_zero_for_similar_structures_and_scale_free():
     h = torch.tensor(H)
     assert distance_loss(h, 7.0 * h).item() == pytest.approx(0.0, abs=1e-12)

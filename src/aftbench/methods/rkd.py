@@ -20,14 +20,27 @@ def distance_loss(h: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     return F.smooth_l1_loss(normalised_pdist(h), t)
 
 
-def angle_loss(h: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-    def angles(x):
-        e = F.normalize(x.unsqueeze(0) - x.unsqueeze(1), p=2, dim=2)  # e[j, i] = unit(x_i - x_j)
-        return torch.bmm(e, e.transpose(1, 2)).reshape(-1)  # cos of angle i-j-k, all triplets
+def triplet_cosines(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """cos of the angle at x_j between x_i and x_k, for all (j, i, k), flattened; 0 where i = j
+    or k = j. Computed from the Gram matrix G = X Xᵀ:
+        <x_i - x_j, x_k - x_j> = G_ik - G_ij - G_jk + G_jj,   |x_i - x_j|² = G_ii + G_jj - 2 G_ij,
+    so the cost is O(B³) scalars, not the O(B² d) tensor of explicit difference vectors."""
+    g = x @ x.T
+    diag = g.diagonal()
+    # clamp before sqrt: a zero distance (the diagonal) must not send an infinite gradient back
+    norms = (diag[:, None] + diag[None, :] - 2 * g).clamp_min(eps * eps).sqrt()  # |x_i - x_j|
+    gj = g.unsqueeze(1)  # [j, 1, k] -> G_jk
+    num = g.unsqueeze(0) - g.T.unsqueeze(2) - gj + diag[:, None, None]  # [j, i, k]
+    cos = num / (norms.unsqueeze(2) * norms.unsqueeze(1))  # norms[j, i] * norms[j, k]
+    same = torch.eye(len(x), dtype=torch.bool, device=x.device)
+    cos = cos.masked_fill(same.unsqueeze(2) | same.unsqueeze(1), 0.0)  # i = j or k = j
+    return cos.reshape(-1)
 
+
+def angle_loss(h: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        t = angles(phi)
-    return F.smooth_l1_loss(angles(h), t)
+        t = triplet_cosines(phi)
+    return F.smooth_l1_loss(triplet_cosines(h), t)
 
 
 class RKD(nn.Module):
