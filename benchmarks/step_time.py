@@ -48,9 +48,12 @@ def make_step(student_spec, kind, method, d_phi, batch):
     x = student.encode_inputs(split.parts["train"])
     y = torch.from_numpy(split.parts["train"].labels)
     phi = torch.randn(batch, d_phi)
+    prepare = getattr(PENALTIES.get(method), "prepare_targets", None)
+    if prepare is not None:  # B-Tuning's targets are built once before training, not per step
+        phi = torch.from_numpy(prepare(phi.numpy(), split.parts["train"].labels, [d_phi], split.n_classes)[0])
     with torch.no_grad():
         d_h = student.features(x).shape[1]
-    pen = None if method == "stl" else build_penalty(method, d_h, d_phi, METHOD_ARGS.get(method))
+    pen = None if method == "stl" else build_penalty(method, d_h, phi.shape[1], METHOD_ARGS.get(method))
     opt = torch.optim.Adam([{"params": list(student.parameters())}, *(pen.param_groups() if pen else [])], lr=1e-3)
 
     def step():

@@ -26,7 +26,8 @@ def spec(method, penalty, beta=1.0, **kw):
         "seed": 0, "train": {"steps": 20, "batch_size": 32, "lr": 0.01, "log_every": 10}})
 
 
-@pytest.mark.parametrize("method, penalty", [("stl", "none"), ("kd", "kd"), ("aft", "aft")])
+@pytest.mark.parametrize("method, penalty", [("stl", "none"), ("kd", "kd"), ("aft", "aft"), ("btune", "btune"),
+                                             ("rkd", "rkd"), ("aft_nokernel", "aft_nokernel")])
 def test_train_writes_metrics(tmp_path, digits_split, feats, method, penalty):
     out = tmp_path / "m.json"
     m = train_run(spec(method, penalty), digits_split, [feats] if penalty != "none" else [], str(out))
@@ -38,6 +39,8 @@ def test_train_writes_metrics(tmp_path, digits_split, feats, method, penalty):
         assert 0 < r["min"] <= r["mean"] <= r["max"] < 1 and r["std"] > 0  # ρ moved away from 0.5
     else:
         assert "rho" not in m
+    if penalty == "btune":
+        assert m["penalty_info"]["teacher_weights"] == [1.0] and len(m["penalty_info"]["logme"]) == 1
 
 
 def test_same_seed_same_result(tmp_path, digits_split, feats):

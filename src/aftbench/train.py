@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .datasets import load_split
 from .io import write_json
-from .methods import build_penalty
+from .methods import PENALTIES, build_penalty
 from .students import build_student
 from .teachers import load_features
 
@@ -104,7 +104,7 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
 
     penalty_name = spec.method.get("penalty", "none")
     beta = float(spec.method.get("beta", 0.0))
-    phi, cached = None, None
+    phi, cached, penalty_info = None, None, None
     if penalty_name != "none":
         if not spec.teachers:
             raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
@@ -113,7 +113,12 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
         # teacher; AFT is invariant to it. Per-feature structure is untouched.
         train_feats = cached.splits["train"]
         scale = float(np.sqrt((train_feats**2).mean())) or 1.0
-        phi = torch.from_numpy(train_feats / scale)
+        train_feats = train_feats / scale
+        prepare = getattr(PENALTIES.get(penalty_name), "prepare_targets", None)
+        if prepare is not None:  # e.g. B-Tuning: per-example targets built once from the features
+            train_feats, penalty_info = prepare(train_feats, split.parts["train"].labels, cached.dims,
+                                                split.n_classes, **spec.method.get("args", {}))
+        phi = torch.from_numpy(train_feats)
         with torch.no_grad():
             d_h = student.features(_to(_slice(x["train"], slice(0, 2)), device)).shape[1]
     penalty = build_penalty(penalty_name, d_h if phi is not None else 0, phi.shape[1] if phi is not None else 0,
@@ -167,5 +172,7 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
         metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)
     if cached is not None:
         metrics["teachers_pretrained"] = cached.pretrained
+    if penalty_info:
+        metrics["penalty_info"] = penalty_info
     write_json(out_json, metrics)
     return metrics

@@ -10,6 +10,7 @@ The `probe` method kind is not a penalty: it is a linear classifier on teacher f
 from __future__ import annotations
 
 from .aft import AFT, AFTNoKernel, kernel_penalty
+from .btune import BTuning
 from .kd import FeatureKD
 from .rkd import RKD
 
@@ -19,6 +20,7 @@ PENALTIES = {
     "aft": AFT,  # args: rho_lr, learn_rho (false = the fixed-ρ ablation)
     "aft_nokernel": AFTNoKernel,
     "rkd": RKD,
+    "btune": BTuning,  # has prepare_targets: its Φ is built from the cached features before training
 }
 
 
@@ -29,4 +31,4 @@ def build_penalty(name: str, d_h: int, d_phi: int, args: dict | None = None):
     return None if cls is None else cls(d_h, d_phi, **(args or {}))
 
 
-__all__ = ["AFT", "AFTNoKernel", "FeatureKD", "PENALTIES", "RKD", "build_penalty", "kernel_penalty"]
+__all__ = ["AFT", "AFTNoKernel", "BTuning", "FeatureKD", "PENALTIES", "RKD", "build_penalty", "kernel_penalty"]
