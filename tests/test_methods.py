@@ -86,6 +86,8 @@ def test_every_penalty_has_gradients_and_shrinks_when_fitted(name):
     x = torch.randn(64, 3)
     phi = torch.tanh(x @ torch.randn(3, 10))
     prepare = getattr(PENALTIES[name], "prepare_targets", None)
+    if getattr(PENALTIES[name], "uses_logits", False):  # compares the 6 student outputs with 6 teacher logits
+        phi = 3 * phi[:, :6]
     if prepare is not None:
         labels = (x[:, 0] > 0).long().numpy() + (x[:, 1] > 0).long().numpy()
         phi = torch.from_numpy(prepare(phi.numpy(), labels, [10], 3)[0])
@@ -144,3 +146,37 @@ def test_logme_prefers_informative_features_and_btune_weights_follow():
     target, info = BTuning.prepare_targets(np.hstack([noise, good]), labels, [8, 8], 3, temperature=0.1)
     assert info["teacher_weights"][1] > 0.99 and target.shape == (300, 6)
     np.testing.assert_array_equal(target[:, 3:], np.eye(3)[labels])
+
+
+# ----------------------------------------------------------------------------- logit KD, factor transfer
+def test_logit_kd_golden():
+    t = 2.0
+    s_logits = np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    t_logits = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+    def softmax(z):
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    p, q = softmax(t_logits / t), softmax(s_logits / t)
+    expected = float((p * np.log(p / q)).sum(1).mean()) * t * t
+    pen = build_penalty("logit_kd", 3, 3, {"temperature": t})
+    assert pen(torch.tensor(s_logits), torch.tensor(t_logits)).item() == pytest.approx(expected, rel=1e-9)
+    assert pen(torch.tensor(t_logits), torch.tensor(t_logits)).item() == pytest.approx(0.0, abs=1e-12)
+    assert PENALTIES["logit_kd"].uses_logits
+
+
+def test_factor_transfer_penalty_and_paraphraser():
+    from aftbench.methods.ft import train_paraphraser
+
+    pen = build_penalty("ft", 4, 3)
+    h = torch.randn(8, 4)
+    with torch.no_grad():
+        factors = 5.0 * pen.translator(h)  # same direction, other scale: zero after L2 normalisation
+    assert pen(h, factors).item() == pytest.approx(0.0, abs=1e-6)
+    hand = (torch.nn.functional.normalize(pen.translator(h), dim=1) - torch.nn.functional.normalize(-factors, dim=1)).abs().mean()
+    assert pen(h, -factors).item() == pytest.approx(hand.item(), rel=1e-6)
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((200, 3)) @ rng.standard_normal((3, 12))  # rank 3 in 12-d
+    model, info = train_paraphraser(feats, rate=0.5, steps=400, lr=1e-2)
+    assert info["d_factor"] == 6 and info["final_train_mse"] < 0.2 * info["first_batch_mse"]

@@ -3,6 +3,7 @@ random-projection teachers): tables and figures appear with the expected rows; a
 does nothing; deleting one run reruns only it; adding a teacher reruns only what uses it;
 `snakemake tables` re-aggregates without training."""
 
+import json
 import os
 import re
 import shutil
@@ -41,12 +42,14 @@ def tiny_config(text_tsv):
             "stl": {"kind": "train", "penalty": "none"},
             "kd": {"kind": "train", "penalty": "kd", "beta": 1.0},
             "aft": {"kind": "train", "penalty": "aft", "beta": [0.5, 2.0], "args": {"rho_lr": 0.01}},
+            "ft": {"kind": "train", "penalty": "ft", "beta": 1.0, "args": {"rate": 0.5, "paraphraser_steps": 20}},
+            "logit_kd": {"kind": "train", "penalty": "logit_kd", "beta": 1.0, "args": {"temperature": 2.0}},
             "probe": {"kind": "probe", "C_grid": [0.1, 1.0]},
         },
         "sweeps": {"tiny": [
             {"datasets": ["digits"], "students": ["cnn_t"], "methods": ["stl", "kd", "aft", "probe"],
              "teacher_sets": ["a"], "seeds": [0, 1]},
-            {"datasets": ["tinytext"], "students": ["bag_t"], "methods": ["stl", "aft", "probe"],
+            {"datasets": ["tinytext"], "students": ["bag_t"], "methods": ["stl", "aft", "ft", "logit_kd", "probe"],
              "teacher_sets": ["t"], "seeds": [0]},
         ]},
     }
@@ -83,15 +86,17 @@ def workdir(tmp_path_factory, text_tsv):
 def test_outputs_exist_with_expected_rows(workdir):
     r = workdir / "results"
     runs = pd.read_csv(r / "runs.csv")
-    # digits: stl×2 seeds + kd × 2 seeds + aft × 2 β × 2 seeds + probe; tinytext: stl + aft × 2 β + probe
-    assert len(runs) == 2 + 2 + 4 + 1 + 1 + 2 + 1
+    # digits: stl×2 seeds + kd × 2 seeds + aft × 2 β × 2 seeds + probe; tinytext: stl + aft × 2 β + ft + logit_kd + probe
+    assert len(runs) == 2 + 2 + 4 + 1 + 1 + 2 + 1 + 1 + 1
     # one selected β per (student, method, teacher set, seed), chosen on validation
     sel = runs[runs.selected]
     assert len(sel) == len(runs) - 3 and not sel.duplicated(["dataset", "student", "method", "teacher_set", "seed"]).any()
     aft = runs[(runs.method == "aft") & (runs.dataset == "digits")]
     for _, g in aft.groupby("seed"):
         assert g[g.selected].val_acc.item() == g.val_acc.max()
-    assert set(runs.method) == {"stl", "kd", "aft", "probe"}
+    assert set(runs.method) == {"stl", "kd", "aft", "ft", "logit_kd", "probe"}
+    assert (r / "factors/dataset~tinytext/teachers~t/method~ft/factors.json").exists()
+    assert (r / "runs/dataset~tinytext/student~probe/method~probe/teachers~t/beta~0/seed~0/logits.safetensors").exists()
     assert runs.test_acc.between(0, 1).all() and runs.student_params.gt(0).all()
     assert set(runs.modality) == {"image", "text"}
     table = pd.read_csv(r / "tables" / "main.csv")
@@ -99,12 +104,16 @@ def test_outputs_exist_with_expected_rows(workdir):
     md = (r / "tables" / "main.md").read_text()
     assert "## digits" in md and "## tinytext" in md and "**" in md and "± " in md and "probe − STL" in md
     assert "a (control: not pre-trained)" in md  # random-projection teachers are labelled as controls
-    assert "cnn_t (scratch, " in md and "by validation accuracy over the grid (aft: {0.5, 2}, kd: {1})" in md
+    assert "cnn_t (scratch, " in md and "by validation accuracy over the grid (aft: {0.5, 2}, ft: {1}, kd: {1}" in md
     tex = (r / "tables" / "main.tex").read_text()
     assert r"\begin{tabular}" in tex and r"accuracy (\%)" in tex and "(%)" not in tex  # a bare % comments out LaTeX
-    for d in ("digits", "tinytext"):
-        png = r / "figures" / f"{d}_accuracy.png"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from aftbench.figures import CLAIM_FIGURES
+
+    for name in [f"{d}_accuracy" for d in ("digits", "tinytext")] + CLAIM_FIGURES:
+        png = r / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    rho = runs[runs.method == "aft"].rho_by_teacher.map(json.loads)
+    assert all(set(d) in ({"rp_a"}, {"rp_text"}) and all(0 < v < 1 for v in d.values()) for d in rho)
     assert (r / "features" / "digits" / "rp_a.json").exists()
     assert (r / "logs" / "aggregate.log").exists()
     assert list((r / "benchmarks" / "features").rglob("*.tsv"))
@@ -128,13 +137,13 @@ def test_tables_target_reaggregates_without_training(workdir):
     shutil.move(run, workdir / "stash")
     try:
         p = smk(workdir, "tables")
-        assert "aggregated 12 runs" in (workdir / "results/logs/tables.log").read_text()
+        assert "aggregated 14 runs" in (workdir / "results/logs/tables.log").read_text()
         assert "rule train" not in p.stdout + p.stderr
-        assert len(pd.read_csv(workdir / "results/runs.csv")) == 12
+        assert len(pd.read_csv(workdir / "results/runs.csv")) == 14
     finally:
         shutil.move(workdir / "stash", run)
     smk(workdir, "tables")
-    assert len(pd.read_csv(workdir / "results/runs.csv")) == 13
+    assert len(pd.read_csv(workdir / "results/runs.csv")) == 15
 
 
 def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):

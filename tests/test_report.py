@@ -41,3 +41,16 @@ def test_select_beta_is_per_seed_and_student():
     runs = pd.DataFrame({"dataset": "d", "student": ["a", "a", "b", "b"], "method": "kd", "teacher_set": "t",
                          "seed": 0, "beta": [1.0, 2.0, 1.0, 2.0], "val_acc": [0.1, 0.2, 0.4, 0.3]})
     assert select_beta(runs).tolist() == [False, True, True, False]
+
+
+def test_error_ratios_relative_to_stl(tmp_path):
+    from aftbench.figures import error_ratios
+
+    paths = [write_run(tmp_path, 0, method="stl", teachers=[], teacher_set="none", beta=0.0, test_acc=0.80),
+             write_run(tmp_path, 1, method="stl", teachers=[], teacher_set="none", beta=0.0, test_acc=0.70, seed=1),
+             write_run(tmp_path, 2, method="aft", test_acc=0.85),
+             write_run(tmp_path, 3, method="aft", test_acc=0.79, seed=1),
+             write_run(tmp_path, 4, method="kd", test_acc=0.75)]
+    r = error_ratios(collect_runs(paths)).set_index("method").ratio
+    assert r["aft"] == pytest.approx((1 - 0.82) / (1 - 0.75))
+    assert r["kd"] == pytest.approx((1 - 0.75) / (1 - 0.75))

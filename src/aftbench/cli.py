@@ -25,7 +25,8 @@ def _cmd_extract(a):
 def _cmd_train(a):
     from .train import RunSpec, train_run
 
-    m = train_run(RunSpec.from_dict(json.loads(a.spec)), a.split, a.features, a.out)
+    m = train_run(RunSpec.from_dict(json.loads(a.spec)), a.split, a.features, a.out,
+                  targets_path=a.targets[0] if a.targets else None)
     print(f"val_acc={m['val_acc']:.4f} test_acc={m['test_acc']:.4f} train_seconds={m['train_seconds']}")
 
 
@@ -33,8 +34,15 @@ def _cmd_probe(a):
     from .probe import probe_run
 
     s = json.loads(a.spec)
-    m = probe_run(s["run_id"], s["dataset"], s["teacher_set"], s["teachers"], s["method"], a.split, a.features, a.out)
+    m = probe_run(s["run_id"], s["dataset"], s["teacher_set"], s["teachers"], s["method"], a.split, a.features, a.out,
+                  logits_out=a.logits_out)
     print(f"val_acc={m['val_acc']:.4f} test_acc={m['test_acc']:.4f} C={m['C']}")
+
+
+def _cmd_paraphraser(a):
+    from .methods.ft import make_factors
+
+    make_factors(a.features, a.teachers, a.split, json.loads(a.args), a.out, a.out_json)
 
 
 def _cmd_report(a):
@@ -83,6 +91,18 @@ def main(argv=None) -> int:
         s.add_argument("--features", nargs="*", default=[])
         s.add_argument("--out", required=True)
         s.set_defaults(fn=fn)
+        if name == "train":
+            s.add_argument("--targets", nargs="*", default=[], help="Φ file (factors / probe logits), if the method needs one")
+        else:
+            s.add_argument("--logits-out", help="also write the probe's logits on every split here")
+    s = sub.add_parser("paraphraser", help="factor transfer: fit the paraphraser on train features, cache factors")
+    s.add_argument("--teachers", nargs="+", required=True)
+    s.add_argument("--features", nargs="+", required=True)
+    s.add_argument("--split", required=True)
+    s.add_argument("--args", default="{}", help="the method's args, as JSON")
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-json", required=True)
+    s.set_defaults(fn=_cmd_paraphraser)
     s = sub.add_parser("report", help="aggregate finished runs into runs.csv, tables and figures")
     s.add_argument("--metrics", nargs="*", default=[])
     s.add_argument("--metrics-list", help="file listing metrics paths (whitespace separated)")

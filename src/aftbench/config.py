@@ -44,7 +44,7 @@ def teacher_modality(spec: dict) -> str:
 def check_config(config: dict) -> None:
     """Cross-reference checks; raises ConfigError naming the culprit."""
     from .datasets import LOADERS
-    from .methods import PENALTIES
+    from .methods import PENALTIES, target_source
     from .students import ARCHS
     from .teachers import BACKENDS
 
@@ -61,6 +61,10 @@ def check_config(config: dict) -> None:
     for mid, m in config["methods"].items():
         if m["kind"] == "train":
             known("method", f"methods.{mid}.penalty", m.get("penalty", "none"), PENALTIES)
+            if target_source(m["penalty"]) == "probe_logits":
+                probe = m.get("args", {}).get("probe", "probe")
+                if config["methods"].get(probe, {}).get("kind") != "probe":
+                    raise ConfigError(f"methods.{mid}.args.probe: {probe!r} is not a method of kind probe")
     for ts, members in config["teacher_sets"].items():
         if ts == NO_TEACHERS:
             raise ConfigError(f"teacher_sets.{ts}: the id {NO_TEACHERS!r} is reserved for runs without teachers")
@@ -93,6 +97,12 @@ def check_config(config: dict) -> None:
             for m in b.get("beta", {}):
                 if m not in b["methods"]:
                     raise ConfigError(f"{where}.beta: {m!r} is not one of this block's methods {b['methods']}")
+            for m in b["methods"]:
+                spec = config["methods"][m]
+                if spec["kind"] == "train" and target_source(spec["penalty"]) == "probe_logits":
+                    probe = spec.get("args", {}).get("probe", "probe")
+                    if probe not in b["methods"]:
+                        raise ConfigError(f"{where}: method {m!r} distils the {probe!r} probe; add {probe!r} to methods")
             needs_teacher = [m for m in b["methods"] if config["methods"][m]["kind"] == "probe"
                              or config["methods"][m].get("penalty", "none") != "none"]
             if needs_teacher and not b.get("teacher_sets"):

@@ -8,12 +8,13 @@ import time
 import numpy as np
 
 from .datasets import load_split
-from .io import write_json
+from .io import atomic_path, write_json
 from .teachers import load_features
 
 
 def probe_run(run_id: str, dataset: str, teacher_set: str, teachers: list[str], method: dict,
-              split_path: str, feature_paths: list[str], out_json: str) -> dict:
+              split_path: str, feature_paths: list[str], out_json: str, logits_out: str | None = None) -> dict:
+    """Fit the probe, write its metrics and (for logit distillation) its logits on every split."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -38,5 +39,11 @@ def probe_run(run_id: str, dataset: str, teacher_set: str, teachers: list[str], 
         "val_acc_by_C": {str(c): float(v) for v, c, _ in scores}, "checkpoint": "C chosen on val",
         "train_seconds": round(time.time() - t0, 3), "teachers_pretrained": cached.pretrained,
     }
+    if logits_out:
+        from safetensors.numpy import save_file
+
+        with atomic_path(logits_out) as tmp:
+            save_file({s: clf.decision_function(v).astype(np.float32).reshape(len(v), -1) for s, v in z.items()},
+                      str(tmp))
     write_json(out_json, metrics)
     return metrics

@@ -6,16 +6,18 @@ and the `tables` target (re-aggregate whatever exists) call.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .figures import claim_figures
 from .io import atomic_path, read_json, write_text
 
 RUN_COLUMNS = ["dataset", "modality", "student", "student_init", "student_params", "method", "teachers",
                "teacher_set", "control_teacher", "beta", "seed", "val_acc", "test_acc", "train_seconds", "final_ce",
-               "final_penalty", "rho_mean", "selected", "run_id"]
+               "final_penalty", "rho_mean", "rho_by_teacher", "selected", "run_id"]
 SELECTION_KEYS = ["dataset", "student", "method", "teacher_set", "seed"]
 METHOD_ORDER = ["probe", "stl", "kd", "aft"]
 
@@ -29,6 +31,7 @@ def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
             **{k: m.get(k) for k in RUN_COLUMNS},
             "teachers": "+".join(m.get("teachers") or []) or "none",
             "rho_mean": float(np.mean([v["mean"] for v in rho.values()])) if rho else np.nan,
+            "rho_by_teacher": json.dumps({t: v["mean"] for t, v in rho.items()}) if rho else None,
             # a teacher set holding any teacher that is not pre-trained (e.g. a random-init control)
             "control_teacher": not all(m.get("teachers_pretrained") or [True]),
         })
@@ -189,7 +192,8 @@ def accuracy_figure(runs: pd.DataFrame, dataset: str, out_png: str) -> None:
 
 
 def build_report(metrics_paths: list[str], out_dir: str = "results") -> pd.DataFrame:
-    """Write runs.csv, tables/main.{md,tex,csv} and figures/<dataset>_accuracy.png."""
+    """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_accuracy.png and the claim
+    figures (aftbench.figures.CLAIM_FIGURES)."""
     out = Path(out_dir)
     if not metrics_paths:
         raise FileNotFoundError("no finished runs to aggregate: run the sweep first (snakemake --cores N)")
@@ -210,4 +214,5 @@ def build_report(metrics_paths: list[str], out_dir: str = "results") -> pd.DataF
     write_text(out / "tables" / "main.tex", tex.replace("probe − STL", "probe - STL"))
     for ds in sorted(runs.dataset.unique()):
         accuracy_figure(runs, ds, str(out / "figures" / f"{ds}_accuracy.png"))
+    claim_figures(runs, str(out / "figures"))
     return runs

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .datasets import load_split
 from .io import write_json
-from .methods import PENALTIES, build_penalty
+from .methods import PENALTIES, build_penalty, target_source
 from .students import build_student
 from .teachers import load_features
 
@@ -89,7 +89,21 @@ def rho_summary(rho: np.ndarray, teachers: list[str], dims: list[int]) -> dict:
     return out
 
 
-def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str) -> dict:
+def load_targets(path: str, n_train: int) -> np.ndarray:
+    """Φ from a target file (paraphraser factors, probe logits) instead of the features."""
+    from safetensors.numpy import load_file
+
+    try:
+        train = load_file(path)["train"]
+    except Exception as err:
+        raise ValueError(f"corrupt or incomplete target file {path}: {err}. Delete it and rerun.") from None
+    if len(train) != n_train:
+        raise ValueError(f"target file {path} has {len(train)} training rows, the split has {n_train}")
+    return train
+
+
+def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str,
+              targets_path: str | None = None) -> dict:
     cfg = spec.train
     torch.set_num_threads(max(1, cfg.threads))
     torch.manual_seed(spec.seed)
@@ -118,9 +132,13 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
         if prepare is not None:  # e.g. B-Tuning: per-example targets built once from the features
             train_feats, penalty_info = prepare(train_feats, split.parts["train"].labels, cached.dims,
                                                 split.n_classes, **spec.method.get("args", {}))
-        phi = torch.from_numpy(train_feats)
-        with torch.no_grad():
-            d_h = student.features(_to(_slice(x["train"], slice(0, 2)), device)).shape[1]
+        if target_source(penalty_name):
+            if not targets_path:
+                raise ValueError(f"run {spec.run_id}: penalty {penalty_name!r} needs its "
+                                 f"{target_source(penalty_name)} file")
+            train_feats = load_targets(targets_path, len(y["train"]))
+        phi = torch.from_numpy(np.ascontiguousarray(train_feats, dtype=np.float32))
+        d_h = student.head.in_features  # no dummy forward: it would touch BatchNorm statistics
     penalty = build_penalty(penalty_name, d_h if phi is not None else 0, phi.shape[1] if phi is not None else 0,
                             spec.method.get("args", {}))
     groups = [{"params": list(student.parameters()), "lr": cfg.lr}]
@@ -143,7 +161,10 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
         pos += bs
         logits, h = student(_to(_slice(x["train"], idx), device))
         ce = F.cross_entropy(logits, y["train"][idx].to(device))
-        pen = penalty(h, phi[idx].to(device)) if penalty is not None else torch.zeros((), device=device)
+        if penalty is None:
+            pen = torch.zeros((), device=device)
+        else:  # logit distillation compares logits; every other penalty compares features
+            pen = penalty(logits if getattr(penalty, "uses_logits", False) else h, phi[idx].to(device))
         loss = ce + beta * pen
         if not torch.isfinite(loss):
             raise FloatingPointError(f"run {spec.run_id}: non-finite loss at step {step} "

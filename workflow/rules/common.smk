@@ -5,6 +5,8 @@ import shlex
 
 from snakemake.utils import validate
 
+from aftbench.figures import CLAIM_FIGURES
+from aftbench.methods import target_source
 from aftbench.config import NO_TEACHERS, check_config, expand_sweep, teachers_of, train_spec
 
 
@@ -41,7 +43,7 @@ def run_targets():
 def report_targets():
     return [f"{R}/runs.csv", f"{R}/tables/main.md", f"{R}/tables/main.tex", f"{R}/tables/main.csv"] + [
         f"{R}/figures/{d}_accuracy.png" for d in DATASETS
-    ]
+    ] + [f"{R}/figures/{f}.png" for f in CLAIM_FIGURES]
 
 
 def run_of(w):
@@ -53,6 +55,21 @@ def run_of(w):
 
 def feature_files(w):
     return [f"{R}/features/{w.dataset}/{t}.safetensors" for t in teachers_of(config, w.tset)]
+
+
+def probe_logits_path(dataset, tset, probe_method):
+    return f"{R}/runs/dataset~{dataset}/student~probe/method~{probe_method}/teachers~{tset}/beta~0/seed~0/logits.safetensors"
+
+
+def target_files(w):
+    """The Φ file a method needs instead of the features (FT factors, the probe's logits), or none."""
+    m = config["methods"][w.method]
+    source = target_source(m.get("penalty", "none"))
+    if source == "factors":
+        return [f"{R}/factors/dataset~{w.dataset}/teachers~{w.tset}/method~{w.method}/factors.safetensors"]
+    if source == "probe_logits":
+        return [probe_logits_path(w.dataset, w.tset, m.get("args", {}).get("probe", "probe"))]
+    return []
 
 
 def run_spec(w):

@@ -12,6 +12,11 @@ rule aggregate:
                    labels={"dataset": d})
             for d in DATASETS
         ],
+        claims=[
+            report(f"{R}/figures/{f}.png", caption="../report/claim_figure.rst", category="Paper claims",
+                   labels={"figure": f})
+            for f in CLAIM_FIGURES
+        ],
     conda:
         "../../envs/aftbench.yaml"
     params:

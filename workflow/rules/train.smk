@@ -6,6 +6,7 @@ rule train:
     input:
         split=rules.split.output.npz,
         features=feature_files,
+        targets=target_files,
     output:
         metrics=f"{R}/runs/{RUN}/metrics.json",
     wildcard_constraints:
@@ -21,7 +22,7 @@ rule train:
         f"{R}/benchmarks/runs/{RUN}.tsv"
     shell:
         "python -m aftbench train --spec {params.spec} --split {input.split}"
-        " --features {input.features} --out {output.metrics} > {log} 2>&1"
+        " --features {input.features} --targets {input.targets} --out {output.metrics} > {log} 2>&1"
 
 
 rule probe:
@@ -31,6 +32,7 @@ rule probe:
         features=feature_files,
     output:
         metrics=f"{R}/runs/{RUN}/metrics.json",
+        logits=f"{R}/runs/{RUN}/logits.safetensors",
     wildcard_constraints:
         student="probe",
     params:
@@ -43,4 +45,27 @@ rule probe:
         f"{R}/benchmarks/runs/{RUN}.tsv"
     shell:
         "python -m aftbench probe --spec {params.spec} --split {input.split}"
-        " --features {input.features} --out {output.metrics} > {log} 2>&1"
+        " --features {input.features} --out {output.metrics} --logits-out {output.logits} > {log} 2>&1"
+
+
+rule train_paraphraser:
+    """Factor transfer's autoencoder on one teacher set's training features (train split only);
+    caches its factors for every split."""
+    input:
+        split=rules.split.output.npz,
+        features=feature_files,
+    output:
+        factors=f"{R}/factors/dataset~{{dataset}}/teachers~{{tset}}/method~{{method}}/factors.safetensors",
+        meta=f"{R}/factors/dataset~{{dataset}}/teachers~{{tset}}/method~{{method}}/factors.json",
+    params:
+        teachers=lambda w: " ".join(teachers_of(config, w.tset)),
+        args=lambda w: shlex.quote(json.dumps(config["methods"][w.method].get("args", {}), sort_keys=True)),
+    conda:
+        "../../envs/aftbench.yaml"
+    log:
+        f"{R}/logs/factors/dataset~{{dataset}}/teachers~{{tset}}/method~{{method}}.log",
+    benchmark:
+        f"{R}/benchmarks/factors/dataset~{{dataset}}/teachers~{{tset}}/method~{{method}}.tsv"
+    shell:
+        "python -m aftbench paraphraser --teachers {params.teachers} --features {input.features}"
+        " --split {input.split} --args {params.args} --out {output.factors} --out-json {output.meta} > {log} 2>&1"

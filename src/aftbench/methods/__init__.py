@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from .aft import AFT, AFTNoKernel, kernel_penalty
 from .btune import BTuning
+from .ft import FactorTransfer
+from .logit_kd import LogitKD
 from .kd import FeatureKD
 from .rkd import RKD
 
@@ -21,7 +23,14 @@ PENALTIES = {
     "aft_nokernel": AFTNoKernel,
     "rkd": RKD,
     "btune": BTuning,  # has prepare_targets: its Φ is built from the cached features before training
+    "ft": FactorTransfer,  # target_source "factors": Φ comes from the train_paraphraser step
+    "logit_kd": LogitKD,  # target_source "probe_logits": Φ = the teacher set's probe logits
 }
+
+
+def target_source(name: str) -> str | None:
+    """Where a penalty's Φ comes from when it is not the cached teacher features."""
+    return getattr(PENALTIES.get(name), "target_source", None)
 
 
 def build_penalty(name: str, d_h: int, d_phi: int, args: dict | None = None):
@@ -31,4 +40,5 @@ def build_penalty(name: str, d_h: int, d_phi: int, args: dict | None = None):
     return None if cls is None else cls(d_h, d_phi, **(args or {}))
 
 
-__all__ = ["AFT", "AFTNoKernel", "BTuning", "FeatureKD", "PENALTIES", "RKD", "build_penalty", "kernel_penalty"]
+__all__ = ["AFT", "AFTNoKernel", "BTuning", "FactorTransfer", "FeatureKD", "LogitKD", "PENALTIES", "RKD", "build_penalty", "kernel_penalty",
+           "target_source"]
