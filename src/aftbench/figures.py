@@ -239,8 +239,12 @@ def accuracy_vs_beta(runs, path):
         return _empty(path, title, "no method ran with more than one β in this sweep")
     panels = sorted(r.groupby(["dataset", "method"]).groups)
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.1), squeeze=False)
-    for ax, (d, m) in zip(axes[0], panels):
+    ncols = min(4, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (d, m) in zip(axes.flat, panels):
         g = r[(r.dataset == d) & (r.method == m)]
         for ts, gg in g.groupby("teacher_set"):
             s = gg.groupby("beta").val_acc.agg(["mean", "std"]).reset_index()
@@ -252,8 +256,10 @@ def accuracy_vs_beta(runs, path):
         ax.set_xlabel("β")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, frameon=False)
-    axes[0][0].set_ylabel("validation accuracy (%)")
-    fig.suptitle(title + " (mean ± std over students' seeds)", fontsize=10)
+    for row in axes:
+        row[0].set_ylabel("validation accuracy (%)")
+    fig.suptitle(title + " (mean ± std over students and seeds; dashed: control teacher sets)", fontsize=10)
+    fig.tight_layout()
     _save(fig, path)
 
 
