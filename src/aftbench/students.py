@@ -8,7 +8,6 @@ methods train without augmentation: the teacher features are fixed per example).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -3,7 +3,6 @@ teacher features, penalty = mean squared error over all entries."""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 
