@@ -44,7 +44,7 @@ def teacher_modality(spec: dict) -> str:
 def check_config(config: dict) -> None:
     """Cross-reference checks; raises ConfigError naming the culprit."""
     from .datasets import LOADERS
-    from .methods import PENALTIES, target_source
+    from .methods import PENALTIES
     from .students import ARCHS
     from .teachers import BACKENDS
 
@@ -61,8 +61,8 @@ def check_config(config: dict) -> None:
     for mid, m in config["methods"].items():
         if m["kind"] == "train":
             known("method", f"methods.{mid}.penalty", m.get("penalty", "none"), PENALTIES)
-            if target_source(m["penalty"]) == "probe_logits":
-                probe = m.get("args", {}).get("probe", "probe")
+            probe = distilled_probe(m)
+            if probe is not None:
                 if config["methods"].get(probe, {}).get("kind") != "probe":
                     raise ConfigError(f"methods.{mid}.args.probe: {probe!r} is not a method of kind probe")
     for ts, members in config["teacher_sets"].items():
@@ -98,9 +98,8 @@ def check_config(config: dict) -> None:
                 if m not in b["methods"]:
                     raise ConfigError(f"{where}.beta: {m!r} is not one of this block's methods {b['methods']}")
             for m in b["methods"]:
-                spec = config["methods"][m]
-                if spec["kind"] == "train" and target_source(spec["penalty"]) == "probe_logits":
-                    probe = spec.get("args", {}).get("probe", "probe")
+                probe = distilled_probe(config["methods"][m])
+                if probe is not None:
                     if probe not in b["methods"]:
                         raise ConfigError(f"{where}: method {m!r} distils the {probe!r} probe; add {probe!r} to methods")
             needs_teacher = [m for m in b["methods"] if config["methods"][m]["kind"] == "probe"
@@ -122,8 +121,21 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        return (f"dataset~{self.dataset}/student~{self.student}/method~{self.method}/"
-                f"teachers~{self.teacher_set}/beta~{format_beta(self.beta)}/seed~{self.seed}")
+        return RUN_TEMPLATE.format(dataset=self.dataset, student=self.student, method=self.method,
+                                   tset=self.teacher_set, beta=format_beta(self.beta), seed=self.seed)
+
+
+# The one layout of a run's directory (also the Snakemake wildcard pattern of its outputs).
+RUN_TEMPLATE = "dataset~{dataset}/student~{student}/method~{method}/teachers~{tset}/beta~{beta}/seed~{seed}"
+
+
+def distilled_probe(method: dict) -> str | None:
+    """The probe-kind method whose logits a logit-distillation method learns from, else None."""
+    from .methods import target_source
+
+    if method["kind"] != "train" or target_source(method["penalty"]) != "probe_logits":
+        return None
+    return method.get("args", {}).get("probe", "probe")
 
 
 def format_beta(beta: float) -> str:

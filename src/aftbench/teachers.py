@@ -348,6 +348,12 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     })
 
 
+def rms_scale(train_feats: np.ndarray) -> float:
+    """The one scalar every consumer divides cached features by (train-split RMS), so penalties
+    such as KD's MSE see a sane scale whatever the teacher; scale-free ones (AFT) are unaffected."""
+    return float(np.sqrt((train_feats**2).mean())) or 1.0
+
+
 @dataclass
 class CachedFeatures:
     """Cached features of a teacher set: per-split matrices (teachers concatenated in the set's

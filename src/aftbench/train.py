@@ -17,7 +17,7 @@ from .datasets import load_split
 from .io import write_json
 from .methods import PENALTIES, build_penalty, target_source
 from .students import build_student
-from .teachers import load_features
+from .teachers import load_features, rms_scale
 
 
 @dataclass
@@ -123,11 +123,7 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
         if not spec.teachers:
             raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
         cached = load_features(feature_paths, split.sha256, spec.teachers)
-        # One scalar rescale (train RMS) so the MSE of KD has a sane scale whatever the
-        # teacher; AFT is invariant to it. Per-feature structure is untouched.
-        train_feats = cached.splits["train"]
-        scale = float(np.sqrt((train_feats**2).mean())) or 1.0
-        train_feats = train_feats / scale
+        train_feats = cached.splits["train"] / rms_scale(cached.splits["train"])
         prepare = getattr(PENALTIES.get(penalty_name), "prepare_targets", None)
         if prepare is not None:  # e.g. B-Tuning: per-example targets built once from the features
             train_feats, penalty_info = prepare(train_feats, split.parts["train"].labels, cached.dims,

@@ -7,7 +7,8 @@ from snakemake.utils import validate
 
 from aftbench.figures import CLAIM_FIGURES
 from aftbench.methods import target_source
-from aftbench.config import NO_TEACHERS, check_config, expand_sweep, teachers_of, train_spec
+from aftbench.config import (NO_TEACHERS, RUN_TEMPLATE, check_config, distilled_probe, expand_sweep,
+                             teachers_of, train_spec)
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -47,7 +48,7 @@ def report_targets():
 
 
 def run_of(w):
-    rid = f"dataset~{w.dataset}/student~{w.student}/method~{w.method}/teachers~{w.tset}/beta~{w.beta}/seed~{w.seed}"
+    rid = RUN_TEMPLATE.format(**dict(w.items()))
     if rid not in RUNS:
         raise ValueError(f"{rid} is not a run of sweep {config['sweep']!r}")
     return RUNS[rid]
@@ -57,10 +58,6 @@ def feature_files(w):
     return [f"{R}/features/{w.dataset}/{t}.safetensors" for t in teachers_of(config, w.tset)]
 
 
-def probe_logits_path(dataset, tset, probe_method):
-    return f"{R}/runs/dataset~{dataset}/student~probe/method~{probe_method}/teachers~{tset}/beta~0/seed~0/logits.safetensors"
-
-
 def target_files(w):
     """The Φ file a method needs instead of the features (FT factors, the probe's logits), or none."""
     m = config["methods"][w.method]
@@ -68,7 +65,9 @@ def target_files(w):
     if source == "factors":
         return [f"{R}/factors/dataset~{w.dataset}/teachers~{w.tset}/method~{w.method}/factors.safetensors"]
     if source == "probe_logits":
-        return [probe_logits_path(w.dataset, w.tset, m.get("args", {}).get("probe", "probe"))]
+        probe_run = RUN_TEMPLATE.format(dataset=w.dataset, student="probe", method=distilled_probe(m), tset=w.tset,
+                                        beta=0, seed=0)
+        return [f"{R}/runs/{probe_run}/logits.safetensors"]
     return []
 
 

@@ -1,4 +1,4 @@
-RUN = "dataset~{dataset}/student~{student}/method~{method}/teachers~{tset}/beta~{beta}/seed~{seed}"
+RUN = RUN_TEMPLATE
 
 
 rule train:

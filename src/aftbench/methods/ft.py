@@ -55,11 +55,11 @@ def make_factors(feature_paths: list[str], teachers: list[str], split_path: str,
     from safetensors.numpy import save_file
 
     from ..datasets import load_split
-    from ..teachers import load_features
+    from ..teachers import load_features, rms_scale
 
     split = load_split(split_path)
     cached = load_features(feature_paths, split.sha256, teachers)
-    scale = float(np.sqrt((cached.splits["train"] ** 2).mean())) or 1.0  # same rescale as training
+    scale = rms_scale(cached.splits["train"])  # the same rescale as training
     t0 = time.time()
     model, info = train_paraphraser(cached.splits["train"] / scale, rate=args.get("rate", 0.5),
                                     steps=args.get("paraphraser_steps", 500))
