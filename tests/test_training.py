@@ -17,13 +17,13 @@ def feats(tmp_path_factory, digits_split):
     return str(p)
 
 
-def spec(method, penalty, beta=1.0, **kw):
+def spec(method, penalty, beta=1.0, train=None, **kw):
     return RunSpec.from_dict({
         "run_id": f"tiny/{method}", "dataset": "digits", "student_id": "cnn_t",
         "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
         "method_id": method, "method": {"kind": "train", "penalty": penalty, "beta": beta, **kw},
         "teacher_set": "rp" if penalty != "none" else "none", "teachers": ["rp"] if penalty != "none" else [],
-        "seed": 0, "train": {"steps": 20, "batch_size": 32, "lr": 0.01, "log_every": 10}})
+        "seed": 0, "train": {"steps": 20, "batch_size": 32, "lr": 0.01, "log_every": 10, **(train or {})}})
 
 
 @pytest.mark.parametrize("method, penalty", [("stl", "none"), ("kd", "kd"), ("aft", "aft"), ("btune", "btune"),
@@ -47,6 +47,53 @@ def test_same_seed_same_result(tmp_path, digits_split, feats):
     a = train_run(spec("aft", "aft"), digits_split, [feats], str(tmp_path / "a.json"))
     b = train_run(spec("aft", "aft"), digits_split, [feats], str(tmp_path / "b.json"))
     assert a["test_acc"] == b["test_acc"] and a["final_penalty"] == b["final_penalty"]
+
+
+class Killed(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("method, penalty", [("stl", "none"), ("aft", "aft"), ("kd", "kd")])
+def test_killed_run_resumes_to_the_same_result(tmp_path, digits_split, feats, monkeypatch, method, penalty):
+    """A job killed right after its step-12 checkpoint (as SLURM preemption would) and started
+    again resumes there and ends with exactly the uninterrupted run's weights and metrics."""
+    import aftbench.train as train_mod
+
+    s = spec(method, penalty, train={"steps": 30, "checkpoint_every": 6, "log_every": 3})
+    feats_ = [feats] if penalty != "none" else []
+    full = train_run(s, digits_split, feats_, str(tmp_path / "full" / "m.json"))
+    assert full["resumed_from_steps"] == [] and not (tmp_path / "full" / "checkpoint.pt").exists()
+
+    real_save, saves = train_mod.save_checkpoint, []
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        saves.append(state["step"])
+        if state["step"] == 12:
+            raise Killed()
+
+    out = tmp_path / "killed" / "m.json"
+    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train_run(s, digits_split, feats_, str(out))
+    assert saves == [6, 12] and not out.exists() and (out.parent / "checkpoint.pt").exists()
+    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    resumed = train_run(s, digits_split, feats_, str(out))
+    assert resumed["resumed_from_steps"] == [12]
+    for key in ("val_acc", "test_acc", "history", "final_ce", "final_penalty", "rho"):
+        assert resumed.get(key) == full.get(key), key
+    assert len(resumed["history"]) == 10 and not (out.parent / "checkpoint.pt").exists()
+
+
+def test_checkpoint_of_another_spec_is_not_resumed(tmp_path, digits_split, feats, capsys):
+    import torch
+
+    from aftbench.train import checkpoint_path_for
+
+    out = tmp_path / "m.json"
+    torch.save({"fingerprint": "something else", "step": 10}, checkpoint_path_for(str(out)))
+    m = train_run(spec("stl", "none", train={"checkpoint_every": 5}), digits_split, [], str(out))
+    assert m["resumed_from_steps"] == [] and "written for a different run spec" in capsys.readouterr().out
 
 
 def test_nan_loss_names_the_run_and_writes_nothing(tmp_path, digits_split, feats):

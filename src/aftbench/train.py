@@ -2,10 +2,20 @@
 
 Teacher features come from the cache (never a teacher forward pass). The reported checkpoint is
 the final step (no early stopping, so the test split cannot leak into when training stops).
+
+Resumable: every `checkpoint_every` steps the complete training state (student, penalty, Adam,
+the batch sampler's generator and position, torch's RNG, loss history) goes atomically to
+`checkpoint.pt` beside the run's metrics. A job killed or requeued (SLURM preemption, timeout)
+and started again resumes from it and ends with the same weights and metrics as a run that was
+never interrupted; the checkpoint is deleted once the metrics are written. A checkpoint written
+for a different spec is ignored (and reported), never resumed from.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -14,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .datasets import load_split
-from .io import write_json
+from .io import atomic_path, write_json
 from .methods import PENALTIES, build_penalty, target_source
 from .students import build_student
 from .teachers import load_features, rms_scale
@@ -30,6 +40,7 @@ class TrainConfig:
     log_every: int = 50
     device: str = "cpu"
     threads: int = 1
+    checkpoint_every: int = 100  # steps between resumable checkpoints (0: none)
 
 
 @dataclass
@@ -102,6 +113,37 @@ def load_targets(path: str, n_train: int) -> np.ndarray:
     return train
 
 
+def spec_fingerprint(spec: RunSpec) -> str:
+    """What a checkpoint must match to be resumed: everything that determines the trajectory."""
+    d = {**spec.__dict__, "train": {k: v for k, v in spec.train.__dict__.items()
+                                    if k not in ("log_every", "eval_batch_size", "checkpoint_every", "threads")}}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def checkpoint_path_for(out_json: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(out_json)), "checkpoint.pt")
+
+
+def save_checkpoint(path: str, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str, fingerprint: str, run_id: str) -> dict | None:
+    """The checkpoint at `path` if it belongs to this exact spec, else None (reported in the log)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a torn file cannot happen (atomic writes) but a foreign one can
+        print(f"[{run_id}] ignoring unreadable checkpoint {path}: {err}", flush=True)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        print(f"[{run_id}] ignoring checkpoint {path}: written for a different run spec", flush=True)
+        return None
+    return state
+
+
 def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str,
               targets_path: str | None = None) -> dict:
     cfg = spec.train
@@ -147,10 +189,24 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
     n = len(y["train"])
     bs = min(cfg.batch_size, n)
     perm, pos = torch.randperm(n, generator=gen), 0
-    history = []
+    history, resumed_from, start, seconds_before = [], [], 1, 0.0
+    ckpt_path = checkpoint_path_for(out_json)
+    fingerprint = spec_fingerprint(spec)
+    state = load_checkpoint(ckpt_path, fingerprint, spec.run_id) if cfg.checkpoint_every > 0 else None
+    if state is not None:
+        student.load_state_dict(state["student"])
+        if penalty is not None:
+            penalty.load_state_dict(state["penalty"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["sampler_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        perm, pos = state["perm"], int(state["pos"])
+        history, resumed_from = list(state["history"]), list(state["resumed_from"]) + [int(state["step"])]
+        start, seconds_before = int(state["step"]) + 1, float(state["train_seconds"])
+        print(f"[{spec.run_id}] resumed from checkpoint {ckpt_path} at step {state['step']}", flush=True)
     t0 = time.time()
     student.train()
-    for step in range(1, cfg.steps + 1):
+    for step in range(start, cfg.steps + 1):
         if pos + bs > n:  # new epoch; drop the ragged tail so every batch has bs rows
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos:pos + bs]
@@ -172,7 +228,14 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
         if step % cfg.log_every == 0 or step == cfg.steps:
             history.append({"step": step, "ce": ce.item(), "penalty": pen.item()})
             print(f"[{spec.run_id}] step {step}/{cfg.steps} ce {ce.item():.4f} penalty {pen.item():.4f}", flush=True)
-    train_seconds = time.time() - t0
+        if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            save_checkpoint(ckpt_path, {
+                "fingerprint": fingerprint, "step": step, "student": student.state_dict(),
+                "penalty": penalty.state_dict() if penalty is not None else {}, "optimizer": opt.state_dict(),
+                "sampler_generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "perm": perm,
+                "pos": pos, "history": history, "resumed_from": resumed_from,
+                "train_seconds": seconds_before + time.time() - t0})
+    train_seconds = seconds_before + time.time() - t0
 
     metrics = {
         "run_id": spec.run_id, "dataset": spec.dataset, "modality": split.modality,
@@ -183,7 +246,7 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
         "val_acc": accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device),
         "test_acc": accuracy(student, x["test"], y["test"], cfg.eval_batch_size, device),
         "final_ce": history[-1]["ce"], "final_penalty": history[-1]["penalty"], "history": history,
-        "train_seconds": round(train_seconds, 3), "device": str(device),
+        "train_seconds": round(train_seconds, 3), "device": str(device), "resumed_from_steps": resumed_from,
     }
     if penalty is not None and hasattr(penalty, "rho"):
         metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)
@@ -192,4 +255,6 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
     if penalty_info:
         metrics["penalty_info"] = penalty_info
     write_json(out_json, metrics)
+    if os.path.exists(ckpt_path):
+        os.unlink(ckpt_path)  # the metrics are the result; a finished run needs no resume point
     return metrics
