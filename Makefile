@@ -1,6 +1,7 @@
 # Set-up is part of both entry points, so each works on a fresh machine:
 #   make run    install (apt + venv + pip), then run the default offline sweep
-#   make test   install, then run the test suite
+#   make test   install, then run the test suite: the fast suite, then the SLURM suite on a real
+#               local cluster (make test-fast / make test-slurm run one of them)
 # Both need root for apt-get (or the Debian data packages already installed / unpacked, see README).
 PY ?= python3
 VENV ?= .venv
@@ -10,13 +11,19 @@ STAMP = $(VENV)/.installed
 # Rules run `python -m aftbench ...`: put the venv first on PATH for every recipe.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test setup apt tables report clean-results
+.PHONY: run test test-fast test-slurm setup apt tables report clean-results
 
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES)
 
-test: setup
+test: test-fast test-slurm
+
+test-fast: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
+
+# Brings up a one-node SLURM cluster (../shared/slurm recipe), runs tests/test_slurm.py, tears it down.
+test-slurm: setup
+	HF_HUB_OFFLINE=1 bash tests/with_slurm_cluster.sh $(VENV)/bin/python -m pytest -q tests/test_slurm.py
 
 tables: setup
 	$(VENV)/bin/snakemake tables --cores 1

@@ -1,7 +1,9 @@
 """Command-line entry points: one subcommand per Snakemake rule (`python -m aftbench CMD`).
 
 Rules stay thin: each passes its resolved spec as JSON plus input/output paths here, and the
-work happens in the package (so it can also be imported and run by a job launcher)."""
+work happens in the package. Heavy rules also pass `--launcher L --job JSON`: with a launcher
+other than `local` the same command is submitted as a job (aftbench.launcher) and this process
+only waits for it."""
 
 from __future__ import annotations
 
@@ -67,7 +69,14 @@ def _cmd_validate(a):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="aftbench", description=__doc__)
+    from .launcher import split_launch_args, submit_and_wait
+
+    launcher, job, argv = split_launch_args(list(sys.argv[1:] if argv is None else argv))
+    if launcher != "local":
+        return submit_and_wait(launcher, job, argv)
+    p = argparse.ArgumentParser(prog="aftbench", description=__doc__,
+                                epilog="Any command also takes --launcher {local,submitit_local,slurm} and --job JSON "
+                                       "(see aftbench.launcher).")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("split", help="draw and write a dataset's fixed train/val/test split")
     s.add_argument("--dataset", required=True)

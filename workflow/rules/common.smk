@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from aftbench.figures import CLAIM_FIGURES
 from aftbench.methods import target_source
+from aftbench.launcher import job_spec
 from aftbench.config import (NO_TEACHERS, RUN_TEMPLATE, check_config, distilled_probe, expand_sweep,
                              teachers_of, train_spec)
 
@@ -75,3 +76,14 @@ def run_spec(w):
     """Resolved run spec as a shell-quoted JSON string (also the rule's params: a change to
     anything this run depends on reruns it, and nothing else does)."""
     return shlex.quote(json.dumps(train_spec(config, run_of(w)), sort_keys=True))
+
+
+# Where heavy jobs run (aftbench.launcher). Passed as Snakemake resources, not params, so that
+# switching launcher never reruns finished work; the slurm profile overrides `launcher` per rule
+# with set-resources, which survives any --config/--configfile given on the command line.
+LAUNCHER = config.get("launcher", "local")
+
+
+def job_arg(kind, name):
+    """Resource callable: the shell-quoted job spec (resources, deadline, folder) of one job."""
+    return lambda w: shlex.quote(json.dumps(job_spec(config, kind, name(w)), sort_keys=True))

@@ -8,6 +8,9 @@ rule extract_features:
     params:
         spec=lambda w: shlex.quote(json.dumps(config["teachers"][w.teacher], sort_keys=True)),
     threads: config["extract"].get("threads", 1)
+    resources:
+        launcher=LAUNCHER,
+        job=job_arg("extract", lambda w: f"{w.dataset}/{w.teacher}"),
     conda:
         "../../envs/aftbench.yaml"
     log:
@@ -15,5 +18,6 @@ rule extract_features:
     benchmark:
         f"{R}/benchmarks/features/{{dataset}}/{{teacher}}.tsv"
     shell:
-        "python -m aftbench extract --teacher {wildcards.teacher} --spec {params.spec} --split {input.split}"
+        "python -m aftbench extract --launcher {resources.launcher} --job {resources.job}"
+        " --teacher {wildcards.teacher} --spec {params.spec} --split {input.split}"
         " --out {output.features} --out-json {output.meta} --threads {threads} > {log} 2>&1"

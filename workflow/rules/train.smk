@@ -14,6 +14,9 @@ rule train:
     params:
         spec=run_spec,
     threads: config["train"].get("threads", 1)
+    resources:
+        launcher=LAUNCHER,
+        job=job_arg("train", lambda w: run_of(w).run_id),
     conda:
         "../../envs/aftbench.yaml"
     log:
@@ -21,7 +24,8 @@ rule train:
     benchmark:
         f"{R}/benchmarks/runs/{RUN}.tsv"
     shell:
-        "python -m aftbench train --spec {params.spec} --split {input.split}"
+        "python -m aftbench train --launcher {resources.launcher} --job {resources.job}"
+        " --spec {params.spec} --split {input.split}"
         " --features {input.features} --targets {input.targets} --out {output.metrics} > {log} 2>&1"
 
 
@@ -37,6 +41,9 @@ rule probe:
         student="probe",
     params:
         spec=run_spec,
+    resources:
+        launcher=LAUNCHER,
+        job=job_arg("probe", lambda w: run_of(w).run_id),
     conda:
         "../../envs/aftbench.yaml"
     log:
@@ -44,7 +51,8 @@ rule probe:
     benchmark:
         f"{R}/benchmarks/runs/{RUN}.tsv"
     shell:
-        "python -m aftbench probe --spec {params.spec} --split {input.split}"
+        "python -m aftbench probe --launcher {resources.launcher} --job {resources.job}"
+        " --spec {params.spec} --split {input.split}"
         " --features {input.features} --out {output.metrics} --logits-out {output.logits} > {log} 2>&1"
 
 
@@ -60,6 +68,9 @@ rule train_paraphraser:
     params:
         teachers=lambda w: " ".join(teachers_of(config, w.tset)),
         args=lambda w: shlex.quote(json.dumps(config["methods"][w.method].get("args", {}), sort_keys=True)),
+    resources:
+        launcher=LAUNCHER,
+        job=job_arg("paraphraser", lambda w: f"{w.dataset}/{w.tset}/{w.method}"),
     conda:
         "../../envs/aftbench.yaml"
     log:
@@ -67,5 +78,6 @@ rule train_paraphraser:
     benchmark:
         f"{R}/benchmarks/factors/dataset~{{dataset}}/teachers~{{tset}}/method~{{method}}.tsv"
     shell:
-        "python -m aftbench paraphraser --teachers {params.teachers} --features {input.features}"
+        "python -m aftbench paraphraser --launcher {resources.launcher} --job {resources.job}"
+        " --teachers {params.teachers} --features {input.features}"
         " --split {input.split} --args {params.args} --out {output.factors} --out-json {output.meta} > {log} 2>&1"

@@ -1,0 +1,120 @@
+"""The job launcher without a cluster: job specs from config, and the submitit code path
+(`submitit_local`, a real subprocess) — success with the job's logs in the rule log, a failing
+command, a job killed from outside, a signal to the waiting process, the deadline. The same
+path against a real SLURM cluster is tests/test_slurm.py."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from aftbench.launcher import JobFailed, job_spec, split_launch_args, submit_and_wait
+
+
+def test_job_spec_merges_default_and_kind():
+    cfg = {"train": {"threads": 3}, "extract": {"threads": 2},
+           "launch": {"poll_s": 5, "max_requeues": 1,
+                      "resources": {"default": {"mem_gb": 6, "partition": "cpu"},
+                                    "extract": {"gpus": 1, "partition": "gpu", "sbatch": {"constraint": "a100"}}}}}
+    t = job_spec(cfg, "train", "dataset~d/run")
+    assert t["resources"]["cpus"] == 3 and t["resources"]["mem_gb"] == 6 and t["resources"]["partition"] == "cpu"
+    assert t["folder"] == "results/logs/jobs/train/dataset~d/run" and t["name"] == "aftbench:train:dataset~d/run"
+    assert t["poll_s"] == 5 and t["deadline_s"] == 60 * (60 * 2 + 60)  # time_min × (requeues + 1) + 60
+    e = job_spec(cfg, "extract", "d/teacher")
+    assert e["resources"]["gpus"] == 1 and e["resources"]["partition"] == "gpu" and e["resources"]["cpus"] == 2
+    assert e["resources"]["sbatch"] == {"constraint": "a100"}
+    with pytest.raises(ValueError, match="unknown job kind 'tran'"):
+        job_spec(cfg, "tran", "x")
+
+
+def test_split_launch_args():
+    job = {"name": "x"}
+    assert split_launch_args(["train", "--launcher", "slurm", "--job", json.dumps(job), "--out", "o"]) == \
+        ("slurm", job, ["train", "--out", "o"])
+    assert split_launch_args(["probe", "--launcher", "local", "--job", "{}"]) == ("local", {}, ["probe"])
+    with pytest.raises(SystemExit, match="unknown --launcher 'slrum'"):
+        split_launch_args(["train", "--launcher", "slrum"])
+    with pytest.raises(SystemExit, match="needs --job"):
+        split_launch_args(["train", "--launcher", "slurm"])
+
+
+def local_job(tmp_path, **kw):
+    cfg = {"launch": {"poll_s": 0.2, **kw}}
+    job = job_spec(cfg, "train", "t")
+    job["folder"] = str(tmp_path / "jobs")
+    return job
+
+
+def long_train_argv(tmp_path, digits_split, steps=10**7):
+    spec = {"run_id": "long", "dataset": "digits", "student_id": "c",
+            "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
+            "method_id": "stl", "method": {"kind": "train", "penalty": "none", "beta": 0.0}, "teacher_set": "none",
+            "teachers": [], "seed": 0, "train": {"steps": steps, "batch_size": 16, "lr": 0.01, "log_every": 10**6}}
+    return ["train", "--spec", json.dumps(spec), "--split", digits_split, "--out", str(tmp_path / "m.json")]
+
+
+def test_submitit_local_runs_the_command_and_echoes_its_log(tmp_path, digits_split, capsys):
+    argv = long_train_argv(tmp_path, digits_split, steps=5)
+    assert submit_and_wait("submitit_local", local_job(tmp_path), argv) == 0
+    out = capsys.readouterr().out
+    assert "submitted submitit_local job" in out and "val_acc=" in out and "_log.out" in out
+    assert json.loads((tmp_path / "m.json").read_text())["steps"] == 5
+
+
+def test_a_failing_command_fails_with_its_traceback(tmp_path):
+    with pytest.raises(JobFailed, match=r"(?s)failed.*missing-config\.yaml"):
+        submit_and_wait("submitit_local", local_job(tmp_path), ["validate", "--config", str(tmp_path / "missing-config.yaml")])
+
+
+def _job_pids(folder) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", f"submitit.core._submit {folder}"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _start_waiter(tmp_path, digits_split, **launch):
+    job = local_job(tmp_path, **launch)
+    cmd = [sys.executable, "-m", "aftbench", *long_train_argv(tmp_path, digits_split), "--launcher", "submitit_local",
+           "--job", json.dumps(job)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for _ in range(200):
+        if _job_pids(job["folder"]):
+            return p, job
+        time.sleep(0.1)
+    p.kill()
+    raise AssertionError(f"job process never appeared:\n{p.communicate()[0]}")
+
+
+def test_a_killed_job_fails_within_seconds_naming_state_and_logs(tmp_path, digits_split):
+    p, job = _start_waiter(tmp_path, digits_split)
+    time.sleep(1)
+    t0 = time.monotonic()
+    for pid in _job_pids(job["folder"]):
+        os.kill(pid, signal.SIGKILL)  # what the OOM killer does
+    out = p.communicate(timeout=30)[0]
+    assert p.returncode != 0 and time.monotonic() - t0 < 10
+    assert "ended" in out and "without a result" in out and "_log.err" in out
+
+
+def test_a_signal_to_the_waiter_cancels_the_job(tmp_path, digits_split):
+    p, job = _start_waiter(tmp_path, digits_split)
+    time.sleep(1)
+    p.send_signal(signal.SIGTERM)
+    out = p.communicate(timeout=30)[0]
+    assert p.returncode == 128 + signal.SIGTERM and "cancelled submitit_local job" in out
+    for _ in range(50):
+        if not _job_pids(job["folder"]):
+            break
+        time.sleep(0.2)
+    assert not _job_pids(job["folder"]), "the job outlived its cancelled waiter"
+
+
+def test_the_deadline_cancels_a_job_that_runs_too_long(tmp_path, digits_split):
+    p, job = _start_waiter(tmp_path, digits_split, deadline_min=0.05)
+    out = p.communicate(timeout=60)[0]
+    assert p.returncode != 0 and "deadline" in out and "cancelled it" in out
+    time.sleep(2)
+    assert not _job_pids(job["folder"])

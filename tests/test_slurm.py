@@ -1,0 +1,199 @@
+"""`snakemake --profile slurm` against a REAL SLURM cluster (one node on localhost, accounting
+through slurmdbd so `sacct` works). Run by `make test-slurm` (part of `make test` and CI), which
+brings the cluster up with ../shared/slurm/start.sh and always tears it down; skipped when
+AFTBENCH_SLURM is not set.
+
+Checks: every heavy job of a tiny sweep ran as a SLURM job and sacct says COMPLETED, with the
+same metrics as the local launcher; a training job requeued mid-run resumes from its checkpoint
+and ends with the uninterrupted run's metrics; Ctrl-C leaves nothing in squeue; a job killed
+from outside fails its rule within seconds naming the SLURM state and the log."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_pipeline import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(os.environ.get("AFTBENCH_SLURM") != "1",
+                                reason="needs the local SLURM cluster: run `make test-slurm`")
+RUN = "results/runs/dataset~digits/student~cnn_t/method~aft/teachers~a/beta~1/seed~0"
+
+
+def env():
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": path}
+
+
+def snakemake_cmd(wd, *extra, profile=True):
+    """Exactly the README's `snakemake --profile slurm`, from the project root, on a tiny config."""
+    prof = ["--profile", "slurm"] if profile else ["--cores", "2"]
+    return [sys.executable, "-m", "snakemake", *prof, "--directory", str(wd), "--configfile", str(wd / "c.yaml"),
+            *extra]
+
+
+def write_config(wd, cfg):
+    wd.mkdir(parents=True, exist_ok=True)
+    (wd / "c.yaml").write_text(yaml.safe_dump(cfg))
+    return wd
+
+
+def run(cmd, timeout=900):
+    p = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
+    return p
+
+
+def sacct(job_ids):
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-D", "-o", "JobID,JobName,State", *sum([["-j", j] for j in job_ids], [])],
+                         capture_output=True, text=True, check=True).stdout
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def submitted_ids(wd):
+    ids = {}
+    for log in (wd / "results" / "logs").rglob("*.log"):
+        for m in re.finditer(r"submitted slurm job (\d+) \((aftbench:[^)]*)\)", log.read_text()):
+            ids[m[1]] = m[2]
+    return ids
+
+
+def squeue():
+    return subprocess.run(["squeue", "-h", "-o", "%A %j %T"], capture_output=True, text=True, check=True).stdout.split("\n")
+
+
+def small(text_tsv):
+    cfg = tiny_config(text_tsv)
+    cfg["launch"] = {"poll_s": 1, "resources": {"default": {"mem_gb": 2, "time_min": 10}}}
+    return cfg
+
+
+def one_long_run(text_tsv, steps):
+    cfg = small(text_tsv)
+    cfg["train"].update(steps=steps, checkpoint_every=200, log_every=1000)
+    cfg["methods"]["aft"]["beta"] = 1.0
+    cfg["sweeps"]["tiny"] = [{"datasets": ["digits"], "students": ["cnn_t"], "methods": ["aft"],
+                              "teacher_sets": ["a"], "seeds": [0]}]
+    return cfg
+
+
+def metrics(wd):
+    return {str(p.relative_to(wd)): json.loads(p.read_text()) for p in (wd / "results" / "runs").rglob("metrics.json")}
+
+
+SAME = ("val_acc", "test_acc", "history", "rho", "final_ce", "final_penalty")
+
+
+def test_sweep_runs_as_slurm_jobs_with_local_results(tmp_path, text_tsv):
+    wd = write_config(tmp_path / "slurm", small(text_tsv))
+    p = run(snakemake_cmd(wd))
+    assert p.returncode == 0, p.stderr[-4000:]
+    ids = submitted_ids(wd)
+    kinds = {name.split(":")[1] for name in ids.values()}
+    assert {"extract", "train", "probe", "paraphraser"} <= kinds, kinds
+    rows = sacct(list(ids))
+    assert {r[0] for r in rows} == set(ids) and all(r[2] == "COMPLETED" for r in rows), rows
+    assert {r[1] for r in rows} == set(ids.values())
+    n_heavy = sum(1 for _ in (wd / "results" / "runs").rglob("metrics.json")) + len(list((wd / "results" / "features").rglob("*.safetensors"))) \
+        + len(list((wd / "results" / "factors").rglob("factors.safetensors")))
+    assert len(ids) == n_heavy  # every heavy job went to SLURM, each exactly once
+    assert (wd / "results" / "tables" / "main.md").exists()
+
+    local = write_config(tmp_path / "local", small(text_tsv))
+    p = run(snakemake_cmd(local, profile=False))
+    assert p.returncode == 0, p.stderr[-4000:]
+    on_slurm, here = metrics(wd), metrics(local)
+    assert on_slurm.keys() == here.keys()
+    for k in here:
+        for key in SAME:
+            assert on_slurm[k].get(key) == here[k].get(key), (k, key)
+
+
+def test_requeued_training_resumes_from_its_checkpoint(tmp_path, text_tsv):
+    wd = write_config(tmp_path / "rq", one_long_run(text_tsv, steps=8000))
+    sm = subprocess.Popen(snakemake_cmd(wd), cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    ckpt = wd / RUN / "checkpoint.pt"
+    for _ in range(300):
+        if ckpt.exists():
+            break
+        time.sleep(0.5)
+    assert ckpt.exists(), "training never wrote a checkpoint"
+    [job] = [line.split()[0] for line in squeue() if ":train:" in line]
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    time.sleep(1)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False)  # skip requeue back-off
+    out = sm.communicate(timeout=600)[0]
+    assert sm.returncode == 0, out[-4000:]
+    states = [r[2] for r in sacct([job])]
+    assert "REQUEUED" in states and states[-1] == "COMPLETED", states
+    resumed = json.loads((wd / RUN / "metrics.json").read_text())
+    assert resumed["resumed_from_steps"] and resumed["resumed_from_steps"][0] > 0
+    assert not ckpt.exists()
+
+    local = write_config(tmp_path / "uninterrupted", one_long_run(text_tsv, steps=8000))
+    p = run(snakemake_cmd(local, profile=False))
+    assert p.returncode == 0, p.stderr[-4000:]
+    straight = json.loads((local / RUN / "metrics.json").read_text())
+    assert straight["resumed_from_steps"] == []
+    for key in SAME:
+        assert resumed[key] == straight[key], key
+
+
+def _start_in_own_group(wd):
+    return subprocess.Popen(snakemake_cmd(wd), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _wait_running_train(timeout=120):
+    for _ in range(timeout * 2):
+        running = [line.split()[0] for line in squeue() if ":train:" in line and line.endswith("RUNNING")]
+        if running:
+            return running
+        time.sleep(0.5)
+    raise AssertionError(f"no training job started: {squeue()}")
+
+
+def _queue_drains(timeout=30) -> bool:
+    """squeue empty (a job just signalled may show COMPLETING for a few seconds)."""
+    for _ in range(timeout * 2):
+        if not [line for line in squeue() if line]:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_ctrl_c_leaves_no_job_in_squeue(tmp_path, text_tsv):
+    cfg = small(text_tsv)
+    cfg["train"]["steps"] = 10**7
+    wd = write_config(tmp_path / "ctrlc", cfg)
+    sm = _start_in_own_group(wd)
+    running = _wait_running_train()
+    os.killpg(sm.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    sm.communicate(timeout=120)
+    assert _queue_drains(), squeue()
+    assert all(r[2].startswith("CANCELLED") for r in sacct(running))
+
+
+def test_a_killed_job_fails_its_rule_within_seconds(tmp_path, text_tsv):
+    wd = write_config(tmp_path / "killed", one_long_run(text_tsv, steps=10**7))
+    sm = _start_in_own_group(wd)
+    [job] = _wait_running_train()
+    time.sleep(2)
+    t0 = time.monotonic()
+    subprocess.run(["pkill", "-KILL", "-f", f"submitit.core._submit {wd}"], check=True)  # like the OOM killer
+    out = sm.communicate(timeout=120)[0]
+    log = (wd / "results" / "logs" / "runs" / (RUN.removeprefix("results/runs/") + ".log")).read_text()
+    assert sm.returncode != 0
+    assert time.monotonic() - t0 < 30, "the rule did not fail promptly"
+    m = re.search(rf"slurm job {job} \(aftbench:train:[^)]*\) ended (\S+) without a result", log)
+    assert m and m[1] in ("FAILED", "OUT_OF_MEMORY", "CANCELLED"), log[-3000:]
+    assert f"{job}_0_log.err" in log and not (wd / RUN / "metrics.json").exists()
+    assert _queue_drains(), squeue()
