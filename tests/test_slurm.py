@@ -191,7 +191,7 @@ def test_a_killed_job_fails_its_rule_within_seconds(tmp_path, text_tsv):
     subprocess.run(["pkill", "-KILL", "-f", f"submitit.core._submit {wd}"], check=True)  # like the OOM killer
     out = sm.communicate(timeout=120)[0]
     log = (wd / "results" / "logs" / "runs" / (RUN.removeprefix("results/runs/") + ".log")).read_text()
-    assert sm.returncode != 0
+    assert sm.returncode != 0 and "Error in rule train" in out, out[-3000:]
     assert time.monotonic() - t0 < 30, "the rule did not fail promptly"
     m = re.search(rf"slurm job {job} \(aftbench:train:[^)]*\) ended (\S+) without a result", log)
     assert m and m[1] in ("FAILED", "OUT_OF_MEMORY", "CANCELLED"), log[-3000:]
