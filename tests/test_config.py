@@ -53,6 +53,11 @@ def test_every_teacher_and_student_in_registries(cfg):
     (lambda c: c["sweeps"]["offline"][0]["teacher_sets"].append("minilm"), "teacher 'minilm' .* reads text but dataset 'fmnist' is image"),
     (lambda c: c["sweeps"]["offline"][1]["students"].append("cnn_s"), "student 'cnn_s' needs image inputs but dataset 'wordnet10' is text"),
     (lambda c: c["teachers"].update({"Bad.Name": {"backend": "glove"}}), "Bad.Name"),
+    (lambda c: c["teachers"].update(dino="timm"), r"teachers\.dino"),
+    (lambda c: c.update(launcher="slrum"), r"at launcher: 'slrum' is not one of"),
+    (lambda c: c.update(launch={"resources": {"trian": {}}}), "'trian' was unexpected"),
+    (lambda c: (c["teachers"].update(clip_txt="open_clip:ViT-B-32/laion2b_s34b_b79k:text"),
+                c["teacher_sets"]["lite2"].append("clip_txt")), "teacher 'clip_txt' .* reads text but dataset 'fmnist'"),
 ])
 def test_bad_config_names_the_culprit(cfg, mutate, match):
     c = copy.deepcopy(cfg)
@@ -66,3 +71,14 @@ def test_adding_a_teacher_is_one_line(cfg):
     c["teachers"]["effnet_lite2_96"] = {"backend": "effnet_lite", "args": {"variant": "lite2", "image_size": 96}}
     c["teacher_sets"]["lite2"].append("effnet_lite2_96")
     check(c)
+
+
+def test_one_line_teacher_specs_expand(cfg):
+    c = copy.deepcopy(cfg)
+    c["teachers"].update(dino="timm:vit_small_patch14_dinov2.lvd142m", t5="hf:google/flan-t5-base#encoder_mean",
+                         clip_img="open_clip:ViT-L-14/laion2b_s32b_b82k")
+    c["teacher_sets"]["lite2"] += ["dino", "clip_img"]
+    c["teacher_sets"]["minilm"].append("t5")
+    check(c)
+    assert c["teachers"]["dino"] == {"backend": "timm", "args": {"model": "vit_small_patch14_dinov2.lvd142m"}}
+    assert c["teachers"]["t5"]["args"]["pooling"] == "encoder_mean"

