@@ -5,6 +5,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
+import torch
 import pytest
 
 from aftbench.datasets import make_split
@@ -58,3 +59,33 @@ def text_split(tmp_path_factory, text_tsv):
             "n_test": 36, "split_seed": 0}
     make_split("tiny_text", spec, str(d / "t.npz"), str(d / "t.json"))
     return str(d / "t.npz")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A tiny randomly initialised BERT saved locally: loads through exactly the code path of
+    a pre-trained `hf_text` spec (AutoTokenizer/AutoModel.from_pretrained(path))."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny_bert")
+    words = "a an the of dog cat tool food sweet small large bird fruit wood metal make made".split()
+    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
+    BertTokenizerFast(vocab_file=str(d / "vocab.txt")).save_pretrained(d)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=5 + len(words), hidden_size=12, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=16, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(d)
+    return str(d)
+
+
+@pytest.fixture(scope="session")
+def tiny_timm(tmp_path_factory):
+    """timm's own tiny test ViT at random init, weights saved to a local file: loaded through
+    the pretrained-config overlay exactly as a hub checkpoint would be."""
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny_timm") / "test_vit.safetensors"
+    save_file(timm.create_model("test_vit.r160_in1k", pretrained=False).state_dict(), str(path))
+    return str(path)

