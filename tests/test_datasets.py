@@ -90,7 +90,119 @@ def test_sklearn_digits_and_tsv(text_tsv):
 
 
 def test_every_loader_is_covered():
-    assert set(LOADERS) == {"fashion_mnist", "wordnet_supersenses", "openclipart", "sklearn_digits", "tsv"}
+    assert set(LOADERS) == {"fashion_mnist", "wordnet_supersenses", "openclipart", "sklearn_digits", "tsv",
+                            "torchvision", "hf_dataset"}
+
+
+# ----------------------------------------------------------------------------- library datasets
+@pytest.fixture
+def cifar10_root(tmp_path, monkeypatch):
+    """CIFAR-10 in its real on-disk format (python pickles of N×3072 uint8 rows). Only
+    torchvision's md5 check is relaxed: these are not the official bytes."""
+    import pickle
+
+    from torchvision.datasets import CIFAR10
+
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    written = {}
+    for fname, n in [("data_batch_1", 40), ("data_batch_2", 40), ("data_batch_3", 40), ("data_batch_4", 40),
+                     ("data_batch_5", 40), ("test_batch", 50)]:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = [i % 10 for i in range(n)]
+        with open(d / fname, "wb") as f:
+            pickle.dump({"data": data, "labels": labels}, f)  # str keys, as torchvision reads them
+        written[fname] = data.reshape(n, 3, 32, 32).transpose(0, 2, 3, 1)
+    with open(d / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+    monkeypatch.setattr(CIFAR10, "train_list", [[f, None] for f, _ in CIFAR10.train_list])
+    monkeypatch.setattr(CIFAR10, "test_list", [[f, None] for f, _ in CIFAR10.test_list])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": None})
+    train = np.concatenate([written[f"data_batch_{i}"] for i in range(1, 6)])
+    return tmp_path, train, written["test_batch"]
+
+
+def test_torchvision_cifar10_rows_and_order(cifar10_root, tmp_path):
+    root, train_images, test_images = cifar10_root
+    src = LOADERS["torchvision"](name="cifar10", root=str(root))
+    assert src.classes == [f"class{i}" for i in range(10)] and len(src.train.labels) == 200
+    spec = {"loader": "torchvision", "modality": "image", "args": {"name": "cifar10", "root": str(root)},
+            "n_train": 50, "n_val": 20, "n_test": 30}
+    make_split("c10", spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
+    s = load_split(str(tmp_path / "s.npz"))
+    for part, source in (("train", train_images), ("val", train_images), ("test", test_images)):
+        p = s.parts[part]
+        assert p.images.shape[1:] == (32, 32, 3)
+        np.testing.assert_array_equal(p.images, source[p.index])  # each row is the source row it names
+
+
+def test_torchvision_pets_resized_lazily(tmp_path):
+    """Oxford-IIIT Pets in its real layout (images/*.jpg + annotations/{trainval,test}.txt),
+    variable image sizes stored at one square size."""
+    root = tmp_path / "oxford-iiit-pet"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("trainval", 12), ("test", 6)):
+        lines = []
+        for i in range(n):
+            breed, cls = ("Abyssinian", 1) if i % 2 else ("beagle", 2)
+            name = f"{breed}_{split}{i}"
+            Image.fromarray(rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)).save(root / "images" / f"{name}.jpg")
+            lines.append(f"{name} {cls} {1 if breed[0].isupper() else 2} 1")
+        (root / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    src = LOADERS["torchvision"](name="oxford_pets", root=str(tmp_path), image_size=16)
+    assert src.classes == ["Abyssinian", "Beagle"] and len(src.train.labels) == 12 and len(src.test.labels) == 6
+    assert np.asarray(src.train.images[np.array([0, 3])]).shape == (2, 16, 16, 3)
+
+
+def test_torchvision_missing_download_says_what_to_do(tmp_path):
+    with pytest.raises(MissingDataError, match=r"(?s)CIFAR100.*not found under.*download: true"):
+        LOADERS["torchvision"](name="cifar100", root=str(tmp_path))
+    with pytest.raises(KeyError, match="unknown torchvision dataset 'cifar1000'"):
+        LOADERS["torchvision"](name="cifar1000", root=str(tmp_path))
+
+
+@pytest.fixture
+def hf_folder(tmp_path):
+    """A dataset repo folder as on the hub (data/{train,test}-*.parquet with the datasets
+    library's own schema metadata): `datasets.load_dataset(folder)` reads it like `imdb`."""
+    import io
+
+    import datasets as hfd
+
+    feats = hfd.Features({"premise": hfd.Value("string"), "hypothesis": hfd.Value("string"),
+                          "image": hfd.Image(), "label": hfd.ClassLabel(names=["no", "yes"])})
+    (tmp_path / "data").mkdir()
+    for split, n in (("train", 16), ("test", 8)):
+        rows = {"premise": [f"{split} premise {i}" for i in range(n)], "hypothesis": [f"hyp {i}" for i in range(n)],
+                "image": [], "label": [i % 2 for i in range(n)]}
+        for i in range(n):
+            buf = io.BytesIO()
+            Image.fromarray(np.full((10 + i, 12, 3), i * 10, np.uint8)).save(buf, format="PNG")
+            rows["image"].append({"bytes": buf.getvalue(), "path": None})
+        hfd.Dataset.from_dict(rows, features=feats).to_parquet(str(tmp_path / "data" / f"{split}-00000-of-00001.parquet"))
+    return str(tmp_path)
+
+
+def test_hf_dataset_text_pairs_and_images(hf_folder, tmp_path):
+    src = LOADERS["hf_dataset"](path=hf_folder, text_fields=["premise", "hypothesis"])
+    assert src.modality == "text" and src.classes == ["no", "yes"]
+    assert src.train.texts[3] == "train premise 3 [SEP] hyp 3" and list(src.test.labels[:4]) == [0, 1, 0, 1]
+    ve = LOADERS["hf_dataset"](path=hf_folder, text_fields=["hypothesis"], image_field="image", image_size=8)
+    assert ve.modality == "image+text"
+    imgs = np.asarray(ve.train.images[np.array([5, 2])])
+    assert imgs.shape == (2, 8, 8, 3) and imgs[0].mean() == 50 and imgs[1].mean() == 20  # rows kept in order
+    with pytest.raises(KeyError, match=r"no column\(s\) \['sentence'\]"):
+        LOADERS["hf_dataset"](path=hf_folder, text_fields=["sentence"])
+
+
+def test_hf_dataset_missing_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(MissingDataError, match="could not be loaded.*Offline"):
+        LOADERS["hf_dataset"](path="no-such-org/no-such-dataset", text_fields=["text"], cache_dir=str(tmp_path))
 
 
 def test_split_is_fixed_stratified_disjoint_and_seeded(tmp_path):

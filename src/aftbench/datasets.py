@@ -218,12 +218,148 @@ def load_tsv(path: str) -> Source:
     return Source("text", classes, Pool(labels, texts=np.asarray([r[1] for r in rows])))
 
 
+# ----------------------------------------------------------------------------- library datasets
+class LazyImages:
+    """Images of a library dataset, decoded only when a split materialises them (so drawing
+    1,000 training images from Food-101 decodes 1,000, not 101,000). `get(row)` returns a PIL
+    image; `size` (if set) resizes the shorter side to `size` and centre-crops a square, so
+    every stored image has one shape (each teacher then applies its own eval transform)."""
+
+    def __init__(self, get, rows: np.ndarray, size: int | None):
+        self.get, self.rows, self.size = get, np.asarray(rows), size
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx) -> "LazyImages":
+        return LazyImages(self.get, self.rows[idx], self.size)
+
+    def _one(self, row) -> np.ndarray:
+        from PIL import Image
+
+        im = self.get(int(row)).convert("RGB")
+        if self.size:
+            scale = self.size / min(im.size)
+            im = im.resize((max(self.size, round(im.width * scale)), max(self.size, round(im.height * scale))),
+                           Image.Resampling.BICUBIC)
+            left, top = (im.width - self.size) // 2, (im.height - self.size) // 2
+            im = im.crop((left, top, left + self.size, top + self.size))
+        return np.asarray(im, dtype=np.uint8)
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.stack([self._one(r) for r in self.rows]) if len(self.rows) else np.zeros((0, 1, 1, 3), np.uint8)
+        return out if dtype is None else out.astype(dtype)
+
+
+# torchvision dataset id -> (class, kwargs of the train pool's parts, kwargs of the official test split)
+TORCHVISION = {
+    "cifar10": ("CIFAR10", [{"train": True}], {"train": False}),
+    "cifar100": ("CIFAR100", [{"train": True}], {"train": False}),
+    "flowers102": ("Flowers102", [{"split": "train"}, {"split": "val"}], {"split": "test"}),
+    "oxford_pets": ("OxfordIIITPet", [{"split": "trainval", "target_types": "category"}],
+                    {"split": "test", "target_types": "category"}),
+    "dtd": ("DTD", [{"split": "train"}, {"split": "val"}], {"split": "test"}),
+    "food101": ("Food101", [{"split": "train"}], {"split": "test"}),
+    "fgvc_aircraft": ("FGVCAircraft", [{"split": "trainval", "annotation_level": "variant"}],
+                      {"split": "test", "annotation_level": "variant"}),
+}
+
+
+def _tv_labels(ds) -> np.ndarray:
+    for attr in ("targets", "_labels"):  # every class above keeps its labels in one of these
+        if hasattr(ds, attr):
+            return np.asarray(getattr(ds, attr), np.int64)
+    return np.asarray([ds[i][1] for i in range(len(ds))], np.int64)
+
+
+def _tv_image(ds, row: int):
+    from PIL import Image
+
+    if hasattr(ds, "data") and isinstance(ds.data, np.ndarray):  # CIFAR keeps decoded uint8 arrays
+        return Image.fromarray(ds.data[row])
+    return ds[row][0]
+
+
+def load_torchvision(name: str, root: str, download: bool = False, image_size: int | None = None) -> Source:
+    """A torchvision dataset (`name` in TORCHVISION) under `root`; `download: true` fetches it
+    (needs internet). The official test split is kept as the test pool."""
+    import torchvision.datasets as tvd
+
+    if name not in TORCHVISION:
+        raise KeyError(f"unknown torchvision dataset {name!r}; known: {sorted(TORCHVISION)}")
+    cls_name, train_parts, test_kw = TORCHVISION[name]
+    cls = getattr(tvd, cls_name)
+
+    def build(kw):
+        try:
+            return cls(root=str(Path(root).expanduser()), download=download, **kw)
+        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted ..."
+            raise MissingDataError(f"torchvision {cls_name} ({kw}) not found under {root}: {err} Set the dataset's "
+                                   f"`args: {{download: true}}` on a machine with internet, or copy the files "
+                                   f"torchvision expects into {root}.") from None
+
+    def pool(datasets):
+        labels = np.concatenate([_tv_labels(d) for d in datasets])
+        owners = [(d, i) for d in datasets for i in range(len(d))]
+        return Pool(labels, images=LazyImages(lambda r: _tv_image(*owners[r]), np.arange(len(labels)), image_size))
+
+    train = [build(kw) for kw in train_parts]
+    test = build(test_kw)
+    classes = [str(c) for c in getattr(train[0], "classes", [])] or [str(i) for i in range(int(_tv_labels(train[0]).max()) + 1)]
+    return Source("image", classes, pool(train), pool([test]),
+                  notes=f"torchvision {cls_name}; official test split; images "
+                        + (f"resized (shorter side) and centre-cropped to {image_size}px" if image_size else "as stored"))
+
+
+def load_hf_dataset(path: str, text_fields: list[str], label_field: str = "label", name: str | None = None,
+                    train_split: str = "train", test_split: str | None = "test", image_field: str | None = None,
+                    image_size: int | None = None, sep: str = " [SEP] ", cache_dir: str | None = None) -> Source:
+    """A Hugging Face dataset (`datasets.load_dataset(path, name)`: a hub id such as `imdb`,
+    `google/boolq`, `glue` + name `sst2`, or a local folder of parquet/arrow files). Texts are the
+    `text_fields` joined with `sep` (sentence pairs: premise [SEP] hypothesis); `image_field`
+    adds an image (SNLI-VE: image + hypothesis). Labels must be integer class ids (GLUE's hidden
+    test labels, -1, are refused: use `test_split: null` to hold a test split out of train)."""
+    import datasets as hfd
+
+    try:
+        dd = hfd.load_dataset(path, name, cache_dir=cache_dir)
+    except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
+        raise MissingDataError(f"Hugging Face dataset {path!r} ({name}) could not be loaded: "
+                               f"{str(err).splitlines()[0][:300]}. Offline? Run once with internet (it is cached "
+                               f"under ~/.cache/huggingface/datasets) or point `path` at a local copy.") from None
+
+    def pool(split):
+        if split not in dd:
+            raise KeyError(f"Hugging Face dataset {path!r} has no split {split!r}; it has {sorted(dd)}")
+        ds = dd[split]
+        missing = [f for f in [*text_fields, label_field, *([image_field] if image_field else [])] if f not in ds.column_names]
+        if missing:
+            raise KeyError(f"Hugging Face dataset {path!r}/{split}: no column(s) {missing}; columns: {ds.column_names}")
+        labels = np.asarray(ds[label_field], np.int64)
+        if (labels < 0).any():
+            raise ValueError(f"Hugging Face dataset {path!r}/{split}: {int((labels < 0).sum())} examples have no "
+                             f"label (-1); use another split as test")
+        cols = [ds[f] for f in text_fields]
+        texts = np.asarray([sep.join(str(c[i]) for c in cols) for i in range(len(ds))])
+        images = LazyImages(lambda r: ds[r][image_field], np.arange(len(ds)), image_size) if image_field else None
+        return Pool(labels, images=images, texts=texts)
+
+    train = pool(train_split)
+    feature = dd[train_split].features[label_field]
+    classes = list(getattr(feature, "names", None) or [str(i) for i in range(int(train.labels.max()) + 1)])
+    modality = "image+text" if image_field else "text"
+    return Source(modality, classes, train, pool(test_split) if test_split else None,
+                  notes=f"Hugging Face {path}" + (f"/{name}" if name else "") + f"; text = {sep.strip()!r}.join({text_fields})")
+
+
 LOADERS = {
     "fashion_mnist": load_fashion_mnist,
     "wordnet_supersenses": load_wordnet_supersenses,
     "openclipart": load_openclipart,
     "sklearn_digits": load_sklearn_digits,
     "tsv": load_tsv,
+    "torchvision": load_torchvision,
+    "hf_dataset": load_hf_dataset,
 }
 
 
@@ -274,6 +410,9 @@ def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None
             arrays[f"{name}_images"] = p.images
         if p.texts is not None:
             arrays[f"{name}_texts"] = p.texts
+    for k, v in arrays.items():
+        if isinstance(v, LazyImages):  # library datasets decode only the examples the split keeps
+            arrays[k] = np.asarray(v)
     with atomic_path(out_npz) as tmp:
         np.savez(tmp, **arrays)
     meta = {
@@ -283,7 +422,7 @@ def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None
         "classes": src.classes,
         "sizes": {k: int(len(v.labels)) for k, v in parts.items()},
         "class_counts": {k: np.bincount(v.labels, minlength=len(src.classes)).tolist() for k, v in parts.items()},
-        "image_shape": None if parts["train"].images is None else list(parts["train"].images.shape[1:]),
+        "image_shape": None if parts["train"].images is None else list(arrays["train_images"].shape[1:]),
         "notes": src.notes,
         "sha256": file_sha256(out_npz),
     }
