@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from aftbench.launcher import JobFailed, job_spec, split_launch_args, submit_and_wait
+from aftbench.launcher import JobFailed, job_spec, name_job, split_launch_args, submit_and_wait
 
 
 def test_job_spec_merges_default_and_kind():
@@ -20,22 +20,25 @@ def test_job_spec_merges_default_and_kind():
            "launch": {"poll_s": 5, "max_requeues": 1,
                       "resources": {"default": {"mem_gb": 6, "partition": "cpu"},
                                     "extract": {"gpus": 1, "partition": "gpu", "sbatch": {"constraint": "a100"}}}}}
-    t = job_spec(cfg, "train", "dataset~d/run")
+    t = job_spec(cfg, "train")
     assert t["resources"]["cpus"] == 3 and t["resources"]["mem_gb"] == 6 and t["resources"]["partition"] == "cpu"
-    assert t["folder"] == "results/logs/jobs/train/dataset~d/run" and t["name"] == "aftbench:train:dataset~d/run"
     assert t["poll_s"] == 5 and t["deadline_s"] == 60 * (60 * 2 + 60)  # time_min × (requeues + 1) + 60
-    e = job_spec(cfg, "extract", "d/teacher")
+    named = name_job(t, ["train", "--spec", "{}", "--out", "results/runs/dataset~d/run/metrics.json"])
+    assert named["folder"] == "results/logs/jobs/train/dataset~d/run" and named["name"] == "aftbench:train:dataset~d/run"
+    x = name_job(job_spec(cfg, "extract"), ["extract", "--out", "results/features/d/teacher.safetensors"])
+    assert x["name"] == "aftbench:extract:d/teacher"
+    e = job_spec(cfg, "extract")
     assert e["resources"]["gpus"] == 1 and e["resources"]["partition"] == "gpu" and e["resources"]["cpus"] == 2
     assert e["resources"]["sbatch"] == {"constraint": "a100"}
     with pytest.raises(ValueError, match="unknown job kind 'tran'"):
-        job_spec(cfg, "tran", "x")
+        job_spec(cfg, "tran")
 
 
 def test_split_launch_args():
-    job = {"name": "x"}
-    assert split_launch_args(["train", "--launcher", "slurm", "--job", json.dumps(job), "--out", "o"]) == \
-        ("slurm", job, ["train", "--out", "o"])
-    assert split_launch_args(["probe", "--launcher", "local", "--job", "{}"]) == ("local", {}, ["probe"])
+    job = {"kind": "train"}
+    launcher, named, rest = split_launch_args(["train", "--launcher", "slurm", "--job", json.dumps(job), "--out", "o.json"])
+    assert (launcher, rest, named["name"]) == ("slurm", ["train", "--out", "o.json"], "aftbench:train:o")
+    assert split_launch_args(["probe", "--launcher", "local"]) == ("local", None, ["probe"])
     with pytest.raises(SystemExit, match="unknown --launcher 'slrum'"):
         split_launch_args(["train", "--launcher", "slrum"])
     with pytest.raises(SystemExit, match="needs --job"):
@@ -44,7 +47,7 @@ def test_split_launch_args():
 
 def local_job(tmp_path, **kw):
     cfg = {"launch": {"poll_s": 0.2, **kw}}
-    job = job_spec(cfg, "train", "t")
+    job = name_job(job_spec(cfg, "train"), ["--out", "t.json"])
     job["folder"] = str(tmp_path / "jobs")
     return job
 

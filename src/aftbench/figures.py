@@ -8,11 +8,14 @@ set of outputs is the same for every sweep.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .io import atomic_path
+
+if TYPE_CHECKING:  # imported where used: the workflow imports this module while building the DAG
+    import pandas as pd
 
 CLAIM_FIGURES = ["normalized_error", "student_vs_probe", "accuracy_vs_size", "rho_by_teacher",
                  "single_vs_union", "accuracy_vs_beta"]
@@ -59,6 +62,8 @@ def _cell_means(runs) -> pd.DataFrame:
 
 
 def error_ratios(runs) -> pd.DataFrame:
+    import pandas as pd
+
     """Test error of each transfer method / test error of STL on the same (dataset, student),
     one row per (dataset, student, method, teacher set), means over seeds of selected runs."""
     cells = _cell_means(runs)
@@ -164,6 +169,8 @@ def accuracy_vs_size(runs, path):
 
 
 def rho_by_teacher(runs, path):
+    import pandas as pd
+
     """Which teacher AFT keeps: mean learned ρ per teacher, for every AFT teacher set."""
     title = "Learned ρ per teacher (AFT)"
     a = _selected(runs)

@@ -53,10 +53,11 @@ class JobFailed(RuntimeError):
     pass
 
 
-def job_spec(config: dict, kind: str, name: str) -> dict:
-    """Everything the launcher needs for one job of a rule kind, resolved from config.yaml's
+def job_spec(config: dict, kind: str) -> dict:
+    """Everything the launcher needs for the jobs of one rule kind, resolved from config.yaml's
     `launch:` block: resources (`default` overlaid with the kind's own entry), poll interval,
-    deadline, requeue limit, and the job's folder for submitit's files and logs."""
+    deadline and requeue limit. The same for every job of the kind (computed once per rule, so a
+    5,000-job DAG pays nothing per job); each job's name and folder come from its output path."""
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}; known: {KINDS}")
     launch = {**DEFAULT_LAUNCH, **{k: v for k, v in config.get("launch", {}).items() if k != "resources"}}
@@ -67,8 +68,7 @@ def job_spec(config: dict, kind: str, name: str) -> dict:
     deadline_min = launch["deadline_min"]
     if deadline_min is None:  # queueing + every allowed requeue of a job that uses its full time
         deadline_min = resources["time_min"] * (launch["max_requeues"] + 1) + 60
-    return {"kind": kind, "name": f"aftbench:{kind}:{name}", "folder": f"{JOBS_DIR}/{kind}/{name}",
-            "resources": resources, "poll_s": float(launch["poll_s"]), "deadline_s": 60.0 * deadline_min,
+    return {"kind": kind, "resources": resources, "poll_s": float(launch["poll_s"]), "deadline_s": 60.0 * deadline_min,
             "max_requeues": int(launch["max_requeues"])}
 
 
@@ -215,6 +215,18 @@ def submit_and_wait(launcher: str, job: dict, argv: list[str]) -> int:
             signal.signal(s, h)
 
 
+def name_job(job: dict, argv: list[str]) -> dict:
+    """The job's name and folder from the command's `--out` path: `results/runs/<run id>/metrics.json`
+    names it `aftbench:train:<run id>` with its files under results/logs/jobs/train/<run id>/.
+    A spec that already has a name or folder keeps them."""
+    out = argv[argv.index("--out") + 1] if "--out" in argv else "job"
+    name = str(Path(out).with_suffix(""))
+    for prefix in ("results/runs/", "results/features/", "results/factors/", "results/"):
+        name = name.removeprefix(prefix)
+    name = name.removesuffix("/metrics").removesuffix("/factors")
+    return {"name": f"aftbench:{job['kind']}:{name}", "folder": f"{JOBS_DIR}/{job['kind']}/{name}", **job}
+
+
 def split_launch_args(argv: list[str]) -> tuple[str, dict | None, list[str]]:
     """(launcher, job spec, argv without `--launcher`/`--job`) from a CLI argument list."""
     launcher, job, rest, it = "local", None, [], iter(argv)
@@ -233,4 +245,4 @@ def split_launch_args(argv: list[str]) -> tuple[str, dict | None, list[str]]:
         raise SystemExit(f"aftbench: unknown --launcher {launcher!r}; known: {', '.join(LAUNCHERS)}")
     if launcher != "local" and job is None:
         raise SystemExit(f"aftbench: --launcher {launcher} needs --job (the job spec from aftbench.launcher.job_spec)")
-    return launcher, job, rest
+    return launcher, (name_job(job, rest) if job is not None else None), rest

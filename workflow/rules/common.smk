@@ -6,7 +6,7 @@ import shlex
 from snakemake.utils import validate
 
 from aftbench.figures import CLAIM_FIGURES
-from aftbench.methods import target_source
+from aftbench.registry import target_source
 from aftbench.launcher import job_spec
 from aftbench.config import (NO_TEACHERS, RUN_TEMPLATE, check_config, distilled_probe, expand_sweep,
                              teachers_of, train_spec)
@@ -72,6 +72,12 @@ def target_files(w):
     return []
 
 
+def train_inputs(w):
+    """All inputs of a training run in one input function (Snakemake pays a signature
+    inspection per function per job: one function instead of two matters at 5,000 jobs)."""
+    return {"features": feature_files(w), "targets": target_files(w)}
+
+
 def run_spec(w):
     """Resolved run spec as a shell-quoted JSON string (also the rule's params: a change to
     anything this run depends on reruns it, and nothing else does)."""
@@ -84,6 +90,7 @@ def run_spec(w):
 LAUNCHER = config.get("launcher", "local")
 
 
-def job_arg(kind, name):
-    """Resource callable: the shell-quoted job spec (resources, deadline, folder) of one job."""
-    return lambda w: shlex.quote(json.dumps(job_spec(config, kind, name(w)), sort_keys=True))
+def job_arg(kind):
+    """The shell-quoted job spec (resources, deadline, requeues) of a rule kind: one string per
+    rule, not a per-job callable (a 5,000-job DAG would evaluate it 5,000 times)."""
+    return shlex.quote(json.dumps(job_spec(config, kind), sort_keys=True))

@@ -10,7 +10,7 @@ rule extract_features:
     threads: config["extract"].get("threads", 1)
     resources:
         launcher=LAUNCHER,
-        job=job_arg("extract", lambda w: f"{w.dataset}/{w.teacher}"),
+        job=job_arg("extract"),
     conda:
         "../../envs/aftbench.yaml"
     log:

@@ -4,9 +4,8 @@ RUN = RUN_TEMPLATE
 rule train:
     """One student, one method, one teacher set, one seed: the one training loop."""
     input:
+        unpack(train_inputs),
         split=rules.split.output.npz,
-        features=feature_files,
-        targets=target_files,
     output:
         metrics=f"{R}/runs/{RUN}/metrics.json",
     wildcard_constraints:
@@ -16,7 +15,7 @@ rule train:
     threads: config["train"].get("threads", 1)
     resources:
         launcher=LAUNCHER,
-        job=job_arg("train", lambda w: run_of(w).run_id),
+        job=job_arg("train"),
     conda:
         "../../envs/aftbench.yaml"
     log:
@@ -43,7 +42,7 @@ rule probe:
         spec=run_spec,
     resources:
         launcher=LAUNCHER,
-        job=job_arg("probe", lambda w: run_of(w).run_id),
+        job=job_arg("probe"),
     conda:
         "../../envs/aftbench.yaml"
     log:
@@ -70,7 +69,7 @@ rule train_paraphraser:
         args=lambda w: shlex.quote(json.dumps(config["methods"][w.method].get("args", {}), sort_keys=True)),
     resources:
         launcher=LAUNCHER,
-        job=job_arg("paraphraser", lambda w: f"{w.dataset}/{w.tset}/{w.method}"),
+        job=job_arg("paraphraser"),
     conda:
         "../../envs/aftbench.yaml"
     log:
