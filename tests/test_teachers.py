@@ -111,7 +111,7 @@ def test_teacher_dims_and_row_order(name, specs, digits_split, text_split):
 def test_extract_writes_cache_and_sidecar(tmp_path, digits_split):
     spec = {"backend": "random_projection", "args": {"dim": 6}}
     out = tmp_path / "rp.safetensors"
-    extract("rp", spec, digits_split, str(out), str(tmp_path / "rp.json"))
+    extract("rp", spec, digits_split, str(out), str(tmp_path / "rp.json"), store="float32")
     meta = json.loads((tmp_path / "rp.json").read_text())
     split = load_split(digits_split)
     assert meta["split_sha256"] == split.sha256 and meta["dim"] == 6 and meta["spec"] == spec
@@ -124,6 +124,51 @@ def test_extract_writes_cache_and_sidecar(tmp_path, digits_split):
     # rows follow the split's order: recompute the first test rows directly
     direct = build_teacher(spec).encode(split.parts["test"].images[:5])
     np.testing.assert_allclose(feats["test"][:5, :6], direct, rtol=1e-5)
+
+
+def test_workers_and_float16_storage(tmp_path, digits_split, specs):
+    """Preprocessing in DataLoader workers gives exactly the in-process features; `store: auto`
+    keeps float16 only within 1e-3 × RMS of float32, and loading widens back to float32."""
+    spec = specs["timm"]
+    split = load_split(digits_split)
+    paths = {}
+    for workers, store in ((0, "float32"), (2, "float32"), (2, "auto")):
+        out = tmp_path / f"w{workers}_{store}.safetensors"
+        extract("t", spec, digits_split, str(out), str(out.with_suffix(".json")), workers=workers, store=store,
+                batch_size=16)
+        paths[workers, store] = out
+    f0, f2, fa = (load_features([str(paths[k])], split.sha256, ["t"]).splits for k in paths)
+    for s in ("train", "val", "test"):
+        np.testing.assert_array_equal(f0[s], f2[s])
+        assert fa[s].dtype == np.float32
+        assert np.linalg.norm(fa[s] - f0[s]) <= 1e-3 * np.linalg.norm(f0[s])
+    meta = json.loads(paths[2, "auto"].with_suffix(".json").read_text())
+    assert meta["stored"]["train"]["dtype"] == "float16" and meta["workers"] == 2 and meta["examples_per_second"] > 0
+    assert meta["inputs_resident_on_device"] is False
+
+
+def test_timm_tensor_transform_matches_pil(specs, digits_split):
+    """GPU extraction applies timm's eval transform to batched tensors instead of per-image PIL:
+    same transform objects, slightly different resampling kernels; features stay close."""
+    split = load_split(digits_split)
+    images = split.parts["train"].images[:16]
+    pil = build_teacher({**specs["timm"], "args": {**specs["timm"]["args"], "transform_on": "pil"}}).encode(images)
+    ten = build_teacher({**specs["timm"], "args": {**specs["timm"]["args"], "transform_on": "tensor"}}).encode(images)
+    assert np.linalg.norm(ten - pil) / np.linalg.norm(pil) < 0.05
+
+
+def test_store_dtype_keeps_float32_when_float16_would_lose():
+    from aftbench.teachers import store_dtype
+
+    tiny = np.full((10, 3), 1e-8, np.float32)  # below float16's smallest subnormal: would all become 0
+    kept, info = store_dtype(tiny, "auto")
+    assert kept.dtype == np.float32 and info["dtype"] == "float32"
+    with pytest.raises(ValueError, match="do not fit float16"):
+        store_dtype(np.full((2, 2), 1e6, np.float32), "float16")
+    x = np.random.default_rng(0).standard_normal((50, 20)).astype(np.float32)
+    half, info = store_dtype(x, "auto")
+    assert half.dtype == np.float16 and info["relative_error"] <= 1e-3
+    np.testing.assert_allclose(half.astype(np.float32), x, rtol=1e-3, atol=1e-4)
 
 
 def test_random_effnet_needs_bn_recalibration(digits_split):

@@ -21,7 +21,7 @@ def _cmd_split(a):
 def _cmd_extract(a):
     from .teachers import extract
 
-    extract(a.teacher, json.loads(a.spec), a.split, a.out, a.out_json, threads=a.threads)
+    extract(a.teacher, json.loads(a.spec), a.split, a.out, a.out_json, **json.loads(a.options))
 
 
 def _cmd_train(a):
@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     s.add_argument("--split", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--out-json", required=True)
-    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--options", default="{}", help="config.yaml's `extract:` block, as JSON (threads, device, amp, "
+                                                  "batch_size, workers, store)")
     s.set_defaults(fn=_cmd_extract)
     for name, fn, helptext in (("train", _cmd_train, "train one student with one method"),
                                ("probe", _cmd_probe, "linear probe on a teacher set's features")):

@@ -42,9 +42,16 @@ def images_to_float(images: np.ndarray, size: int) -> torch.Tensor:
 
 
 class Teacher:
+    """A frozen feature extractor. `preprocess(inputs)` turns a batch of raw inputs into model
+    inputs on the CPU (it may run in DataLoader worker processes); `forward(batch)` runs the
+    model on `self.device` (under autocast when `self.amp`) and returns float32 rows.
+    Backends without a torch model only implement `forward` on raw inputs."""
+
     modality = "image"  # which field of the examples the teacher reads: "image" or "text"
     pretrained = True
     batch_size = 64
+    device = torch.device("cpu")
+    amp = False
 
     @property
     def dim(self) -> int:
@@ -56,8 +63,29 @@ class Teacher:
     def prepare(self, train_inputs) -> None:
         """Hook run once before extraction with the unlabelled training inputs."""
 
-    def encode(self, inputs) -> np.ndarray:
+    def preprocess(self, inputs):
+        return inputs
+
+    def forward(self, batch) -> np.ndarray:
         raise NotImplementedError
+
+    def encode(self, inputs) -> np.ndarray:
+        return self.forward(self.preprocess(inputs))
+
+    def to(self, device, amp: bool = False) -> "Teacher":
+        self.device, self.amp = torch.device(device), bool(amp)
+        if isinstance(getattr(self, "model", None), torch.nn.Module):
+            self.model.to(self.device)
+        return self
+
+    def _on_device(self, x):
+        if isinstance(x, dict):
+            return {k: v.to(self.device, non_blocking=True) for k, v in x.items()}
+        return x.to(self.device, non_blocking=True)
+
+    def _autocast(self):
+        # bf16 autocast on GPUs; on the CPU it would be slower than fp32, so it stays off there
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp and self.device.type == "cuda")
 
 
 class EffNetLite(Teacher):
@@ -110,13 +138,17 @@ class EffNetLite(Teacher):
             m.momentum = None
             m.train()
         for i in range(0, min(len(train_images), self.bn_batches * self.batch_size), self.batch_size):
-            self.model.extract_features(self._input(train_images[i:i + self.batch_size]))
+            self.model.extract_features(self._on_device(self._input(train_images[i:i + self.batch_size])))
         self.model.eval()
 
+    def preprocess(self, images):
+        return self._input(images)
+
     @torch.no_grad()
-    def encode(self, images) -> np.ndarray:
-        fmap = self.model.extract_features(self._input(images))
-        return fmap.mean(dim=(2, 3)).numpy()
+    def forward(self, x) -> np.ndarray:
+        with self._autocast():
+            fmap = self.model.extract_features(self._on_device(x))
+        return fmap.float().mean(dim=(2, 3)).cpu().numpy()
 
 
 def _pil_batch(images: np.ndarray, transform) -> torch.Tensor:
@@ -143,10 +175,13 @@ class TimmImage(Teacher):
     pretrained-config overlay: the same code path as a hub download."""
 
     def __init__(self, model: str, checkpoint: str | None = None, pretrained: bool = True,
-                 model_args: dict | None = None, batch_size: int = 64):
+                 model_args: dict | None = None, batch_size: int = 64, transform_on: str = "auto"):
         import timm
 
+        if transform_on not in ("auto", "pil", "tensor"):
+            raise ValueError(f"timm teacher {model!r}: transform_on must be auto, pil or tensor, got {transform_on!r}")
         self.name, self.checkpoint, self.pretrained, self.batch_size = model, checkpoint, pretrained, batch_size
+        self.transform_on = transform_on
         if checkpoint and not Path(checkpoint).is_file():
             raise FileNotFoundError(f"timm teacher {model!r}: checkpoint {checkpoint} does not exist")
         overlay = {"file": str(checkpoint)} if checkpoint else None
@@ -163,16 +198,41 @@ class TimmImage(Teacher):
     def dim(self) -> int:
         return int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
 
+    @property
+    def _on_tensors(self) -> bool:
+        """The eval transform runs on batched tensors on the device (GPU extraction: CPU-side PIL
+        work would starve the GPU) or per image on PIL (the reference path, used on the CPU)."""
+        return self.transform_on == "tensor" or (self.transform_on == "auto" and self.device.type == "cuda")
+
     def preprocessing(self) -> str:
         c = self.data_config
-        return (f"timm eval transform of {self.name}: input {tuple(c['input_size'])}, {c['interpolation']}, "
+        how = "torchvision tensor kernels on the batch" if self._on_tensors else "PIL, per image"
+        return (f"timm eval transform of {self.name} ({how}): input {tuple(c['input_size'])}, {c['interpolation']}, "
                 f"crop_pct {c.get('crop_pct')} ({c.get('crop_mode')}), mean {tuple(c['mean'])}, "
                 f"std {tuple(c['std'])}; pre-logits via forward_head(pre_logits=True)")
 
+    @property
+    def accepts_device_inputs(self) -> bool:
+        """extract() may hand `preprocess` uint8 batches that already live on the GPU."""
+        return self._on_tensors
+
+    def preprocess(self, images):
+        if self._on_tensors:  # uint8 N×3×H×W: a quarter of the bytes of float to move around
+            x = images if torch.is_tensor(images) else torch.from_numpy(np.ascontiguousarray(images))
+            x = x.permute(0, 3, 1, 2)
+            return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x  # grey -> RGB (pinnable)
+        return _pil_batch(images, self.transform)
+
     @torch.no_grad()
-    def encode(self, images) -> np.ndarray:
-        x = _pil_batch(images, self.transform)
-        return self.model.forward_head(self.model.forward_features(x), pre_logits=True).float().numpy()
+    def forward_on_device(self, x) -> torch.Tensor:
+        x = self._on_device(x)
+        if x.dtype == torch.uint8:
+            x = self.transform(x.float().div_(255.0))
+        with self._autocast():
+            return self.model.forward_head(self.model.forward_features(x), pre_logits=True).float()
+
+    def forward(self, x) -> np.ndarray:
+        return self.forward_on_device(x).cpu().numpy()
 
 
 class OpenClip(Teacher):
@@ -207,15 +267,19 @@ class OpenClip(Teacher):
         how = "its tokenizer" if self.modality == "text" else f"its eval preprocess {self.transform}"
         return f"open_clip {self.arch} ({self.tag}), {self.modality} tower, {how}" + (", L2-normalised" if self.normalize else "")
 
-    @torch.no_grad()
-    def encode(self, inputs) -> np.ndarray:
+    def preprocess(self, inputs):
         if self.modality == "text":
-            f = self.model.encode_text(self.tokenizer([str(t) for t in inputs]))
-        else:
-            f = self.model.encode_image(_pil_batch(inputs, self.transform))
+            return self.tokenizer([str(t) for t in inputs])
+        return _pil_batch(inputs, self.transform)
+
+    @torch.no_grad()
+    def forward(self, x) -> np.ndarray:
+        with self._autocast():
+            f = (self.model.encode_text if self.modality == "text" else self.model.encode_image)(self._on_device(x))
+        f = f.float()
         if self.normalize:
             f = F.normalize(f, dim=-1)
-        return f.float().numpy()
+        return f.cpu().numpy()
 
 
 HF_POOLING = ("cls", "mean", "last_token", "encoder_mean")
@@ -269,12 +333,16 @@ class HFText(Teacher):
         return (f"{type(self.tokenizer).__name__} of {self.name} (max_length={self.max_length}, right padding), "
                 f"{self.pooling} pooling" + (", L2-normalised" if self.normalize else ""))
 
-    @torch.no_grad()
-    def encode(self, texts) -> np.ndarray:
+    def preprocess(self, texts):
         tok = self.tokenizer([str(t) for t in texts], padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt")
-        tok = {k: v for k, v in tok.items() if k in ("input_ids", "attention_mask")}
-        hidden = self.model(**tok).last_hidden_state
+        return {k: v for k, v in tok.items() if k in ("input_ids", "attention_mask")}
+
+    @torch.no_grad()
+    def forward(self, tok) -> np.ndarray:
+        tok = self._on_device(tok)
+        with self._autocast():
+            hidden = self.model(**tok).last_hidden_state.float()
         mask = tok["attention_mask"]
         if self.pooling == "cls":
             f = hidden[:, 0]
@@ -285,7 +353,7 @@ class HFText(Teacher):
             f = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
         if self.normalize:
             f = F.normalize(f, dim=-1)
-        return f.float().numpy()
+        return f.cpu().numpy()
 
 
 class HFTextEncoder(HFText):
@@ -333,7 +401,7 @@ class GloVeMean(Teacher):
     def preprocessing(self) -> str:
         return "lower-case word tokens, mean of in-vocabulary GloVe 6B vectors"
 
-    def encode(self, texts) -> np.ndarray:
+    def forward(self, texts) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), np.float32)
         for i, t in enumerate(texts):
             ids = [self.index[w] for w in word_tokens(t) if w in self.index]
@@ -362,7 +430,7 @@ class StaticModel(Teacher):
     def preprocessing(self) -> str:
         return "the package's own tokenizer, weighted mean of int8 token embeddings, normalised"
 
-    def encode(self, texts) -> np.ndarray:
+    def forward(self, texts) -> np.ndarray:
         return np.asarray(self._encode([str(t) for t in texts]), dtype=np.float32)
 
 
@@ -387,7 +455,7 @@ class RandomProjection(Teacher):
         return (f"resize to {self.image_size}px, flatten" if self.modality == "image" else
                 f"hashed bag of {self.n_buckets} word buckets") + ", tanh(x W), W seeded Gaussian"
 
-    def encode(self, inputs) -> np.ndarray:
+    def forward(self, inputs) -> np.ndarray:
         if self.modality == "image":
             x = images_to_float(inputs, self.image_size).flatten(1)
         else:
@@ -418,7 +486,7 @@ class GaussianNoise(Teacher):
     def preprocessing(self) -> str:
         return f"none: N(0, 1) noise, {self._dim}-d, seed {self.seed} (ignores the input)"
 
-    def encode(self, inputs) -> np.ndarray:
+    def forward(self, inputs) -> np.ndarray:
         # a new seeded stream per batch: deterministic given the batch order extract() uses
         rng = np.random.default_rng([self.seed, self._calls])
         self._calls += 1
@@ -458,10 +526,82 @@ def _versions() -> dict:
     return out
 
 
-def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json: str, threads: int = 1) -> None:
-    """Run one teacher over every split of one dataset; write features + sidecar atomically."""
+class _Batches(torch.utils.data.Dataset):
+    """Every batch of every split, preprocessed (one DataLoader item = one batch), so CPU
+    preprocessing runs in `workers` processes while the model runs on the device."""
+
+    def __init__(self, teacher: Teacher, parts: list[tuple[str, object]], batch_size: int):
+        self.teacher = teacher
+        self.items = [(name, inputs, i) for name, inputs in parts for i in range(0, len(inputs), batch_size)]
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k):
+        name, inputs, i = self.items[k]
+        return name, self.teacher.preprocess(inputs[i:i + self.batch_size])
+
+
+def _uploaded_chunks(array: np.ndarray, dev: torch.device, chunk: int):
+    """Yield `array` in device-resident chunks; the next chunk's host-to-device copy runs in a
+    background thread on its own CUDA stream while the caller computes on the current one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stream = torch.cuda.Stream(dev)
+
+    def upload(a: int) -> torch.Tensor:
+        with torch.cuda.stream(stream):
+            x = torch.from_numpy(np.ascontiguousarray(array[a:a + chunk])).to(dev)
+        stream.synchronize()
+        return x
+
+    starts = list(range(0, len(array), chunk))
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(upload, starts[0]) if starts else None
+        for k in range(len(starts)):
+            x = pending.result()
+            x.record_stream(torch.cuda.current_stream(dev))  # used on the compute stream from here on
+            pending = pool.submit(upload, starts[k + 1]) if k + 1 < len(starts) else None
+            yield x
+
+
+def _as_is(item):
+    return item
+
+
+def store_dtype(f: np.ndarray, store: str, tol: float = 1e-3) -> tuple[np.ndarray, dict]:
+    """float16 where lossless enough (`store: auto`): the rounding error is at most `tol` of the
+    matrix in relative Frobenius norm (what kernels and MSE penalties see), no entry moves by
+    more than 10 × tol × the matrix RMS, and nothing overflows or flushes to zero wholesale;
+    else float32. Says what it chose and the measured error."""
+    if store == "float32":
+        return f, {"dtype": "float32"}
+    half = f.astype(np.float16)
+    d = half.astype(np.float32) - f
+    norm = float(np.linalg.norm(f.ravel())) or 1.0  # BLAS nrm2: scaled, no overflow in float32
+    rel = float(np.linalg.norm(d.ravel()) / norm) if f.size else 0.0
+    worst = float(np.abs(d).max() / (norm / np.sqrt(f.size))) if f.size else 0.0
+    ok = bool(np.isfinite(half).all()) and rel <= tol and worst <= 10 * tol
+    info = {"relative_error": rel, "max_error_over_rms": worst}
+    if store == "float16" and not ok:
+        raise ValueError(f"features do not fit float16 (relative error {rel:.2g}, max {worst:.2g} × RMS, "
+                         f"finite={bool(np.isfinite(half).all())})")
+    return (half, {"dtype": "float16", **info}) if ok else (f, {"dtype": "float32", "float16": info})
+
+
+def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json: str, threads: int = 1,
+            device: str = "cpu", amp: bool = False, batch_size: int | None = None, workers: int = 0,
+            store: str = "auto", resident_gb: float = 16.0) -> None:
+    """Run one teacher over every split of one dataset; write features + sidecar atomically.
+    `device` (cpu | cuda[:N] | auto), `amp` (bf16 autocast on GPUs), `batch_size` (default: the
+    backend's), `workers` (DataLoader processes for preprocessing), `store` (auto | float32 |
+    float16: see store_dtype), `resident_gb` (on a GPU, a split whose uint8 images fit in this
+    many GB is copied to the device once instead of batch by batch)."""
     from safetensors.numpy import save_file
     from tqdm import tqdm
+
+    from .train import resolve_device
 
     torch.set_num_threads(max(1, threads))
     split = load_split(split_npz)
@@ -469,31 +609,66 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     field = "images" if teacher.modality == "image" else "texts"
     if getattr(split.parts["train"], field) is None:
         raise ValueError(f"teacher {teacher_id!r} reads {field} but dataset {split.dataset!r} has none")
+    bs = int(batch_size or teacher.batch_size)
     t0 = time.time()
-    teacher.prepare(getattr(split.parts["train"], field))
-    feats = {}
+    dev = resolve_device(device)
+    teacher.device, teacher.amp = dev, bool(amp)  # preprocess (in the workers) may depend on the device
+    parts = {name: getattr(split.parts[name], field) for name in SPLITS}
+    nbytes = sum(getattr(v, "nbytes", 0) for v in parts.values())
+    resident = dev.type == "cuda" and getattr(teacher, "accepts_device_inputs", False) and nbytes <= resident_gb * 1e9
+    rows: dict[str, list] = {name: [] for name in SPLITS}
+    timing = {"forward": 0.0}
+    if resident:
+        # The split's uint8 images fit on the GPU: copy each split once and slice batches there,
+        # so the GPU never waits on host-side batching, pinning and per-batch copies.
+        # Features stay on the device until a split is done: no synchronising copy per batch.
+        teacher.to(dev, amp=amp)
+        teacher.prepare(parts["train"])
+        t = time.time()
+        for name, inputs in parts.items():
+            out = [teacher.forward_on_device(teacher.preprocess(chunk[i:i + bs]))
+                   for chunk in _uploaded_chunks(inputs, dev, 16 * bs) for i in range(0, len(chunk), bs)]
+            rows[name] = [torch.cat(out).cpu().numpy()] if out else []
+        timing["forward"] += time.time() - t
+    else:
+        batches = _Batches(teacher, list(parts.items()), bs)
+        # Workers fork when the iterator is created: before the model moves to the GPU.
+        loader = iter(torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers, collate_fn=_as_is,
+                                                  pin_memory=dev.type == "cuda"))
+        teacher.to(dev, amp=amp)
+        teacher.prepare(parts["train"])
+        t = time.time()
+        for name, batch in tqdm(loader, total=len(batches), desc=f"{teacher_id}/{split.dataset}", file=sys.stderr,
+                                mininterval=5):
+            rows[name].append(teacher.forward(batch))
+        timing["forward"] += time.time() - t
+    t = time.time()
+    feats, stored = {}, {}
     for name in SPLITS:
-        inputs = getattr(split.parts[name], field)
-        rows = []
-        for i in tqdm(range(0, len(inputs), teacher.batch_size), desc=f"{teacher_id}/{split.dataset}/{name}",
-                      file=sys.stderr, mininterval=5):
-            rows.append(teacher.encode(inputs[i:i + teacher.batch_size]))
-        f = np.concatenate(rows).astype(np.float32)
-        if f.shape != (len(inputs), teacher.dim):
-            raise RuntimeError(f"teacher {teacher_id!r} returned {f.shape}, expected {(len(inputs), teacher.dim)}")
+        n = len(getattr(split.parts[name], field))
+        f = np.concatenate(rows[name]).astype(np.float32) if rows[name] else np.zeros((0, teacher.dim), np.float32)
+        if f.shape != (n, teacher.dim):
+            raise RuntimeError(f"teacher {teacher_id!r} returned {f.shape}, expected {(n, teacher.dim)}")
         if not np.isfinite(f).all():
             raise FloatingPointError(f"teacher {teacher_id!r} produced non-finite features on {split.dataset}/{name}")
-        feats[name] = f
-    seconds = time.time() - t0
+        feats[name], stored[name] = store_dtype(f, store)
+    timing["checks_and_storage_choice"] = time.time() - t
+    t = time.time()
     with atomic_path(out_path) as tmp:
         save_file(feats, str(tmp))
+    timing["write"] = time.time() - t
+    seconds = time.time() - t0
     write_json(out_json, {
         "teacher": teacher_id, "spec": spec, "dataset": split.dataset, "split_sha256": split.sha256,
         "modality": teacher.modality, "pretrained": bool(teacher.pretrained),
         "preprocessing": teacher.preprocessing(), "dim": teacher.dim,
-        "shapes": {k: list(v.shape) for k, v in feats.items()},
-        "feature_std": float(np.concatenate(list(feats.values())).std()),
-        "seconds": round(seconds, 2), "versions": _versions(),
+        "shapes": {k: list(v.shape) for k, v in feats.items()}, "stored": stored,
+        "feature_std": float(np.concatenate([v.astype(np.float32) for v in feats.values()]).std()),
+        "seconds": round(seconds, 2), "device": str(dev), "amp": bool(amp and dev.type == "cuda"),
+        "batch_size": bs, "workers": 0 if resident else workers, "inputs_resident_on_device": resident,
+        "examples_per_second": round(sum(len(v) for v in feats.values()) / max(seconds, 1e-9), 1),
+        "seconds_by_stage": {k: round(v, 3) for k, v in timing.items()},
+        "versions": _versions(),
     })
 
 
@@ -532,7 +707,7 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
         for s in SPLITS:
             if s not in arrays or list(arrays[s].shape) != meta["shapes"][s]:
                 raise ValueError(f"feature cache {path} (teacher {tid!r}) lacks a complete {s!r} matrix")
-            per_split[s].append(arrays[s])
+            per_split[s].append(arrays[s].astype(np.float32, copy=False))  # float16 caches widen here
         dims.append(int(meta["dim"]))
         pretrained.append(bool(meta["pretrained"]))
     return CachedFeatures({s: np.concatenate(v, axis=1) for s, v in per_split.items()}, dims, pretrained)

@@ -41,6 +41,7 @@ class TrainConfig:
     device: str = "cpu"
     threads: int = 1
     checkpoint_every: int = 100  # steps between resumable checkpoints (0: none)
+    amp: bool = False  # bf16 autocast of the student's forward pass on GPUs (losses stay float32)
 
 
 @dataclass
@@ -211,7 +212,9 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos:pos + bs]
         pos += bs
-        logits, h = student(_to(_slice(x["train"], idx), device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            logits, h = student(_to(_slice(x["train"], idx), device))
+        logits, h = logits.float(), h.float()
         ce = F.cross_entropy(logits, y["train"][idx].to(device))
         if penalty is None:
             pen = torch.zeros((), device=device)

@@ -7,6 +7,7 @@ rule extract_features:
         meta=f"{R}/features/{{dataset}}/{{teacher}}.json",
     params:
         spec=lambda w: shlex.quote(json.dumps(config["teachers"][w.teacher], sort_keys=True)),
+        options=shlex.quote(json.dumps(config["extract"], sort_keys=True)),
     threads: config["extract"].get("threads", 1)
     resources:
         launcher=LAUNCHER,
@@ -20,4 +21,4 @@ rule extract_features:
     shell:
         "python -m aftbench extract --launcher {resources.launcher} --job {resources.job}"
         " --teacher {wildcards.teacher} --spec {params.spec} --split {input.split}"
-        " --out {output.features} --out-json {output.meta} --threads {threads} > {log} 2>&1"
+        " --out {output.features} --out-json {output.meta} --options {params.options} > {log} 2>&1"
