@@ -91,6 +91,6 @@ LAUNCHER = config.get("launcher", "local")
 
 
 def job_arg(kind):
-    """The shell-quoted job spec (resources, deadline, requeues) of a rule kind: one string per
+    """The shell-quoted job spec (resources, deadline, requeues) of one kind of job, as one string per
     rule, not a per-job callable (a 5,000-job DAG would evaluate it 5,000 times)."""
     return shlex.quote(json.dumps(job_spec(config, kind), sort_keys=True))
