@@ -62,10 +62,10 @@ def _cell_means(runs) -> pd.DataFrame:
 
 
 def error_ratios(runs) -> pd.DataFrame:
-    import pandas as pd
-
     """Test error of each transfer method / test error of STL on the same (dataset, student),
     one row per (dataset, student, method, teacher set), means over seeds of selected runs."""
+    import pandas as pd
+
     cells = _cell_means(runs)
     stl = cells[cells.method == "stl"].set_index(["dataset", "student"])["mean"]
     rows = []
@@ -79,9 +79,11 @@ def error_ratios(runs) -> pd.DataFrame:
 
 def normalized_error(runs, path):
     """Fig 1b analog: error of each method relative to STL on the same (dataset, student), per
-    teacher set, averaged over rows; per modality and over everything."""
-    title = "Error relative to STL (lower is better)"
-    df = error_ratios(runs)
+    teacher set, averaged over rows; per modality and over everything. Pre-trained teacher sets
+    only: the controls (random-init teacher, appended noise) answer other questions and have
+    their own figures (rho_by_teacher, accuracy_vs_beta)."""
+    title = "Error relative to STL (lower is better), pre-trained teacher sets"
+    df = error_ratios(runs[~runs.control_teacher.astype(bool)] if "control_teacher" in runs else runs)
     if df.empty:
         return _empty(path, title, "no STL runs to normalise by")
     groups = sorted(df.modality.unique()) + ["all"]
