@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .datasets import Pool, Split
-from .teachers import _package_dir, images_to_float, load_glove, word_tokens
+from .teachers import _package_dir, images_to_float, load_glove, load_timm, timm_dim, uint8_nchw, word_tokens
 
 
 class Student(nn.Module):
@@ -103,25 +103,13 @@ class TimmStudent(Student):
 
     def __init__(self, n_classes: int, model: str, pretrained: bool = True, checkpoint: str | None = None,
                  model_args: dict | None = None):
-        import timm
-
         super().__init__()
-        overlay = {"file": str(checkpoint)} if checkpoint else None
-        try:
-            self.net = timm.create_model(model, pretrained=pretrained, pretrained_cfg_overlay=overlay, num_classes=0,
-                                         **(model_args or {}))
-        except Exception as err:
-            from .teachers import _download_error
-
-            raise _download_error(f"timm student {model!r}", err, "set `checkpoint:` to a local weights file, "
-                                  "or run once with internet") from err
+        self.net, self.transform, _ = load_timm(model, "student", pretrained, checkpoint, model_args, num_classes=0)
         self.init = f"pretrained:{model}" if pretrained else "scratch"
-        self.transform = timm.data.create_transform(**timm.data.resolve_model_data_config(self.net), is_training=False)
-        self.head = nn.Linear(int(getattr(self.net, "head_hidden_size", None) or self.net.num_features), n_classes)
+        self.head = nn.Linear(timm_dim(self.net), n_classes)
 
     def encode_inputs(self, pool):
-        x = torch.from_numpy(np.ascontiguousarray(pool.images)).permute(0, 3, 1, 2)
-        return {"image": x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x}
+        return {"image": uint8_nchw(pool.images)}
 
     def features(self, batch):
         x = self.transform(batch["image"].float().div_(255.0))

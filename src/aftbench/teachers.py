@@ -167,6 +167,39 @@ def _download_error(what: str, err: Exception, fix: str) -> Exception:
     return FileNotFoundError(f"{what} could not be loaded ({type(err).__name__}: {first}). Offline here? {fix}.")
 
 
+def load_timm(model: str, role: str, pretrained: bool = True, checkpoint: str | None = None,
+              model_args: dict | None = None, **kwargs):
+    """A timm model with its eval transform and data config, for a teacher or a student.
+    `checkpoint` loads local weights through timm's pretrained-config overlay (the same path as
+    a hub download); a model that cannot be loaded says what to fetch."""
+    import timm
+
+    if checkpoint and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"timm {role} {model!r}: checkpoint {checkpoint} does not exist")
+    overlay = {"file": str(checkpoint)} if checkpoint else None
+    try:
+        net = timm.create_model(model, pretrained=pretrained, pretrained_cfg_overlay=overlay, **(model_args or {}),
+                                **kwargs)
+    except Exception as err:
+        raise _download_error(f"timm {role} {model!r}", err, "set `checkpoint:` to a local weights file, or run once "
+                              "with internet (weights are cached under ~/.cache/huggingface)") from err
+    config = timm.data.resolve_model_data_config(net)
+    return net, timm.data.create_transform(**config, is_training=False), config
+
+
+def timm_dim(net) -> int:
+    """Width of a timm model's pooled pre-logits (the input of its classifier)."""
+    return int(getattr(net, "head_hidden_size", None) or net.num_features)
+
+
+def uint8_nchw(images) -> torch.Tensor:
+    """uint8 N×H×W×C (numpy, or a tensor already on a device) -> N×3×H×W, grey repeated to RGB
+    (contiguous, so it can be pinned and copied)."""
+    x = images if torch.is_tensor(images) else torch.from_numpy(np.ascontiguousarray(images))
+    x = x.permute(0, 3, 1, 2)
+    return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
+
+
 class TimmImage(Teacher):
     """Any timm image model (`timm:<name.tag>`): pooled pre-logits features through the model's
     own head logic (`forward_features`, then `forward_head(pre_logits=True)`), each image
@@ -176,27 +209,16 @@ class TimmImage(Teacher):
 
     def __init__(self, model: str, checkpoint: str | None = None, pretrained: bool = True,
                  model_args: dict | None = None, batch_size: int = 64, transform_on: str = "auto"):
-        import timm
-
         if transform_on not in ("auto", "pil", "tensor"):
             raise ValueError(f"timm teacher {model!r}: transform_on must be auto, pil or tensor, got {transform_on!r}")
         self.name, self.checkpoint, self.pretrained, self.batch_size = model, checkpoint, pretrained, batch_size
         self.transform_on = transform_on
-        if checkpoint and not Path(checkpoint).is_file():
-            raise FileNotFoundError(f"timm teacher {model!r}: checkpoint {checkpoint} does not exist")
-        overlay = {"file": str(checkpoint)} if checkpoint else None
-        try:
-            self.model = timm.create_model(model, pretrained=pretrained, pretrained_cfg_overlay=overlay,
-                                           **(model_args or {})).eval()
-        except Exception as err:
-            raise _download_error(f"timm model {model!r}", err, "set `checkpoint:` to a local weights file, or "
-                                  "run once with internet (weights are cached under ~/.cache/huggingface)") from err
-        self.data_config = timm.data.resolve_model_data_config(self.model)
-        self.transform = timm.data.create_transform(**self.data_config, is_training=False)
+        self.model, self.transform, self.data_config = load_timm(model, "teacher", pretrained, checkpoint, model_args)
+        self.model.eval()
 
     @property
     def dim(self) -> int:
-        return int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
+        return timm_dim(self.model)
 
     @property
     def _on_tensors(self) -> bool:
@@ -218,9 +240,7 @@ class TimmImage(Teacher):
 
     def preprocess(self, images):
         if self._on_tensors:  # uint8 N×3×H×W: a quarter of the bytes of float to move around
-            x = images if torch.is_tensor(images) else torch.from_numpy(np.ascontiguousarray(images))
-            x = x.permute(0, 3, 1, 2)
-            return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x  # grey -> RGB (pinnable)
+            return uint8_nchw(images)
         return _pil_batch(images, self.transform)
 
     @torch.no_grad()
