@@ -32,12 +32,6 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
         raise ConfigError("config.yaml does not match workflow/schemas/config.schema.yaml:\n" + "\n".join(lines))
 
 
-def teacher_modality(spec: dict) -> str:
-    from .registry import teacher_modality as modality
-
-    return modality(spec)
-
-
 def expand_teacher_specs(config: dict) -> dict:
     """Turn one-line teacher entries (`timm:...`, `open_clip:...`, `hf:...`) into {backend, args}
     mappings, in place, so everything downstream sees one form. Errors name the entry."""
@@ -53,7 +47,7 @@ def expand_teacher_specs(config: dict) -> dict:
 
 def check_config(config: dict) -> None:
     """Cross-reference checks; raises ConfigError naming the culprit."""
-    from .registry import describe
+    from .registry import describe, teacher_modality
 
     reg = describe()  # the registries' names and modalities, without importing torch
     LOADERS, BACKENDS, ARCHS, PENALTIES = reg["loaders"], reg["backends"], reg["archs"], reg["penalties"]

@@ -637,35 +637,31 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     nbytes = sum(getattr(v, "nbytes", 0) for v in parts.values())
     resident = dev.type == "cuda" and getattr(teacher, "accepts_device_inputs", False) and nbytes <= resident_gb * 1e9
     rows: dict[str, list] = {name: [] for name in SPLITS}
-    timing = {"forward": 0.0}
-    if resident:
-        # The split's uint8 images fit on the GPU: copy each split once and slice batches there,
-        # so the GPU never waits on host-side batching, pinning and per-batch copies.
-        # Features stay on the device until a split is done: no synchronising copy per batch.
-        teacher.to(dev, amp=amp)
-        teacher.prepare(parts["train"])
-        t = time.time()
-        for name, inputs in parts.items():
-            out = [teacher.forward_on_device(teacher.preprocess(chunk[i:i + bs]))
-                   for chunk in _uploaded_chunks(inputs, dev, 16 * bs) for i in range(0, len(chunk), bs)]
-            rows[name] = [torch.cat(out).cpu().numpy()] if out else []
-        timing["forward"] += time.time() - t
-    else:
+    if not resident:
         batches = _Batches(teacher, list(parts.items()), bs)
         # Workers fork when the iterator is created: before the model moves to the GPU.
         loader = iter(torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers, collate_fn=_as_is,
                                                   pin_memory=dev.type == "cuda"))
-        teacher.to(dev, amp=amp)
-        teacher.prepare(parts["train"])
-        t = time.time()
+    teacher.to(dev, amp=amp)
+    teacher.prepare(parts["train"])
+    t = time.time()
+    if resident:
+        # The split's uint8 images fit on the GPU: copy each split once and slice batches there,
+        # so the GPU never waits on host-side batching, pinning and per-batch copies.
+        # Features stay on the device until a split is done: no synchronising copy per batch.
+        for name, inputs in parts.items():
+            out = [teacher.forward_on_device(teacher.preprocess(chunk[i:i + bs]))
+                   for chunk in _uploaded_chunks(inputs, dev, 16 * bs) for i in range(0, len(chunk), bs)]
+            rows[name] = [torch.cat(out).cpu().numpy()] if out else []
+    else:
         for name, batch in tqdm(loader, total=len(batches), desc=f"{teacher_id}/{split.dataset}", file=sys.stderr,
                                 mininterval=5):
             rows[name].append(teacher.forward(batch))
-        timing["forward"] += time.time() - t
+    timing = {"forward": time.time() - t}
     t = time.time()
     feats, stored = {}, {}
     for name in SPLITS:
-        n = len(getattr(split.parts[name], field))
+        n = len(parts[name])
         f = np.concatenate(rows[name]).astype(np.float32) if rows[name] else np.zeros((0, teacher.dim), np.float32)
         if f.shape != (n, teacher.dim):
             raise RuntimeError(f"teacher {teacher_id!r} returned {f.shape}, expected {(n, teacher.dim)}")
