@@ -157,6 +157,207 @@ def test_torchvision_pets_resized_lazily(tmp_path):
     assert np.asarray(src.train.images[np.array([0, 3])]).shape == (2, 16, 16, 3)
 
 
+@pytest.fixture
+def cifar100_root(tmp_path, monkeypatch):
+    """CIFAR-100 in its real on-disk format: cifar-100-python/{train,test,meta} pickles with both
+    fine_labels and coarse_labels (the coarse ones differ, so reading the wrong key shows). Only
+    torchvision's md5 checks are relaxed: these are not the official bytes."""
+    import pickle
+
+    from torchvision.datasets import CIFAR100
+
+    d = tmp_path / "cifar-100-python"
+    d.mkdir()
+    rng = np.random.default_rng(1)
+    written = {}
+    for fname, n in (("train", 48), ("test", 24)):
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        fine = [(3, 17, 42, 99)[i % 4] for i in range(n)]
+        with open(d / fname, "wb") as f:
+            pickle.dump({"filenames": [f"img_{fname}_{i}.png" for i in range(n)], "batch_label": f"{fname} batch",
+                         "fine_labels": fine, "coarse_labels": [lab // 5 for lab in fine], "data": data}, f)
+        written[fname] = data.reshape(n, 3, 32, 32).transpose(0, 2, 3, 1), np.array(fine)
+    with open(d / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"fine{i}" for i in range(100)],
+                     "coarse_label_names": [f"coarse{i}" for i in range(20)]}, f)
+    monkeypatch.setattr(CIFAR100, "train_list", [[f, None] for f, _ in CIFAR100.train_list])
+    monkeypatch.setattr(CIFAR100, "test_list", [[f, None] for f, _ in CIFAR100.test_list])
+    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": None})
+    return tmp_path, written
+
+
+def test_torchvision_cifar100_fine_labels_rows_and_order(cifar100_root, tmp_path):
+    root, written = cifar100_root
+    src = LOADERS["torchvision"](name="cifar100", root=str(root))
+    assert src.classes == [f"fine{i}" for i in range(100)]
+    for pool, (images, labels) in ((src.train, written["train"]), (src.test, written["test"])):
+        np.testing.assert_array_equal(pool.labels, labels)  # fine labels, in file order
+        np.testing.assert_array_equal(np.asarray(pool.images), images)
+    resized = LOADERS["torchvision"](name="cifar100", root=str(root), image_size=16)
+    assert np.asarray(resized.test.images[np.array([0, 5])]).shape == (2, 16, 16, 3)
+    spec = {"loader": "torchvision", "modality": "image", "args": {"name": "cifar100", "root": str(root)},
+            "n_train": 24, "n_val": 12, "n_test": 12}
+    make_split("c100", spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
+    s = load_split(str(tmp_path / "s.npz"))
+    assert s.classes == src.classes
+    for part, (images, labels) in (("train", written["train"]), ("val", written["train"]), ("test", written["test"])):
+        p = s.parts[part]
+        np.testing.assert_array_equal(p.images, images[p.index])  # each row is the source row it names
+        np.testing.assert_array_equal(p.labels, labels[p.index])
+
+
+# Library datasets stored as image files. Image k of a dataset is grey with value fill(k) in a
+# middle band and black / white outer bands, at two scales and both orientations: resizing its
+# shorter side to TV_SIZE and centre-cropping must keep only the band, so each stored row shows
+# which file it came from (JPEG is lossy, hence a tolerance).
+TV_SIZE = 12
+
+
+def fill(k):
+    return 16 + 6 * k
+
+
+def banded_jpeg(path, k):
+    s = 1 + k % 2
+    a = np.full((24 * s, 72 * s), fill(k), np.uint8)
+    a[:, :16 * s], a[:, 56 * s:] = 0, 255
+    if k % 3 == 0:
+        a = a.T
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.stack([a] * 3, axis=-1)).save(path)  # RGB JPEG, as the datasets ship
+
+
+def write_flowers102(root, monkeypatch):
+    """flowers-102/{jpg/image_%05d.jpg, imagelabels.mat, setid.mat}: 1-based labels of all images
+    by id, and per split (trnid / valid / tstid) 1-based ids in the order torchvision keeps."""
+    from scipy.io import savemat
+    from torchvision.datasets import Flowers102
+
+    base = root / "flowers-102"
+    labels = np.array([(1, 2, 77, 102)[i % 4] for i in range(24)], np.uint8)  # label of image id i + 1
+    for i in range(24):
+        banded_jpeg(base / "jpg" / f"image_{i + 1:05d}.jpg", i)
+    ids = {"trnid": np.arange(8, 0, -1), "valid": np.arange(9, 17), "tstid": np.arange(24, 16, -1)}
+    savemat(base / "imagelabels.mat", {"labels": labels})
+    savemat(base / "setid.mat", {k: v.astype(np.uint16) for k, v in ids.items()})
+    monkeypatch.setattr(Flowers102, "_file_dict", {k: (f, None) for k, (f, _) in Flowers102._file_dict.items()})
+    tr, te = np.concatenate([ids["trnid"], ids["valid"]]) - 1, ids["tstid"] - 1  # rows of `labels`, in pool order
+    assert len(Flowers102.classes) == 102 and Flowers102.classes[0] == "pink primrose"
+    return list(Flowers102.classes), (fill(tr), labels[tr] - 1), (fill(te), labels[te] - 1)
+
+
+def write_dtd(root, monkeypatch):
+    """dtd/dtd/{images/<class>/<class>_%04d.jpg, labels/{train,val,test}1.txt} (partition 1),
+    one '<class>/<file>' per line; torchvision sorts the class names it finds in the split."""
+    data = root / "dtd" / "dtd"
+    (data / "labels").mkdir(parents=True)
+    classes, k, want = ["banded", "cracked", "zigzagged"], 0, {}
+    for split in ("train", "val", "test"):
+        lines, fills, labels = [], [], []
+        for c, cls in enumerate(classes):
+            for _ in range(3):
+                banded_jpeg(data / "images" / cls / f"{cls}_{k:04d}.jpg", k)
+                lines.append(f"{cls}/{cls}_{k:04d}.jpg")
+                fills.append(fill(k))
+                labels.append(c)
+                k += 1
+        (data / "labels" / f"{split}1.txt").write_text("\n".join(lines) + "\n")
+        want[split] = fills, labels
+    return classes, tuple(want["train"][i] + want["val"][i] for i in (0, 1)), want["test"]
+
+
+def write_food101(root, monkeypatch):
+    """food-101/{images/<class>/<id>.jpg, meta/{train,test}.json}: each json maps a class to its
+    '<class>/<id>' paths; torchvision keeps the json's order and numbers the sorted class names."""
+    base = root / "food-101"
+    (base / "meta").mkdir(parents=True)
+    classes, k, want = ["apple_pie", "baby_back_ribs", "waffles"], 0, {}
+    for split, per_class in (("train", 4), ("test", 2)):
+        meta, fills, labels = {}, [], []
+        for c, cls in enumerate(classes):
+            meta[cls] = []
+            for _ in range(per_class):
+                banded_jpeg(base / "images" / cls / f"{100300 + 7 * k}.jpg", k)
+                meta[cls].append(f"{cls}/{100300 + 7 * k}")
+                fills.append(fill(k))
+                labels.append(c)
+                k += 1
+        (base / "meta" / f"{split}.json").write_text(json.dumps(meta))
+        want[split] = fills, labels
+    return classes, want["train"], want["test"]
+
+
+def write_fgvc_aircraft(root, monkeypatch):
+    """fgvc-aircraft-2013b/data/{images/%07d.jpg, variants.txt, images_variant_{trainval,test}.txt}:
+    classes in variants.txt order (not sorted), '<id> <variant name with spaces>' per image line."""
+    data = root / "fgvc-aircraft-2013b" / "data"
+    data.mkdir(parents=True)
+    variants = ["707-320", "A340-500", "Cessna 172", "F/A-18", "DC-3"]
+    (data / "variants.txt").write_text("\n".join(variants) + "\n")
+    k, want = 0, {}
+    for split, n in (("trainval", 15), ("test", 10)):
+        lines, fills, labels = [], [], []
+        for i in range(n):
+            c = (i * 2) % 5  # classes interleaved, not grouped
+            banded_jpeg(data / "images" / f"{1025794 + k:07d}.jpg", k)
+            lines.append(f"{1025794 + k:07d} {variants[c]}")
+            fills.append(fill(k))
+            labels.append(c)
+            k += 1
+        (data / f"images_variant_{split}.txt").write_text("\n".join(lines) + "\n")
+        want[split] = fills, labels
+    return variants, want["trainval"], want["test"]
+
+
+TV_FILE_DATASETS = {"flowers102": write_flowers102, "dtd": write_dtd, "food101": write_food101,
+                    "fgvc_aircraft": write_fgvc_aircraft}
+
+
+def assert_fills(images, fills):
+    """Row k of `images` is the band of the file written with fill(k) (JPEG: within 2 grey levels)."""
+    fills = np.asarray(fills)
+    assert images.shape == (len(fills), TV_SIZE, TV_SIZE, 3)
+    np.testing.assert_allclose(images, np.broadcast_to(fills[:, None, None, None], images.shape), rtol=0, atol=2)
+
+
+@pytest.mark.parametrize("name", sorted(TV_FILE_DATASETS))
+def test_torchvision_file_datasets_rows_labels_and_order(name, tmp_path, monkeypatch):
+    """Real layouts of Flowers-102 / DTD / Food-101 / FGVC-Aircraft: class list as torchvision
+    reports it, train pool = the TORCHVISION entry's train parts in order (Flowers and DTD:
+    train + val), official test split, labels and images row by row, also through a split."""
+    root = tmp_path / "data"
+    classes, (train_fills, train_labels), (test_fills, test_labels) = TV_FILE_DATASETS[name](root, monkeypatch)
+    src = LOADERS["torchvision"](name=name, root=str(root), image_size=TV_SIZE)
+    assert src.classes == classes
+    assert src.train.labels.tolist() == list(train_labels) and src.test.labels.tolist() == list(test_labels)
+    assert_fills(np.asarray(src.train.images), train_fills)
+    assert_fills(np.asarray(src.test.images), test_fills)
+
+    n_cls_train, n_cls_test = len(set(train_labels)), len(set(test_labels))
+    spec = {"loader": "torchvision", "modality": "image",
+            "args": {"name": name, "root": str(root), "image_size": TV_SIZE},
+            "n_train": len(train_labels) - 2 * n_cls_train, "n_val": n_cls_train,
+            "n_test": len(test_labels) - n_cls_test}
+    make_split(name, spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
+    s = load_split(str(tmp_path / "s.npz"))
+    assert s.classes == classes
+    for part, fills, labels in (("train", train_fills, train_labels), ("val", train_fills, train_labels),
+                                ("test", test_fills, test_labels)):
+        p = s.parts[part]
+        assert p.labels.tolist() == np.asarray(labels)[p.index].tolist()
+        assert_fills(p.images, np.asarray(fills)[p.index])
+
+
+def test_torchvision_split_with_other_classes_is_refused(tmp_path, monkeypatch):
+    """DTD numbers the classes of each split's own file: a test file lacking a class would shift
+    every later label id, silently. The loader refuses it, naming the split and the class."""
+    write_dtd(tmp_path, monkeypatch)
+    labels = tmp_path / "dtd" / "dtd" / "labels" / "test1.txt"
+    labels.write_text("".join(line + "\n" for line in labels.read_text().split() if not line.startswith("cracked/")))
+    with pytest.raises(ValueError, match=r"(?s)DTD.*split \{'split': 'test'\} has classes \['cracked'\].*complete"):
+        LOADERS["torchvision"](name="dtd", root=str(tmp_path))
+
+
 def test_torchvision_missing_download_says_what_to_do(tmp_path):
     with pytest.raises(MissingDataError, match=r"(?s)CIFAR100.*not found under.*download: true"):
         LOADERS["torchvision"](name="cifar100", root=str(tmp_path))

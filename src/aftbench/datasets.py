@@ -306,6 +306,15 @@ def load_torchvision(name: str, root: str, download: bool = False, image_size: i
     train = [build(kw) for kw in train_parts]
     test = build(test_kw)
     classes = [str(c) for c in getattr(train[0], "classes", [])] or [str(i) for i in range(int(_tv_labels(train[0]).max()) + 1)]
+    for kw, part in [*zip(train_parts[1:], train[1:]), (test_kw, test)]:
+        # DTD and Food-101 number the classes found in each split's own file: on an incomplete copy
+        # the same label id would mean different classes in different splits
+        other = [str(c) for c in getattr(part, "classes", classes)]
+        if other != classes:
+            raise ValueError(f"torchvision {cls_name} under {root}: split {kw} has classes "
+                             f"{sorted(set(classes) ^ set(other))[:5]} that the {train_parts[0]} split has not (or the "
+                             f"reverse; {len(other)} vs {len(classes)} classes), so its label ids would mean other "
+                             f"classes. Is the copy complete?")
     return Source("image", classes, pool(train), pool([test]),
                   notes=f"torchvision {cls_name}; official test split; images "
                         + (f"resized (shorter side) and centre-cropped to {image_size}px" if image_size else "as stored"))
