@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -397,6 +398,70 @@ def test_hf_dataset_text_pairs_and_images(hf_folder, tmp_path):
     assert imgs.shape == (2, 8, 8, 3) and imgs[0].mean() == 50 and imgs[1].mean() == 20  # rows kept in order
     with pytest.raises(KeyError, match=r"no column\(s\) \['sentence'\]"):
         LOADERS["hf_dataset"](path=hf_folder, text_fields=["sentence"])
+
+
+def _config_entries(loader):
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
+    return {name: spec for name, spec in config["datasets"].items() if spec["loader"] == loader}
+
+
+HF_ENTRIES = _config_entries("hf_dataset")
+
+
+def write_hub_layout(root, args, n=12):
+    """A hub dataset repo as the datasets library reads it: parquet shards per split under a
+    folder per config, and a README whose `configs:` YAML maps config names and splits to files
+    (GLUE on the hub is laid out so: nyu-mll/glue with `name: mnli`, split validation_matched).
+    The columns are exactly those the config entry names; row k's texts and image encode k."""
+    import io
+
+    import datasets as hfd
+    import yaml
+
+    config_name = args.get("name") or "default"
+    feats = {f: hfd.Value("string") for f in args["text_fields"]}
+    feats[args.get("label_field", "label")] = hfd.ClassLabel(names=["c0", "c1", "c2"])
+    if args.get("image_field"):
+        feats[args["image_field"]] = hfd.Image()
+    splits = [args.get("train_split", "train"), args.get("test_split", "test")]
+    files = []
+    for split in splits:
+        rows = {f: [f"{split} {f} {k}" for k in range(n)] for f in args["text_fields"]}
+        rows[args.get("label_field", "label")] = [k % 3 for k in range(n)]
+        if args.get("image_field"):
+            rows[args["image_field"]] = []
+            for k in range(n):
+                buf = io.BytesIO()
+                Image.fromarray(np.full((20, 30, 3), 10 * k, np.uint8)).save(buf, format="PNG")
+                rows[args["image_field"]].append({"bytes": buf.getvalue(), "path": None})
+        (root / config_name).mkdir(parents=True, exist_ok=True)
+        hfd.Dataset.from_dict(rows, features=hfd.Features(feats)).to_parquet(
+            str(root / config_name / f"{split}-00000-of-00001.parquet"))
+        files.append({"split": split, "path": f"{config_name}/{split}-*"})
+    card = {"configs": [{"config_name": config_name, "data_files": files}]}
+    (root / "README.md").write_text("---\n" + yaml.safe_dump(card) + "---\n")
+
+
+@pytest.mark.parametrize("entry", sorted(HF_ENTRIES))
+def test_config_hf_datasets_read_their_hub_layout(entry, tmp_path):
+    """Each Hugging Face dataset of config.yaml, its entry's own args (fields, config name, splits)
+    with `path` pointed at a local copy in the hub layout: texts joined in the listed order,
+    labels and images row for row, modality as declared."""
+    spec = HF_ENTRIES[entry]
+    args = dict(spec["args"])
+    write_hub_layout(tmp_path, args)
+    src = LOADERS["hf_dataset"](**{**args, "path": str(tmp_path)})
+    assert src.modality == spec["modality"] and src.classes == ["c0", "c1", "c2"]
+    test_split = args.get("test_split", "test")
+    for pool, split in ((src.train, args.get("train_split", "train")), (src.test, test_split)):
+        assert list(pool.labels) == [k % 3 for k in range(12)]
+        assert pool.texts[7] == " [SEP] ".join(f"{split} {f} 7" for f in args["text_fields"])
+        if args.get("image_field"):
+            imgs = np.asarray(pool.images[np.array([7, 2])])
+            assert imgs.shape == (2, args["image_size"], args["image_size"], 3)
+            assert imgs[0].mean() == 70 and imgs[1].mean() == 20
 
 
 def test_hf_dataset_missing_says_what_to_do(tmp_path, monkeypatch):

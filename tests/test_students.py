@@ -7,11 +7,12 @@ import torch.nn.functional as F
 from aftbench.datasets import load_split
 from aftbench.students import ARCHS, build_student
 
-ARCH_NAMES = ["cnn", "effnet_lite0", "timm", "wordpiece_bag", "glove_bag", "hf_classifier", "two_tower"]
+ARCH_NAMES = ["cnn", "effnet_lite0", "timm", "wordpiece_bag", "glove_bag", "hf_classifier", "two_tower",
+              "clip_two_tower"]
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_timm, tiny_bert):
+def tiny(tiny_timm, tiny_bert, tiny_open_clip):
     """One tiny stand-in per arch; hub-backed archs load tiny random-init models saved locally,
     through the same loaders as a pre-trained spec."""
     return {
@@ -22,6 +23,7 @@ def tiny(tiny_timm, tiny_bert):
         "glove_bag": ("text", {"hidden": 8}),
         "hf_classifier": ("text", {"model": tiny_bert, "max_length": 16}),
         "two_tower": ("image+text", {"width": 4, "depth": 2, "image_size": 8, "emb_dim": 8, "hidden": 8}),
+        "clip_two_tower": ("image+text", {"model": tiny_open_clip}),
     }
 
 
@@ -106,3 +108,35 @@ def test_modality_mismatch_is_named(text_split):
     split = load_split(text_split)
     with pytest.raises(ValueError, match="'cnn' needs images but dataset 'tiny_text'"):
         build_student({"arch": "cnn"}, split)
+
+
+@pytest.mark.parametrize("combine,proj_dim,width", [("concat", None, 32), ("outer", None, 256), ("outer", 4, 16)])
+def test_clip_two_tower_loads_both_towers_and_combines(tiny_open_clip, digits_split, combine, proj_dim, width):
+    """Both towers come from the saved CLIP (weights equal to the file); h is [image, text] or
+    vec(image ⊗ text) of the two embeddings, each the model's own encode_image/encode_text of
+    the model's own eval transform and tokenizer."""
+    from safetensors.torch import load_file
+
+    split = load_split(digits_split)
+    s = build_student({"arch": "clip_two_tower", "args": {"model": tiny_open_clip, "combine": combine,
+                                                          "proj_dim": proj_dim}}, split)
+    saved = load_file(tiny_open_clip.removeprefix("local-dir:") + "/open_clip_model.safetensors")
+    assert torch.equal(s.net.state_dict()["visual.conv1.weight"], saved["visual.conv1.weight"])
+    assert torch.equal(s.net.state_dict()["token_embedding.weight"], saved["token_embedding.weight"])
+    assert s.init == f"pretrained:open_clip:{tiny_open_clip}" and s.head.in_features == width
+    pool = split.parts["train"]
+    x = s.encode_inputs(pool)
+    assert x["image"].dtype == torch.uint8 and x["image"].shape[:2] == (len(pool.labels), 3)
+    s.eval()
+    with torch.no_grad():
+        h = s.features({k: v[:3] for k, v in x.items()})
+        img = s.img_proj(s.net.encode_image(torch.stack([s.transform(x["image"][i].float() / 255) for i in range(3)])))
+        txt = s.txt_proj(s.net.encode_text(s.tokenizer([str(t) for t in pool.texts[:3]])))
+    want = torch.cat([img, txt], 1) if combine == "concat" else torch.einsum("bi,bj->bij", img, txt).flatten(1)
+    torch.testing.assert_close(h, want, rtol=1e-4, atol=1e-5)  # batched transform == per-image transform
+
+
+def test_clip_two_tower_rejects_unknown_combine(tiny_open_clip, digits_split):
+    with pytest.raises(ValueError, match="combine must be one of"):
+        build_student({"arch": "clip_two_tower", "args": {"model": tiny_open_clip, "combine": "sum"}},
+                      load_split(digits_split))

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .datasets import Pool, Split
-from .teachers import _package_dir, images_to_float, load_glove, load_timm, timm_dim, uint8_nchw, word_tokens
+from .teachers import (_package_dir, images_to_float, load_glove, load_open_clip, load_timm, timm_dim, uint8_nchw,
+                       word_tokens)
 
 
 class Student(nn.Module):
@@ -289,6 +290,52 @@ class TwoTower(Student):
         return torch.cat([self.cnn(batch["image"]), self.bag(batch["text"])], dim=1)
 
 
+COMBINE = ("concat", "outer")
+
+
+class ClipTwoTower(Student):
+    """The paper's CLIP-style two-tower student for image+text tasks (SNLI-VE: image + hypothesis):
+    the image and text towers of one open_clip model (`model`: an open_clip arch such as
+    `ViT-B-32`, or `local-dir:/path`, whose config may name any timm image tower and Hugging Face
+    text tower; `pretrained`: a tag or a local checkpoint, null = random init), fine-tuned
+    jointly. h combines the two embeddings: `concat` [image, text], or `outer` vec(image ⊗ text)
+    (each first projected to `proj_dim` if set, which keeps the outer product small). Inputs stay
+    uint8 and every batch goes through the model's own eval transform (Resize, CenterCrop,
+    Normalize) and its own tokenizer: one fixed view per example."""
+
+    modality = "image+text"
+
+    def __init__(self, n_classes: int, model: str, pretrained: str | None = None, combine: str = "concat",
+                 proj_dim: int | None = None):
+        super().__init__()
+        if combine not in COMBINE:
+            raise ValueError(f"clip_two_tower student {model!r}: combine must be one of {COMBINE}, got {combine!r}")
+        self.net, self.transform, self.tokenizer = load_open_clip(model, pretrained, "student")
+        local = model.startswith("local-dir:")
+        self.init = f"pretrained:open_clip:{model}" + (f"/{pretrained}" if pretrained else "") \
+            if (pretrained or local) else "scratch"
+        self.combine = combine
+        with torch.no_grad():  # the towers' embedding widths, whatever their projections
+            size = self.net.visual.image_size
+            size = size if isinstance(size, (tuple, list)) else (size, size)
+            d_img = self.net.encode_image(torch.zeros(1, 3, *size)).shape[1]
+            d_txt = self.net.encode_text(self.tokenizer(["a"])).shape[1]
+        self.img_proj = nn.Linear(d_img, proj_dim) if proj_dim else nn.Identity()
+        self.txt_proj = nn.Linear(d_txt, proj_dim) if proj_dim else nn.Identity()
+        d_img, d_txt = (proj_dim, proj_dim) if proj_dim else (d_img, d_txt)
+        self.head = nn.Linear(d_img * d_txt if combine == "outer" else d_img + d_txt, n_classes)
+
+    def encode_inputs(self, pool):
+        return {"image": uint8_nchw(pool.images), "text": self.tokenizer([str(t) for t in pool.texts])}
+
+    def features(self, batch):
+        img = self.img_proj(self.net.encode_image(self.transform(batch["image"].float().div_(255.0))))
+        txt = self.txt_proj(self.net.encode_text(batch["text"]))
+        if self.combine == "outer":
+            return (img.unsqueeze(2) * txt.unsqueeze(1)).flatten(1)
+        return torch.cat([img, txt], dim=1)
+
+
 ARCHS = {
     "cnn": CNN,
     "effnet_lite0": EffNetLiteStudent,
@@ -297,6 +344,7 @@ ARCHS = {
     "wordpiece_bag": WordPieceBag,
     "glove_bag": GloVeBag,
     "two_tower": TwoTower,
+    "clip_two_tower": ClipTwoTower,
 }
 
 NEEDS_SPLIT = {"glove_bag"}  # archs whose vocabulary is built from the dataset's texts

@@ -187,6 +187,22 @@ def load_timm(model: str, role: str, pretrained: bool = True, checkpoint: str | 
     return net, timm.data.create_transform(**config, is_training=False), config
 
 
+def load_open_clip(arch: str, pretrained: str | None, role: str):
+    """An open_clip model with its eval image transform and its tokenizer, for a teacher or a
+    student. `pretrained` is a tag, a local checkpoint file or None (random init); `arch` may be
+    `local-dir:/path` (open_clip_config.json + weights). The transform (Resize, CenterCrop,
+    Normalize) also takes batched float tensors in [0, 1]."""
+    import open_clip
+
+    try:
+        model, _, transform = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
+        tokenizer = open_clip.get_tokenizer(arch)
+    except Exception as err:
+        raise _download_error(f"open_clip {role} {arch!r} ({pretrained})", err, "pass a local checkpoint file as "
+                              "`pretrained`, or `local-dir:/path` as `arch`, or run once with internet") from err
+    return model, transform, tokenizer
+
+
 def timm_dim(net) -> int:
     """Width of a timm model's pooled pre-logits (the input of its classifier)."""
     return int(getattr(net, "head_hidden_size", None) or net.num_features)
@@ -263,18 +279,12 @@ class OpenClip(Teacher):
 
     def __init__(self, arch: str, pretrained: str | None = None, modality: str = "image", normalize: bool = False,
                  batch_size: int = 64):
-        import open_clip
-
         if modality not in ("image", "text"):
             raise ValueError(f"open_clip teacher {arch!r}: modality must be image or text, got {modality!r}")
         self.arch, self.tag, self.modality, self.normalize, self.batch_size = arch, pretrained, modality, normalize, batch_size
-        try:
-            self.model, _, self.transform = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
-        except Exception as err:
-            raise _download_error(f"open_clip model {arch!r} ({pretrained})", err, "pass a local checkpoint "
-                                  "file as `pretrained`, or `local-dir:/path` as `arch`") from err
+        self.model, self.transform, tokenizer = load_open_clip(arch, pretrained, "teacher")
         self.model.eval()
-        self.tokenizer = open_clip.get_tokenizer(arch) if modality == "text" else None
+        self.tokenizer = tokenizer if modality == "text" else None
         self._dim = None
 
     @property
