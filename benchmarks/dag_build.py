@@ -1,0 +1,90 @@
+"""How long Snakemake takes to build (and print) the DAG of a sweep, next to Snakemake's own
+floor: a trivial Snakefile with the same number of training jobs, each with a log, a benchmark,
+one input function and one params function (what every aftbench training job has), nothing else.
+
+Each variant runs `--repeats` times, interleaved; the table gives min / median / max wall time.
+Run it on an otherwise idle machine (a busy core shifts every number).
+
+    python benchmarks/dag_build.py --sweep paper --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOOR_SNAKEFILE = """
+rule all:
+    input: expand("out/{{i}}/metrics.json", i=range({n}))
+rule split:
+    output: "split/{{d}}.npz"
+    shell: "touch {{output}}"
+rule feat:
+    input: "split/d0.npz"
+    output: "feat/{{t}}.st"
+    shell: "touch {{output}}"
+rule train:
+    input: split="split/d0.npz", features=lambda w: f"feat/t{{int(w.i) % 100}}.st"
+    output: "out/{{i}}/metrics.json"
+    params: spec=lambda w: w.i
+    log: "logs/{{i}}.log"
+    benchmark: "bench/{{i}}.tsv"
+    shell: "touch {{output}}"
+"""
+
+
+def snakemake() -> str:
+    exe = Path(sys.executable).with_name("snakemake")
+    return str(exe) if exe.exists() else shutil.which("snakemake")
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
+    t = time.perf_counter()
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    return wall, out.stdout + out.stderr
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sweep", default="paper")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    sm = snakemake()
+    _, plan = timed([sm, "-n", "--quiet", "rules", "--config", f"sweep={args.sweep}"], ROOT)
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, re.M))
+    n_jobs, n_train = int(counts["total"]), int(counts.get("train", 0))
+    floor = Path(tempfile.mkdtemp(prefix="dag_floor_"))
+    (floor / "Snakefile").write_text(FLOOR_SNAKEFILE.format(n=n_jobs - 102))  # + all, split, 100 feat
+    variants = {
+        f"aftbench `{args.sweep}`: `-n --quiet` (no plan printed)":
+            ([sm, "-n", "--quiet", "--config", f"sweep={args.sweep}"], ROOT),
+        f"aftbench `{args.sweep}`: `-n` (plan printed per job)":
+            ([sm, "-n", "--config", f"sweep={args.sweep}"], ROOT),
+        "floor, same job count: `-n --quiet`": ([sm, "-n", "--quiet", "--cores", "1"], floor),
+        "floor, same job count: `-n`": ([sm, "-n", "--cores", "1"], floor),
+    }
+    times = {k: [] for k in variants}
+    for _ in range(args.repeats):
+        for name, (cmd, cwd) in variants.items():
+            times[name].append(timed(cmd, cwd)[0])
+    shutil.rmtree(floor)
+    print(f"{n_jobs:,} jobs ({n_train:,} training runs); floor: {n_jobs:,} trivial jobs with log, benchmark, "
+          f"one input and one params function; {args.repeats} interleaved runs each\n")
+    print("| what | min | median | max |\n| --- | ---: | ---: | ---: |")
+    for name, t in times.items():
+        print(f"| {name} | {min(t):.1f} s | {statistics.median(t):.1f} s | {max(t):.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
