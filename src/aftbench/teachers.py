@@ -600,24 +600,29 @@ def _as_is(item):
     return item
 
 
-def store_dtype(f: np.ndarray, store: str, tol: float = 1e-3) -> tuple[np.ndarray, dict]:
+def store_dtype(f, store: str, tol: float = 1e-3) -> tuple[np.ndarray, dict]:
     """float16 where lossless enough (`store: auto`): the rounding error is at most `tol` of the
     matrix in relative Frobenius norm (what kernels and MSE penalties see), no entry moves by
     more than 10 × tol × the matrix RMS, and nothing overflows or flushes to zero wholesale;
-    else float32. Says what it chose and the measured error."""
+    else float32. Says what it chose and the measured error. `f` (numpy, or a tensor on any
+    device: the check runs where the features are and only the chosen dtype is copied back)."""
+    f = torch.as_tensor(f).float()
     if store == "float32":
-        return f, {"dtype": "float32"}
-    half = f.astype(np.float16)
-    d = half.astype(np.float32) - f
-    norm = float(np.linalg.norm(f.ravel())) or 1.0  # BLAS nrm2: scaled, no overflow in float32
-    rel = float(np.linalg.norm(d.ravel()) / norm) if f.size else 0.0
-    worst = float(np.abs(d).max() / (norm / np.sqrt(f.size))) if f.size else 0.0
-    ok = bool(np.isfinite(half).all()) and rel <= tol and worst <= 10 * tol
+        return f.cpu().numpy(), {"dtype": "float32"}
+    half = f.half()
+    d = half.float() - f
+    norm = float(torch.linalg.vector_norm(f, dtype=torch.float64)) or 1.0  # float64: no overflow
+    rel = float(torch.linalg.vector_norm(d, dtype=torch.float64)) / norm if f.numel() else 0.0
+    worst = float(d.abs().max()) / (norm / f.numel() ** 0.5) if f.numel() else 0.0
+    finite = bool(torch.isfinite(half).all())
+    ok = finite and rel <= tol and worst <= 10 * tol
     info = {"relative_error": rel, "max_error_over_rms": worst}
     if store == "float16" and not ok:
         raise ValueError(f"features do not fit float16 (relative error {rel:.2g}, max {worst:.2g} × RMS, "
-                         f"finite={bool(np.isfinite(half).all())})")
-    return (half, {"dtype": "float16", **info}) if ok else (f, {"dtype": "float32", "float16": info})
+                         f"finite={finite})")
+    if ok:
+        return half.cpu().numpy(), {"dtype": "float16", **info}
+    return f.cpu().numpy(), {"dtype": "float32", "float16": info}
 
 
 def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json: str, threads: int = 1,
@@ -659,25 +664,28 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
         # The split's uint8 images fit on the GPU: copy each split once and slice batches there,
         # so the GPU never waits on host-side batching, pinning and per-batch copies.
         # Features stay on the device until a split is done: no synchronising copy per batch.
+        # The finite check and the float16 decision run there too; only the stored dtype comes back.
         for name, inputs in parts.items():
-            out = [teacher.forward_on_device(teacher.preprocess(chunk[i:i + bs]))
-                   for chunk in _uploaded_chunks(inputs, dev, 16 * bs) for i in range(0, len(chunk), bs)]
-            rows[name] = [torch.cat(out).cpu().numpy()] if out else []
+            rows[name] = [teacher.forward_on_device(teacher.preprocess(chunk[i:i + bs]))
+                          for chunk in _uploaded_chunks(inputs, dev, 16 * bs) for i in range(0, len(chunk), bs)]
     else:
         for name, batch in tqdm(loader, total=len(batches), desc=f"{teacher_id}/{split.dataset}", file=sys.stderr,
                                 mininterval=5):
-            rows[name].append(teacher.forward(batch))
+            rows[name].append(torch.from_numpy(teacher.forward(batch)))
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)  # the forward stage's time includes the device's queued work
     timing = {"forward": time.time() - t}
     t = time.time()
     feats, stored = {}, {}
     for name in SPLITS:
         n = len(parts[name])
-        f = np.concatenate(rows[name]).astype(np.float32) if rows[name] else np.zeros((0, teacher.dim), np.float32)
-        if f.shape != (n, teacher.dim):
-            raise RuntimeError(f"teacher {teacher_id!r} returned {f.shape}, expected {(n, teacher.dim)}")
-        if not np.isfinite(f).all():
+        f = torch.cat(rows[name]).float() if rows[name] else torch.zeros((0, teacher.dim))
+        if tuple(f.shape) != (n, teacher.dim):
+            raise RuntimeError(f"teacher {teacher_id!r} returned {tuple(f.shape)}, expected {(n, teacher.dim)}")
+        if not bool(torch.isfinite(f).all()):
             raise FloatingPointError(f"teacher {teacher_id!r} produced non-finite features on {split.dataset}/{name}")
         feats[name], stored[name] = store_dtype(f, store)
+        rows[name] = None  # free the device copy
     timing["checks_and_storage_choice"] = time.time() - t
     t = time.time()
     with atomic_path(out_path) as tmp:
