@@ -132,6 +132,8 @@ class Run:
 
 # The one layout of a run's directory (also the Snakemake wildcard pattern of its outputs).
 RUN_TEMPLATE = "dataset~{dataset}/student~{student}/method~{method}/teachers~{tset}/beta~{beta}/seed~{seed}"
+# The one layout of a factor-transfer paraphraser's outputs (one per dataset, teacher set, FT method).
+FACTORS_TEMPLATE = "dataset~{dataset}/teachers~{tset}/method~{method}"
 
 
 def distilled_probe(method: dict) -> str | None:

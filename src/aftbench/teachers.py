@@ -625,6 +625,16 @@ def store_dtype(f, store: str, tol: float = 1e-3) -> tuple[np.ndarray, dict]:
     return f.cpu().numpy(), {"dtype": "float32", "float16": info}
 
 
+def _pooled_std(matrices) -> float:
+    """Standard deviation of every entry of several matrices together, without concatenating them."""
+    n = total = total_sq = 0.0
+    for m in matrices:
+        for i in range(0, len(m), 4096):  # float64 sums, 4,096 rows at a time
+            c = m[i:i + 4096].astype(np.float64)
+            n, total, total_sq = n + c.size, total + c.sum(), total_sq + (c * c).sum()
+    return float(np.sqrt(max(total_sq / n - (total / n) ** 2, 0.0))) if n else 0.0
+
+
 def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json: str, threads: int = 1,
             device: str = "cpu", amp: bool = False, batch_size: int | None = None, workers: int = 0,
             store: str = "auto", resident_gb: float = 16.0) -> None:
@@ -697,7 +707,7 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
         "modality": teacher.modality, "pretrained": bool(teacher.pretrained),
         "preprocessing": teacher.preprocessing(), "dim": teacher.dim,
         "shapes": {k: list(v.shape) for k, v in feats.items()}, "stored": stored,
-        "feature_std": float(np.concatenate([v.astype(np.float32) for v in feats.values()]).std()),
+        "feature_std": _pooled_std(feats.values()),
         "seconds": round(seconds, 2), "device": str(dev), "amp": bool(amp and dev.type == "cuda"),
         "batch_size": bs, "workers": 0 if resident else workers, "inputs_resident_on_device": resident,
         "examples_per_second": round(sum(len(v) for v in feats.values()) / max(seconds, 1e-9), 1),

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 from aftbench.figures import CLAIM_FIGURES
 from aftbench.registry import target_source
 from aftbench.launcher import job_spec
-from aftbench.config import (NO_TEACHERS, RUN_TEMPLATE, check_config, distilled_probe, expand_sweep,
+from aftbench.config import (FACTORS_TEMPLATE, NO_TEACHERS, RUN_TEMPLATE, check_config, distilled_probe, expand_sweep,
                              teachers_of, train_spec)
 
 
@@ -64,7 +64,7 @@ def target_files(w):
     m = config["methods"][w.method]
     source = target_source(m.get("penalty", "none"))
     if source == "factors":
-        return [f"{R}/factors/dataset~{w.dataset}/teachers~{w.tset}/method~{w.method}/factors.safetensors"]
+        return [f"{R}/factors/{FACTORS_TEMPLATE.format(dataset=w.dataset, tset=w.tset, method=w.method)}/factors.safetensors"]
     if source == "probe_logits":
         probe_run = RUN_TEMPLATE.format(dataset=w.dataset, student="probe", method=distilled_probe(m), tset=w.tset,
                                         beta=0, seed=0)

@@ -1,4 +1,5 @@
 RUN = RUN_TEMPLATE
+FACTORS = FACTORS_TEMPLATE
 
 
 rule train:
@@ -62,8 +63,8 @@ rule train_paraphraser:
         split=rules.split.output.npz,
         features=feature_files,
     output:
-        factors=f"{R}/factors/dataset~{{dataset}}/teachers~{{tset}}/method~{{method}}/factors.safetensors",
-        meta=f"{R}/factors/dataset~{{dataset}}/teachers~{{tset}}/method~{{method}}/factors.json",
+        factors=f"{R}/factors/{FACTORS}/factors.safetensors",
+        meta=f"{R}/factors/{FACTORS}/factors.json",
     params:
         teachers=lambda w: " ".join(teachers_of(config, w.tset)),
         args=lambda w: shlex.quote(json.dumps(config["methods"][w.method].get("args", {}), sort_keys=True)),
@@ -73,9 +74,9 @@ rule train_paraphraser:
     conda:
         "../../envs/aftbench.yaml"
     log:
-        f"{R}/logs/factors/dataset~{{dataset}}/teachers~{{tset}}/method~{{method}}.log",
+        f"{R}/logs/factors/{FACTORS}.log",
     benchmark:
-        f"{R}/benchmarks/factors/dataset~{{dataset}}/teachers~{{tset}}/method~{{method}}.tsv"
+        f"{R}/benchmarks/factors/{FACTORS}.tsv"
     shell:
         "python -m aftbench paraphraser --launcher {resources.launcher} --job {resources.job}"
         " --teachers {params.teachers} --features {input.features}"
