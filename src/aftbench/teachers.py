@@ -260,10 +260,15 @@ class TimmImage(Teacher):
         return _pil_batch(images, self.transform)
 
     @torch.no_grad()
+    def transform_on_device(self, x) -> torch.Tensor:
+        """uint8 N×3×H×W on the device -> the eval transform's float batch, on the device."""
+        return self.transform(x.float().div_(255.0))
+
+    @torch.no_grad()
     def forward_on_device(self, x) -> torch.Tensor:
         x = self._on_device(x)
         if x.dtype == torch.uint8:
-            x = self.transform(x.float().div_(255.0))
+            x = self.transform_on_device(x)
         with self._autocast():
             return self.model.forward_head(self.model.forward_features(x), pre_logits=True).float()
 
@@ -573,27 +578,75 @@ class _Batches(torch.utils.data.Dataset):
         return name, self.teacher.preprocess(inputs[i:i + self.batch_size])
 
 
-def _uploaded_chunks(array: np.ndarray, dev: torch.device, chunk: int):
+def _uploaded_chunks(array: np.ndarray, dev: torch.device, chunk: int, first: int = 256):
     """Yield `array` in device-resident chunks; the next chunk's host-to-device copy runs in a
-    background thread on its own CUDA stream while the caller computes on the current one."""
+    background thread on its own CUDA stream while the caller computes on the current one. The
+    first chunk is small (`first` rows), so the device starts working sooner."""
     from concurrent.futures import ThreadPoolExecutor
 
     stream = torch.cuda.Stream(dev)
+    n = len(array)
+    bounds = [(0, min(first, n))] + [(a, min(a + chunk, n)) for a in range(min(first, n), n, chunk)] if n else []
+    # Page-lock the array where it lies (no copy): DMA straight from it, ~6x faster than copies
+    # from pageable memory (measured on an H100: 6.4 GB in 0.15 s to lock + 0.12 s to copy, vs 0.75 s)
+    cudart = torch.cuda.cudart()
+    locked = array.flags.c_contiguous and array.nbytes > 0 and \
+        int(cudart.cudaHostRegister(array.ctypes.data, array.nbytes, 0)) == 0
 
-    def upload(a: int) -> torch.Tensor:
+    def upload(a: int, b: int) -> torch.Tensor:
         with torch.cuda.stream(stream):
-            x = torch.from_numpy(np.ascontiguousarray(array[a:a + chunk])).to(dev)
+            x = torch.from_numpy(np.ascontiguousarray(array[a:b])).to(dev, non_blocking=locked)
         stream.synchronize()
         return x
 
-    starts = list(range(0, len(array), chunk))
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(upload, starts[0]) if starts else None
-        for k in range(len(starts)):
-            x = pending.result()
-            x.record_stream(torch.cuda.current_stream(dev))  # used on the compute stream from here on
-            pending = pool.submit(upload, starts[k + 1]) if k + 1 < len(starts) else None
-            yield x
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(upload, *bounds[0]) if bounds else None
+            for k in range(len(bounds)):
+                x = pending.result()
+                x.record_stream(torch.cuda.current_stream(dev))  # used on the compute stream from here on
+                pending = pool.submit(upload, *bounds[k + 1]) if k + 1 < len(bounds) else None
+                yield x
+    finally:
+        if locked:
+            torch.cuda.synchronize(dev)  # no copy may still read the array
+            cudart.cudaHostUnregister(array.ctypes.data)
+
+
+def _transformed_ahead(teacher, batches, dev: torch.device):
+    """Yield each batch eval-transformed, the next batch's transform running on a second CUDA
+    stream while the caller's forward of the current one runs (the transform is memory-bound, the
+    forward compute-bound: they overlap). Batches pass unchanged if the teacher has no device
+    transform."""
+    if not hasattr(teacher, "transform_on_device"):
+        yield from batches
+        return
+    side, main = torch.cuda.Stream(dev), torch.cuda.current_stream(dev)
+
+    def start(x):
+        side.wait_stream(main)  # x was made on the main stream
+        with torch.cuda.stream(side):
+            y = teacher.transform_on_device(x)
+        x.record_stream(side)
+        done = torch.cuda.Event()
+        done.record(side)
+        return y, done
+
+    pending = None
+    for x in batches:
+        nxt = start(x)
+        if pending is not None:
+            yield _await(pending, main)
+        pending = nxt
+    if pending is not None:
+        yield _await(pending, main)
+
+
+def _await(pending, stream) -> torch.Tensor:
+    y, done = pending
+    stream.wait_event(done)
+    y.record_stream(stream)
+    return y
 
 
 def _as_is(item):
@@ -676,8 +729,9 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
         # Features stay on the device until a split is done: no synchronising copy per batch.
         # The finite check and the float16 decision run there too; only the stored dtype comes back.
         for name, inputs in parts.items():
-            rows[name] = [teacher.forward_on_device(teacher.preprocess(chunk[i:i + bs]))
-                          for chunk in _uploaded_chunks(inputs, dev, 16 * bs) for i in range(0, len(chunk), bs)]
+            batches = (teacher.preprocess(chunk[i:i + bs])
+                       for chunk in _uploaded_chunks(inputs, dev, 16 * bs, first=bs) for i in range(0, len(chunk), bs))
+            rows[name] = [teacher.forward_on_device(x) for x in _transformed_ahead(teacher, batches, dev)]
     else:
         for name, batch in tqdm(loader, total=len(batches), desc=f"{teacher_id}/{split.dataset}", file=sys.stderr,
                                 mininterval=5):
