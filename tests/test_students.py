@@ -140,3 +140,44 @@ def test_clip_two_tower_rejects_unknown_combine(tiny_open_clip, digits_split):
     with pytest.raises(ValueError, match="combine must be one of"):
         build_student({"arch": "clip_two_tower", "args": {"model": tiny_open_clip, "combine": "sum"}},
                       load_split(digits_split))
+
+
+@pytest.fixture(scope="module")
+def tiny_hf_classifiers(tmp_path_factory, tiny_bert):
+    """Tiny DistilBERT and GPT-2 base models (random init, save_pretrained with the tiny BERT's
+    tokenizer): the sequence-classification auto class adds each architecture's own head."""
+    from transformers import BertTokenizerFast, DistilBertConfig, DistilBertModel, GPT2Config, GPT2Model
+
+    tok = BertTokenizerFast.from_pretrained(tiny_bert)
+    out = {}
+    for name, model in (("distilbert", lambda: DistilBertModel(DistilBertConfig(
+                            vocab_size=len(tok), dim=12, n_layers=1, n_heads=2, hidden_dim=16, max_position_embeddings=64))),
+                        ("gpt2", lambda: GPT2Model(GPT2Config(vocab_size=len(tok), n_embd=12, n_layer=1, n_head=2,
+                                                              n_positions=64)))):
+        d = tmp_path_factory.mktemp(f"tiny_{name}")
+        torch.manual_seed(0)
+        model().save_pretrained(d)
+        tok.save_pretrained(d)
+        out[name] = str(d)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "gpt2"])
+def test_hf_classifier_h_is_what_the_classifier_reads(kind, tiny_hf_classifiers, text_split):
+    """DistilBERT's classifier reads its pre_classifier output (not the CLS state), GPT-2's score
+    layer reads the last real token: h must be exactly the classifier's input for each, so the
+    logits are head(h)."""
+    split = load_split(text_split)
+    s = build_student({"arch": "hf_classifier", "args": {"model": tiny_hf_classifiers[kind], "max_length": 16}},
+                      split).eval()
+    x = s.encode_inputs(split.parts["val"])
+    batch = {k: v[:5] for k, v in x.items()}
+    with torch.no_grad():
+        logits, h = s(batch)
+    assert h.shape == (5, 12) and logits.shape == (5, split.n_classes)
+    torch.testing.assert_close(s.head(h), logits)
+    if kind == "gpt2":  # the score layer sees every position; the logits are those of the last real token
+        with torch.no_grad():
+            hidden = s.net.transformer(**batch).last_hidden_state
+        last = batch["attention_mask"].sum(1) - 1
+        torch.testing.assert_close(h, hidden[torch.arange(5), last])

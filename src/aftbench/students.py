@@ -239,8 +239,9 @@ class HFSequenceClassifier(Student):
 
             raise _download_error(f"Hugging Face student {model!r}", err, "pass a local folder (save_pretrained), "
                                   "or run once with internet") from err
-        if self.tokenizer.pad_token is None:
+        if self.tokenizer.pad_token is None:  # decoders (GPT-2) ship without one
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        if self.net.config.pad_token_id is None:  # decoder heads find the last real token by it
             self.net.config.pad_token_id = self.tokenizer.pad_token_id
         self.init = f"pretrained:{model}" if pretrained else "scratch"
         self.max_length = max_length
