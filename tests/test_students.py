@@ -150,13 +150,13 @@ def tiny_hf_classifiers(tmp_path_factory, tiny_bert):
 
     tok = BertTokenizerFast.from_pretrained(tiny_bert)
     out = {}
-    for name, model in (("distilbert", lambda: DistilBertModel(DistilBertConfig(
-                            vocab_size=len(tok), dim=12, n_layers=1, n_heads=2, hidden_dim=16, max_position_embeddings=64))),
-                        ("gpt2", lambda: GPT2Model(GPT2Config(vocab_size=len(tok), n_embd=12, n_layer=1, n_head=2,
-                                                              n_positions=64)))):
+    configs = {"distilbert": (DistilBertModel, DistilBertConfig(vocab_size=len(tok), dim=12, n_layers=1, n_heads=2,
+                                                               hidden_dim=16, max_position_embeddings=64)),
+               "gpt2": (GPT2Model, GPT2Config(vocab_size=len(tok), n_embd=12, n_layer=1, n_head=2, n_positions=64))}
+    for name, (cls, config) in configs.items():
         d = tmp_path_factory.mktemp(f"tiny_{name}")
         torch.manual_seed(0)
-        model().save_pretrained(d)
+        cls(config).save_pretrained(d)
         tok.save_pretrained(d)
         out[name] = str(d)
     return out
