@@ -45,7 +45,7 @@ def raw_forward(teacher, n: int, batch: int, repeats: int) -> float:
     """Images per second of the model alone on preprocessed, device-resident inputs."""
     x = teacher.preprocess(np.zeros((batch, 256, 256, 3), np.uint8) + 127).to(teacher.device)
     if x.dtype == torch.uint8:  # GPU extraction transforms on the device: done once here, not timed
-        x = teacher.transform(x.float() / 255.0)
+        x = teacher.transform_on_device(x)
     sync = torch.cuda.synchronize if teacher.device.type == "cuda" else (lambda: None)
     with torch.no_grad(), teacher._autocast():
         for _ in range(3):  # warm-up (cuDNN autotuning, allocator)
@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--amp", action="store_true")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--transform-on", default="auto", help="timm teachers' transform_on (auto | tensor | pil)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n", type=int, default=256, help="images in the split (train/val/test together)")
     ap.add_argument("--repeats", type=int, default=3)
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
                 "n_test": a.n - n_tr - a.n // 4}
         make_split("bench", spec, str(tmp / "s.npz"), str(tmp / "s.json"))
         for model in a.models:
-            tspec = {"backend": "timm", "args": {"model": model, "pretrained": False}}
+            tspec = {"backend": "timm", "args": {"model": model, "pretrained": False, "transform_on": a.transform_on}}
             teacher = build_teacher(tspec).to(a.device, amp=a.amp)
             raw = raw_forward(teacher, a.n, a.batch, a.repeats)
             tr = transform_only(teacher, a.batch, a.repeats)
@@ -119,6 +120,7 @@ def main(argv=None) -> int:
 
     dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else platform.processor() or platform.machine()
     lines = [f"\n### Extraction on {dev} ({a.device}, amp={a.amp}, batch {a.batch}, workers {a.workers}, "
+             f"transform_on {a.transform_on}, "
              f"{a.n} images of 256 px, torch {torch.__version__})\n",
              "| teacher (timm, random init) | raw forward (img/s) | aftbench extract (img/s) | ratio | eval transform "
              "alone on the device (img/s) | inputs resident on device | stored |",

@@ -735,7 +735,8 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     else:
         for name, batch in tqdm(loader, total=len(batches), desc=f"{teacher_id}/{split.dataset}", file=sys.stderr,
                                 mininterval=5):
-            rows[name].append(torch.from_numpy(teacher.forward(batch)))
+            on_device = getattr(teacher, "forward_on_device", None)  # keep rows where they are made
+            rows[name].append(on_device(batch) if on_device else torch.from_numpy(teacher.forward(batch)))
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)  # the forward stage's time includes the device's queued work
     timing = {"forward": time.time() - t}
