@@ -3,7 +3,8 @@ floor: a trivial Snakefile with the same number of training jobs, each with a lo
 one input function and one params function (what every aftbench training job has), nothing else.
 
 Each variant runs `--repeats` times, interleaved; the table gives min / median / max wall time.
-Run it on an otherwise idle machine (a busy core shifts every number).
+Run it on an otherwise idle machine (a busy core shifts every number), in a checkout whose
+results/ does not hold the sweep (finished jobs leave the plan).
 
     python benchmarks/dag_build.py --sweep paper --repeats 3
 """
@@ -43,7 +44,10 @@ rule train:
 
 def snakemake() -> str:
     exe = Path(sys.executable).with_name("snakemake")
-    return str(exe) if exe.exists() else shutil.which("snakemake")
+    found = str(exe) if exe.exists() else shutil.which("snakemake")
+    if not found:
+        raise SystemExit("snakemake not found beside this Python or on PATH (run `make setup`)")
+    return found
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
@@ -63,6 +67,9 @@ def main() -> None:
     sm = snakemake()
     _, plan = timed([sm, "-n", "--quiet", "rules", "--config", f"sweep={args.sweep}"], ROOT)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, re.M))
+    if "total" not in counts:
+        raise SystemExit(f"sweep {args.sweep!r} has nothing left to plan here (its results exist?); measure in a "
+                         f"fresh clone, where every job of the sweep is planned")
     n_jobs, n_train = int(counts["total"]), int(counts.get("train", 0))
     floor = Path(tempfile.mkdtemp(prefix="dag_floor_"))
     (floor / "Snakefile").write_text(FLOOR_SNAKEFILE.format(n=n_jobs - 102))  # + all, split, 100 feat

@@ -91,8 +91,7 @@ def tiny_timm(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def tiny_open_clip(tmp_path_factory):
+def write_tiny_clip(d, embed_dim: int = 16, resize_mode: str = "shortest") -> str:
     """A tiny CLIP (both towers) at random init in open_clip's `local-dir:` layout
     (open_clip_config.json + weights): open_clip's own loader and tokenizer read it."""
     import json
@@ -100,14 +99,18 @@ def tiny_open_clip(tmp_path_factory):
     import open_clip
     from safetensors.torch import save_file
 
-    d = tmp_path_factory.mktemp("tiny_clip")
-    model_cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8,
-                                                 "head_width": 16},
+    model_cfg = {"embed_dim": embed_dim, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8,
+                                                        "head_width": 16},
                  "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
     (d / "open_clip_config.json").write_text(json.dumps({
         "model_cfg": model_cfg,
         "preprocess_cfg": {"mean": [0.48, 0.46, 0.41], "std": [0.27, 0.26, 0.28], "interpolation": "bicubic",
-                           "resize_mode": "shortest"}}))
+                           "resize_mode": resize_mode}}))
     torch.manual_seed(0)
     save_file(open_clip.CLIP(**model_cfg).state_dict(), str(d / "open_clip_model.safetensors"))
     return f"local-dir:{d}"
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip(tmp_path_factory):
+    return write_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))

@@ -136,10 +136,22 @@ def test_clip_two_tower_loads_both_towers_and_combines(tiny_open_clip, digits_sp
     torch.testing.assert_close(h, want, rtol=1e-4, atol=1e-5)  # batched transform == per-image transform
 
 
-def test_clip_two_tower_rejects_unknown_combine(tiny_open_clip, digits_split):
+def test_clip_two_tower_refuses_what_it_cannot_do(tiny_open_clip, digits_split, tmp_path):
+    from conftest import write_tiny_clip
+
+    split = load_split(digits_split)
     with pytest.raises(ValueError, match="combine must be one of"):
-        build_student({"arch": "clip_two_tower", "args": {"model": tiny_open_clip, "combine": "sum"}},
-                      load_split(digits_split))
+        build_student({"arch": "clip_two_tower", "args": {"model": tiny_open_clip, "combine": "sum"}}, split)
+    (tmp_path / "wide").mkdir()
+    wide = write_tiny_clip(tmp_path / "wide", embed_dim=300)  # outer product 90,000-d
+    with pytest.raises(ValueError, match="90000-d h; set proj_dim"):
+        build_student({"arch": "clip_two_tower", "args": {"model": wide, "combine": "outer"}}, split)
+    assert build_student({"arch": "clip_two_tower", "args": {"model": wide, "combine": "outer", "proj_dim": 8}},
+                         split).head.in_features == 64
+    (tmp_path / "longest").mkdir()
+    longest = write_tiny_clip(tmp_path / "longest", resize_mode="longest")  # ResizeKeepRatio: PIL only
+    with pytest.raises(ValueError, match="does not take image tensors"):
+        build_student({"arch": "clip_two_tower", "args": {"model": longest}}, split)
 
 
 @pytest.fixture(scope="module")

@@ -311,10 +311,11 @@ def load_torchvision(name: str, root: str, download: bool = False, image_size: i
         # the same label id would mean different classes in different splits
         other = [str(c) for c in getattr(part, "classes", classes)]
         if other != classes:
-            raise ValueError(f"torchvision {cls_name} under {root}: split {kw} has classes "
-                             f"{sorted(set(classes) ^ set(other))[:5]} that the {train_parts[0]} split has not (or the "
-                             f"reverse; {len(other)} vs {len(classes)} classes), so its label ids would mean other "
-                             f"classes. Is the copy complete?")
+            diff = sorted(set(classes) ^ set(other))[:5]
+            what = f"has classes {diff} that the {train_parts[0]} split has not (or the reverse)" if diff else \
+                "lists the same classes in another order"
+            raise ValueError(f"torchvision {cls_name} under {root}: split {kw} {what} ({len(other)} vs {len(classes)} "
+                             f"classes), so its label ids would mean other classes. Is the copy complete?")
     return Source("image", classes, pool(train), pool([test]),
                   notes=f"torchvision {cls_name}; official test split; images "
                         + (f"resized (shorter side) and centre-cropped to {image_size}px" if image_size else "as stored"))

@@ -300,7 +300,7 @@ class ClipTwoTower(Student):
     `ViT-B-32`, or `local-dir:/path`, whose config may name any timm image tower and Hugging Face
     text tower; `pretrained`: a tag or a local checkpoint, null = random init), fine-tuned
     jointly. h combines the two embeddings: `concat` [image, text], or `outer` vec(image ⊗ text)
-    (each first projected to `proj_dim` if set, which keeps the outer product small). Inputs stay
+    (each first projected to `proj_dim` if set; required once the product passes 65,536). Inputs stay
     uint8 and every batch goes through the model's own eval transform (Resize, CenterCrop,
     Normalize) and its own tokenizer: one fixed view per example."""
 
@@ -312,15 +312,25 @@ class ClipTwoTower(Student):
         if combine not in COMBINE:
             raise ValueError(f"clip_two_tower student {model!r}: combine must be one of {COMBINE}, got {combine!r}")
         self.net, self.transform, self.tokenizer = load_open_clip(model, pretrained, "student")
-        local = model.startswith("local-dir:")
-        self.init = f"pretrained:open_clip:{model}" + (f"/{pretrained}" if pretrained else "") \
-            if (pretrained or local) else "scratch"
+        if model.startswith("local-dir:"):  # open_clip loads the folder's own weights, ignoring `pretrained`
+            self.init = f"pretrained:open_clip:{model}"
+        else:
+            self.init = f"pretrained:open_clip:{model}/{pretrained}" if pretrained else "scratch"
         self.combine = combine
-        with torch.no_grad():  # the towers' embedding widths, whatever their projections
-            size = self.net.visual.image_size
-            size = size if isinstance(size, (tuple, list)) else (size, size)
-            d_img = self.net.encode_image(torch.zeros(1, 3, *size)).shape[1]
+        self.net.eval()  # probing the widths must not touch BatchNorm statistics of a ResNet tower
+        with torch.no_grad():
+            try:
+                image = self.transform(torch.zeros(1, 3, 40, 30))  # uint8 batches go through it as tensors
+            except Exception as err:
+                raise ValueError(f"clip_two_tower student {model!r}: its eval transform {self.transform} does not "
+                                 f"take image tensors ({type(err).__name__}: {err}); use a model whose preprocess "
+                                 f"resizes the shortest side to a square (resize_mode: shortest)") from None
+            d_img = self.net.encode_image(image).shape[1]
             d_txt = self.net.encode_text(self.tokenizer(["a"])).shape[1]
+        self.net.train()
+        if combine == "outer" and not proj_dim and d_img * d_txt > 65536:
+            raise ValueError(f"clip_two_tower student {model!r}: combine: outer of {d_img}- and {d_txt}-d embeddings "
+                             f"gives a {d_img * d_txt}-d h; set proj_dim (e.g. 64) to project each tower first")
         self.img_proj = nn.Linear(d_img, proj_dim) if proj_dim else nn.Identity()
         self.txt_proj = nn.Linear(d_txt, proj_dim) if proj_dim else nn.Identity()
         d_img, d_txt = (proj_dim, proj_dim) if proj_dim else (d_img, d_txt)
