@@ -91,6 +91,23 @@ def tiny_timm(tmp_path_factory):
     return str(path)
 
 
+def save_tiny_hf(tmp_path_factory, tiny_bert: str, models: dict) -> dict[str, str]:
+    """Each of `models` (name -> callable(vocab_size) building a random-init transformers model)
+    saved with save_pretrained beside the tiny BERT's tokenizer: the auto classes load each folder
+    as a hub model. Returns name -> folder."""
+    from transformers import BertTokenizerFast
+
+    tok = BertTokenizerFast.from_pretrained(tiny_bert)
+    out = {}
+    for name, build in models.items():
+        d = tmp_path_factory.mktemp(f"tiny_{name}")
+        torch.manual_seed(0)
+        build(len(tok)).save_pretrained(d)
+        tok.save_pretrained(d)
+        out[name] = str(d)
+    return out
+
+
 def write_tiny_clip(d, embed_dim: int = 16, resize_mode: str = "shortest") -> str:
     """A tiny CLIP (both towers) at random init in open_clip's `local-dir:` layout
     (open_clip_config.json + weights): open_clip's own loader and tokenizer read it."""

@@ -158,20 +158,14 @@ def test_clip_two_tower_refuses_what_it_cannot_do(tiny_open_clip, digits_split, 
 def tiny_hf_classifiers(tmp_path_factory, tiny_bert):
     """Tiny DistilBERT and GPT-2 base models (random init, save_pretrained with the tiny BERT's
     tokenizer): the sequence-classification auto class adds each architecture's own head."""
-    from transformers import BertTokenizerFast, DistilBertConfig, DistilBertModel, GPT2Config, GPT2Model
+    from transformers import DistilBertConfig, DistilBertModel, GPT2Config, GPT2Model
 
-    tok = BertTokenizerFast.from_pretrained(tiny_bert)
-    out = {}
-    configs = {"distilbert": (DistilBertModel, DistilBertConfig(vocab_size=len(tok), dim=12, n_layers=1, n_heads=2,
-                                                               hidden_dim=16, max_position_embeddings=64)),
-               "gpt2": (GPT2Model, GPT2Config(vocab_size=len(tok), n_embd=12, n_layer=1, n_head=2, n_positions=64))}
-    for name, (cls, config) in configs.items():
-        d = tmp_path_factory.mktemp(f"tiny_{name}")
-        torch.manual_seed(0)
-        cls(config).save_pretrained(d)
-        tok.save_pretrained(d)
-        out[name] = str(d)
-    return out
+    from conftest import save_tiny_hf
+
+    return save_tiny_hf(tmp_path_factory, tiny_bert, {
+        "distilbert": lambda v: DistilBertModel(DistilBertConfig(vocab_size=v, dim=12, n_layers=1, n_heads=2,
+                                                                 hidden_dim=16, max_position_embeddings=64)),
+        "gpt2": lambda v: GPT2Model(GPT2Config(vocab_size=v, n_embd=12, n_layer=1, n_head=2, n_positions=64))})
 
 
 @pytest.mark.parametrize("kind", ["distilbert", "gpt2"])

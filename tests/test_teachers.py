@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from aftbench.datasets import load_split
 from aftbench.teachers import BACKENDS, build_teacher, extract, load_features
@@ -15,20 +14,14 @@ from aftbench.teachers import BACKENDS, build_teacher, extract, load_features
 def tiny_lms(tmp_path_factory, tiny_bert):
     """A tiny GPT-2 (decoder) and T5 (encoder-decoder) at random init, saved with
     save_pretrained beside the tiny BERT's tokenizer: the auto classes load them as hub models."""
-    from transformers import BertTokenizerFast, GPT2Config, GPT2LMHeadModel, T5Config, T5Model
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5Model
 
-    tok = BertTokenizerFast.from_pretrained(tiny_bert)
-    out = {}
-    for name, model in (("gpt2", lambda: GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=12, n_layer=1,
-                                                                      n_head=2, n_positions=64))),
-                        ("t5", lambda: T5Model(T5Config(vocab_size=len(tok), d_model=12, d_kv=6, d_ff=16, num_layers=1,
-                                                        num_heads=2, decoder_start_token_id=0)))):
-        d = tmp_path_factory.mktemp(f"tiny_{name}")
-        torch.manual_seed(0)
-        model().save_pretrained(d)
-        tok.save_pretrained(d)
-        out[name] = str(d)
-    return out
+    from conftest import save_tiny_hf
+
+    return save_tiny_hf(tmp_path_factory, tiny_bert, {
+        "gpt2": lambda v: GPT2LMHeadModel(GPT2Config(vocab_size=v, n_embd=12, n_layer=1, n_head=2, n_positions=64)),
+        "t5": lambda v: T5Model(T5Config(vocab_size=v, d_model=12, d_kv=6, d_ff=16, num_layers=1, num_heads=2,
+                                         decoder_start_token_id=0))})
 
 
 @pytest.fixture(scope="module")
