@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aftbench.datasets import LOADERS, MissingDataError, build_split, load_split, make_split
+from aftbench.datasets import LOADERS, LazyImages, MissingDataError, build_split, load_split, make_split
+from aftbench.io import file_sha256
 
 
 def write_idx(path, arr):
@@ -512,3 +513,65 @@ def test_corrupt_split_is_named(tmp_path):
 def test_too_few_examples_is_an_error():
     with pytest.raises(ValueError, match="asked for"):
         build_split({"loader": "sklearn_digits", "n_train": 5000, "n_val": 10, "n_test": 10})
+
+
+def test_split_images_are_files_beside_the_npz_read_memory_mapped(tmp_path):
+    spec = {"loader": "sklearn_digits", "n_train": 50, "n_val": 20, "n_test": 30}
+    p = tmp_path / "d.npz"
+    make_split("d", spec, str(p), str(tmp_path / "d.json"))
+    folder = tmp_path / "d.images"
+    assert sorted(f.name for f in folder.iterdir()) == ["test.npy", "train.npy", "val.npy"]
+    with np.load(p) as z:
+        assert not any(k.endswith("_images") for k in z.files)
+    s = load_split(str(p))
+    _, parts = build_split(spec)
+    for part in ("train", "val", "test"):
+        assert isinstance(s.parts[part].images, np.memmap) and s.parts[part].images.dtype == np.uint8
+        np.testing.assert_array_equal(s.parts[part].images, parts[part].images)
+    # the recorded digest covers the images too, so features extracted from other images are stale
+    meta = json.loads((tmp_path / "d.json").read_text())
+    assert meta["sha256"] == file_sha256(p, *(folder / f"{part}.npy" for part in ("train", "val", "test")))
+    assert meta["sha256"] != file_sha256(p)
+    # copy-on-write: writing into a loaded split never reaches the file
+    s.parts["train"].images[0] = 0
+    assert load_split(str(p)).parts["train"].images[0].any()
+
+
+def test_missing_or_corrupt_split_images_are_named(tmp_path):
+    spec = {"loader": "sklearn_digits", "n_train": 50, "n_val": 20, "n_test": 30}
+    p = tmp_path / "d.npz"
+    make_split("d", spec, str(p), str(tmp_path / "d.json"))
+    val = tmp_path / "d.images" / "val.npy"
+    val.write_bytes(val.read_bytes()[:-100])
+    with pytest.raises(ValueError, match=r"corrupt split images .*val.npy.*Delete .*d.npz and rerun"):
+        load_split(str(p))
+    np.save(val, np.zeros((19, 8, 8, 1), np.uint8))  # one row short
+    with pytest.raises(ValueError, match=r"corrupt split images .*val.npy: uint8 \(19, 8, 8, 1\), expected uint8 \(20, 8, 8, 1\)"):
+        load_split(str(p))
+    val.unlink()
+    with pytest.raises(MissingDataError, match=r"split images missing: .*val.npy"):
+        load_split(str(p))
+
+
+def test_split_with_images_inside_the_npz_still_loads(tmp_path):
+    """Splits written before the images moved beside the npz keep working (and keep their digest,
+    so their cached features stay valid)."""
+    spec = {"loader": "sklearn_digits", "n_train": 50, "n_val": 20, "n_test": 30}
+    src, parts = build_split(spec)
+    arrays = {"classes": np.asarray(src.classes)}
+    for part, pool in parts.items():
+        arrays.update({f"{part}_labels": pool.labels, f"{part}_index": pool.index, f"{part}_images": pool.images})
+    np.savez(tmp_path / "old.npz", **arrays)
+    (tmp_path / "old.json").write_text(json.dumps({"dataset": "d", "modality": "image", "sha256": "abc"}))
+    s = load_split(str(tmp_path / "old.npz"))
+    assert s.sha256 == "abc"
+    np.testing.assert_array_equal(s.parts["val"].images, parts["val"].images)
+
+
+def test_images_of_different_sizes_need_image_size(tmp_path):
+    sizes = [(10, 12), (10, 12), (14, 12)]
+    lazy = LazyImages(lambda r: Image.new("RGB", sizes[r]), np.arange(3), None)
+    with pytest.raises(ValueError, match=r"source image 2 is 14×12 but the first one is 10×12; set `image_size`"):
+        lazy.save(tmp_path / "x.npy")
+    LazyImages(lambda r: Image.new("RGB", sizes[r]), np.arange(3), 8).save(tmp_path / "y.npy")
+    assert np.load(tmp_path / "y.npy").shape == (3, 8, 8, 3)

@@ -117,7 +117,11 @@ def test_outputs_exist_with_expected_rows(workdir):
     assert (r / "features" / "digits" / "rp_a.json").exists()
     assert (r / "logs" / "aggregate.log").exists()
     assert list((r / "benchmarks" / "features").rglob("*.tsv"))
-    assert not list(r.rglob(".*.tmp*")) and not [p for p in r.rglob(".*") if p.is_file()], "temporary files left behind"
+    hidden = [p for p in r.rglob(".*") if p.is_file() and p.name != ".snakemake_timestamp"]  # Snakemake's marker in directory outputs
+    assert not hidden, f"temporary files left behind: {hidden}"
+    assert sorted(p.name for p in (r / "splits" / "digits.images").iterdir()) == [
+        ".snakemake_timestamp", "test.npy", "train.npy", "val.npy"]
+    assert [p.name for p in (r / "splits" / "tinytext.images").iterdir()] == [".snakemake_timestamp"]
 
 
 def test_second_run_does_nothing(workdir):

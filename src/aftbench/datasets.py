@@ -1,9 +1,12 @@
 """Dataset registry: each entry turns raw files on disk into labelled examples.
 
 A dataset entry in config.yaml names a `loader` from LOADERS plus its arguments. `make_split`
-draws a fixed, seeded, stratified train/val/test split once and writes it as one `.npz`
-artifact (no pickle: images are uint8 arrays, texts are unicode arrays), with a JSON sidecar.
-Everything downstream (teachers, students) reads that artifact, never the raw files.
+draws a fixed, seeded, stratified train/val/test split once and writes it as a `.npz` artifact
+(labels, source row numbers, texts as unicode arrays; no pickle) with a JSON sidecar, and the
+images of each part as a uint8 `.npy` file in a folder beside it (`split_images_dir`). The
+images are memory-mapped when read, so a 20 GB split (Food-101 at 256 px) is neither held in
+memory by the job that writes it nor by the jobs that read it. Everything downstream
+(teachers, students) reads these artifacts, never the raw files.
 """
 
 from __future__ import annotations
@@ -250,6 +253,20 @@ class LazyImages:
         out = np.stack([self._one(r) for r in self.rows]) if len(self.rows) else np.zeros((0, 1, 1, 3), np.uint8)
         return out if dtype is None else out.astype(dtype)
 
+    def save(self, path: Path) -> None:
+        """Decode every image straight into a `.npy` file on disk (one image in memory at a time)."""
+        first = self._one(self.rows[0]) if len(self.rows) else np.zeros((1, 1, 3), np.uint8)
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(self.rows), *first.shape))
+        for i, row in enumerate(self.rows):
+            im = first if i == 0 else self._one(row)
+            if im.shape != first.shape:
+                raise ValueError(f"source image {int(row)} is {im.shape[1]}×{im.shape[0]} but the first one is "
+                                 f"{first.shape[1]}×{first.shape[0]}; set `image_size` in the dataset's args so "
+                                 f"every image is resized and centre-cropped to one square size")
+            out[i] = im
+        out.flush()
+        del out
+
 
 # torchvision dataset id -> (class, kwargs of the train pool's parts, kwargs of the official test split)
 TORCHVISION = {
@@ -410,19 +427,35 @@ def build_split(spec: dict) -> tuple[Source, dict[str, Pool]]:
     return src, {"train": pool.take(tr_idx), "val": pool.take(va_idx), "test": test}
 
 
+def split_images_dir(npz_path) -> Path:
+    """Where a split's images live: `<name>.images/<part>.npy` beside `<name>.npz` (the `split`
+    rule declares this folder as an output)."""
+    return Path(npz_path).with_suffix(".images")
+
+
 def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None:
     src, parts = build_split(spec)
-    arrays = {"classes": np.asarray(src.classes)}
+    images_dir = split_images_dir(out_npz)
+    images_dir.mkdir(parents=True, exist_ok=True)  # stays empty for text datasets
+    arrays, image_files, image_shape = {"classes": np.asarray(src.classes)}, [], None
     for name, p in parts.items():
         arrays[f"{name}_labels"] = p.labels
         arrays[f"{name}_index"] = p.index
-        if p.images is not None:
-            arrays[f"{name}_images"] = p.images
         if p.texts is not None:
             arrays[f"{name}_texts"] = p.texts
-    for k, v in arrays.items():
-        if isinstance(v, LazyImages):  # library datasets decode only the examples the split keeps
-            arrays[k] = np.asarray(v)
+        if p.images is not None:
+            path = images_dir / f"{name}.npy"
+            with atomic_path(path) as tmp:
+                if isinstance(p.images, LazyImages):  # library datasets decode only the examples the split keeps
+                    p.images.save(tmp)
+                else:
+                    np.save(tmp, np.ascontiguousarray(p.images, dtype=np.uint8))
+            image_files.append(path)
+            shape = list(np.load(path, mmap_mode="r").shape[1:])
+            if image_shape is not None and shape != image_shape:
+                raise ValueError(f"dataset {dataset_id!r}: {name} images are {shape} but train images are "
+                                 f"{image_shape}; set `image_size` in its args")
+            image_shape = shape
     with atomic_path(out_npz) as tmp:
         np.savez(tmp, **arrays)
     meta = {
@@ -432,9 +465,10 @@ def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None
         "classes": src.classes,
         "sizes": {k: int(len(v.labels)) for k, v in parts.items()},
         "class_counts": {k: np.bincount(v.labels, minlength=len(src.classes)).tolist() for k, v in parts.items()},
-        "image_shape": None if parts["train"].images is None else list(arrays["train_images"].shape[1:]),
+        "image_shape": image_shape,
+        "image_files": [f.name for f in image_files],
         "notes": src.notes,
-        "sha256": file_sha256(out_npz),
+        "sha256": file_sha256(out_npz, *image_files),  # the npz, then the image files in this order
     }
     write_json(out_json, meta)
 
@@ -454,6 +488,21 @@ class Split:
         return len(self.classes)
 
 
+def _load_images(path: Path, n: int, shape, npz_path: Path) -> np.ndarray:
+    """One part's images, memory-mapped copy-on-write: pages are read on use, never written back."""
+    redo = f"Delete {npz_path} and rerun to rebuild the split."
+    try:
+        images = np.load(path, mmap_mode="c", allow_pickle=False)
+    except FileNotFoundError:
+        raise MissingDataError(f"split images missing: {path}. {redo}") from None
+    except Exception as err:  # truncated file, bad header
+        raise ValueError(f"corrupt split images {path}: {err}. {redo}") from None
+    if images.dtype != np.uint8 or images.shape[0] != n or list(images.shape[1:]) != list(shape):
+        raise ValueError(f"corrupt split images {path}: {images.dtype} {images.shape}, expected uint8 "
+                         f"({n}, {', '.join(map(str, shape))}). {redo}")
+    return images
+
+
 def load_split(npz_path: str, json_path: str | None = None) -> Split:
     npz_path = Path(npz_path)
     json_path = Path(json_path) if json_path else npz_path.with_suffix(".json")
@@ -465,6 +514,13 @@ def load_split(npz_path: str, json_path: str | None = None) -> Split:
         raise MissingDataError(f"split artifact missing: {npz_path}") from None
     except Exception as err:  # zipfile.BadZipFile, ValueError, ...
         raise ValueError(f"corrupt split artifact {npz_path}: {err}. Delete it and rerun.") from None
-    parts = {s: Pool(data[f"{s}_labels"], data.get(f"{s}_images"), data.get(f"{s}_texts"), data.get(f"{s}_index"))
-             for s in SPLITS}
+    images_dir, files = split_images_dir(npz_path), meta.get("image_files")
+
+    def images(part):
+        if files is None:  # written before aftbench kept images beside the npz: they are inside it
+            return data.get(f"{part}_images")
+        n = len(data[f"{part}_labels"])
+        return _load_images(images_dir / f"{part}.npy", n, meta["image_shape"], npz_path) if f"{part}.npy" in files else None
+
+    parts = {s: Pool(data[f"{s}_labels"], images(s), data.get(f"{s}_texts"), data.get(f"{s}_index")) for s in SPLITS}
     return Split(meta["dataset"], meta["modality"], list(data["classes"]), parts, meta["sha256"])

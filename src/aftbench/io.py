@@ -49,9 +49,11 @@ def read_json(path):
         raise ValueError(f"corrupt JSON in {path}: {err}") from None
 
 
-def file_sha256(path, chunk: int = 1 << 20) -> str:
+def file_sha256(*paths, chunk: int = 1 << 20) -> str:
+    """SHA-256 of the files' bytes, concatenated in the order given."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
+    for path in paths:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
     return h.hexdigest()

@@ -3,6 +3,7 @@ rule split:
     output:
         npz=f"{R}/splits/{{dataset}}.npz",
         meta=f"{R}/splits/{{dataset}}.json",
+        images=directory(f"{R}/splits/{{dataset}}.images"),  # <part>.npy, memory-mapped by readers (datasets.split_images_dir)
     params:
         spec=lambda w: shlex.quote(json.dumps(config["datasets"][w.dataset], sort_keys=True)),
     conda:
