@@ -54,3 +54,19 @@ def test_error_ratios_relative_to_stl(tmp_path):
     r = error_ratios(collect_runs(paths)).set_index("method").ratio
     assert r["aft"] == pytest.approx((1 - 0.82) / (1 - 0.75))
     assert r["kd"] == pytest.approx((1 - 0.75) / (1 - 0.75))
+
+
+def test_beta_gains_are_relative_to_stl_of_the_same_student_and_seed(tmp_path):
+    from aftbench.figures import beta_gains
+
+    stl = dict(method="stl", teachers=[], teacher_set="none", beta=0.0)
+    paths = [write_run(tmp_path, 0, student="small", val_acc=0.40, **stl),
+             write_run(tmp_path, 1, student="small", val_acc=0.50, seed=1, **stl),
+             write_run(tmp_path, 2, student="big", val_acc=0.80, **stl),
+             write_run(tmp_path, 3, student="small", beta=0.1, val_acc=0.45),
+             write_run(tmp_path, 4, student="small", beta=10.0, val_acc=0.30, seed=1),
+             write_run(tmp_path, 5, student="big", beta=0.1, val_acc=0.70),
+             write_run(tmp_path, 6, student="big", beta=10.0, val_acc=0.90, seed=1),  # no STL run for big, seed 1
+             write_run(tmp_path, 7, method="kd", student="big", beta=1.0, val_acc=0.9)]  # one β only
+    g = beta_gains(collect_runs(paths)).set_index("run_id").gain
+    assert g.to_dict() == pytest.approx({"r3": 5.0, "r4": -20.0, "r5": -10.0})

@@ -20,6 +20,14 @@ if TYPE_CHECKING:  # imported where used: the workflow imports this module while
 CLAIM_FIGURES = ["normalized_error", "student_vs_probe", "accuracy_vs_size", "rho_by_teacher",
                  "single_vs_union", "accuracy_vs_beta"]
 TRANSFER = ["kd", "rkd", "btune", "aft_nokernel", "aft_fixed", "aft"]
+# One colour per method in every figure (tab10); a method not listed here is drawn in the spare C9.
+COLORS = {m: f"C{i}" for i, m in enumerate(["stl", "kd", "rkd", "btune", "aft_nokernel", "aft_fixed", "aft", "ft",
+                                              "logit_kd"])}
+STUDENT_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # smallest student first
+
+
+def _color(method: str) -> str:
+    return COLORS.get(method, "C9")
 
 
 def _plt():
@@ -98,7 +106,7 @@ def normalized_error(runs, path):
             vals.append(sel.mean() if len(sel) else np.nan)
             errs.append(sel.std() / np.sqrt(len(sel)) if len(sel) > 1 else 0)
         ax.bar(np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width, vals, width, yerr=errs, capsize=2,
-               label=m.upper())
+               label=m.upper(), color=_color(m))
     ax.axhline(1.0, color="0.3", ls="--", lw=1)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("error / STL error")
@@ -109,11 +117,28 @@ def normalized_error(runs, path):
     _save(fig, path)
 
 
+def _student_styles(cells, dataset) -> dict[str, tuple[str, str]]:
+    """Line style and marker per student of one dataset, smallest first."""
+    c = cells[cells.dataset == dataset].drop_duplicates("student").sort_values("student_params")
+    return {st: STUDENT_STYLES[k % len(STUDENT_STYLES)] for k, st in enumerate(c.student)}
+
+
+def _method_legend(fig, methods, extra=()):
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=_color(m), lw=2, label=m.upper()) for m in methods] + list(extra)
+    fig.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+
+
 def student_vs_probe(runs, path):
-    """Fig 1c analog: student accuracy against the teacher set's probe accuracy, per method."""
+    """Fig 1c analog: student accuracy against the teacher set's probe accuracy. Colour: method;
+    line style and marker: student (legend in each panel); grey: STL of that student."""
+    from matplotlib.lines import Line2D
+
     title = "Student accuracy vs the teacher set's linear-probe accuracy"
     cells = _cell_means(runs)
     probes = runs[runs.method == "probe"].groupby(["dataset", "teacher_set"]).test_acc.mean()
+    stl = cells[cells.method == "stl"]
     cells = cells[cells.method != "stl"]
     cells = cells[[(d, t) in probes.index for d, t in zip(cells.dataset, cells.teacher_set)]]
     if cells.empty:
@@ -121,52 +146,65 @@ def student_vs_probe(runs, path):
     cells = cells.assign(probe=[probes[(d, t)] for d, t in zip(cells.dataset, cells.teacher_set)])
     datasets = sorted(cells.dataset.unique())
     plt = _plt()
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.8 * len(datasets), 3.6), squeeze=False)
     for ax, d in zip(axes[0], datasets):
         c = cells[cells.dataset == d]
+        styles = _student_styles(c, d)
         for m in _methods(runs):
             for st, g in c[c.method == m].groupby("student"):
                 g = g.sort_values("probe")
-                ax.plot(100 * g.probe, 100 * g["mean"], "o-", ms=4, label=f"{m.upper()} · {st}")
+                ls, mk = styles[st]
+                ax.plot(100 * g.probe, 100 * g["mean"], ls=ls, marker=mk, ms=4, color=_color(m), lw=1.2)
+        for st, (ls, _) in styles.items():
+            base = stl[(stl.dataset == d) & (stl.student == st)]["mean"]
+            if len(base):
+                ax.axhline(100 * base.iloc[0], color="0.55", ls=ls, lw=1.5, zorder=0)
+        ax.legend(handles=[Line2D([], [], color="0.3", ls=ls, marker=mk, ms=4, label=st)
+                           for st, (ls, mk) in styles.items()], fontsize=7, frameon=False, ncol=len(styles),
+                  loc="upper center", bbox_to_anchor=(0.5, -0.2))
         ax.set_title(d, fontsize=9)
         ax.set_xlabel("teacher-set probe accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, frameon=False)  # per panel: students differ between datasets
     axes[0][0].set_ylabel("student test accuracy (%)")
-    fig.suptitle(title + " (one line per method · student)", fontsize=10)
+    _method_legend(fig, _methods(runs), [Line2D([], [], color="0.55", lw=1.5, label="STL (same student)")])
+    fig.suptitle(title + ", mean over seeds", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
 
 
 def accuracy_vs_size(runs, path):
     """Accuracy against student parameter count, per method, with each dataset's strongest
-    teacher set (highest probe accuracy) for the transfer methods."""
+    teacher set (highest probe accuracy) for the transfer methods. Students trained from scratch
+    form the curve; a pre-trained student is a star."""
+    from matplotlib.lines import Line2D
+
     title = "Accuracy vs student size"
     cells = _cell_means(runs)
     if cells.empty:
         return _empty(path, title, "no student runs")
     probes = runs[runs.method == "probe"].groupby(["dataset", "teacher_set"]).test_acc.mean()
     datasets = sorted(cells.dataset.unique())
+    methods = ["stl"] + _methods(runs)
     plt = _plt()
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.3), squeeze=False)
     for ax, d in zip(axes[0], datasets):
         c = cells[cells.dataset == d]
         best = probes[d].idxmax() if d in probes.index.get_level_values(0) else None
-        for k, m in enumerate(["stl"] + _methods(runs)):
+        for m in methods:
             g = c[(c.method == m) & ((c.teacher_set == best) | (m == "stl"))].sort_values("student_params")
-            color = f"C{k}"
-            # only students trained from scratch form the size curve; pre-trained ones are stars
-            for init, gg in g.groupby(g.student_init == "scratch"):
+            for scratch, gg in g.groupby(g.student_init == "scratch"):
                 ax.errorbar(gg.student_params, 100 * gg["mean"], yerr=100 * gg["std"].fillna(0), capsize=2,
-                            color=color, marker="o" if init else "*", ms=4 if init else 10, ls="-" if init else "none",
-                            label=m.upper() if init else f"{m.upper()} (pre-trained student)")
+                            color=_color(m), marker="o" if scratch else "*", ms=4 if scratch else 10,
+                            ls="-" if scratch else "none")
         ax.set_xscale("log")
         ax.set_title(f"{d} (teachers: {best})", fontsize=9)
         ax.set_xlabel("student parameters")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    fig.suptitle(title, fontsize=10)
+    _method_legend(fig, methods, [Line2D([], [], color="0.3", marker="*", ms=10, ls="none",
+                                         label="pre-trained student")])
+    fig.suptitle(title + " (mean ± std over seeds)", fontsize=10)
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -226,8 +264,11 @@ def single_vs_union(runs, path):
                 c = cells[(cells.dataset == d) & (cells.method == m)].groupby("teacher_set")["mean"].mean()
                 vals = [c.get(t, np.nan) for t in tsets]
             ax.bar(np.arange(len(tsets)) + (j - (len(methods) - 1) / 2) * width, 100 * np.asarray(vals), width,
-                   label=m.upper() if m != "probe" else "probe", color="k" if m == "probe" else None,
+                   label=m.upper() if m != "probe" else "probe", color="k" if m == "probe" else _color(m),
                    alpha=0.35 if m == "probe" else 1)
+        base = cells[(cells.dataset == d) & (cells.method == "stl")]["mean"]
+        if len(base):
+            ax.axhline(100 * base.mean(), color=_color("stl"), ls="--", lw=1.2, label="STL")
         ax.set_xticks(range(len(tsets)), tsets, rotation=15)
         ax.set_title(d, fontsize=9)
         ax.set_ylabel("test accuracy (%)")
@@ -235,17 +276,28 @@ def single_vs_union(runs, path):
         if finite:
             ax.set_ylim(max(0, min(finite) - 8), min(100, max(finite) + 4))
         ax.legend(fontsize=7, frameon=False)
-    fig.suptitle(title + " (students averaged)", fontsize=10)
+    fig.suptitle(title + " (mean over students and seeds)", fontsize=10)
     _save(fig, path)
 
 
-def accuracy_vs_beta(runs, path):
-    """Validation accuracy against β for each method, real teachers vs control teachers."""
-    title = "Accuracy vs β"
+def beta_gains(runs) -> pd.DataFrame:
+    """Every run (all β, not only the selected one) of a method that ran with more than one β,
+    with `gain`: its validation accuracy minus that of STL on the same (dataset, student, seed),
+    in points. Runs without a matching STL run are left out."""
     r = runs[(~runs.method.isin(["stl", "probe"]))]
     r = r[r.groupby(["dataset", "method"]).beta.transform("nunique") > 1]
+    stl = runs[runs.method == "stl"].groupby(["dataset", "student", "seed"]).val_acc.mean()
+    r = r[[k in stl.index for k in zip(r.dataset, r.student, r.seed)]]
+    return r.assign(gain=100 * (r.val_acc.to_numpy() - stl.reindex(list(zip(r.dataset, r.student, r.seed))).to_numpy()))
+
+
+def accuracy_vs_beta(runs, path):
+    """Validation accuracy against β for each method, relative to STL of the same student and
+    seed (so students of different size average), real teachers vs control teachers."""
+    title = "Validation accuracy − STL's vs β"
+    r = beta_gains(runs)
     if r.empty:
-        return _empty(path, title, "no method ran with more than one β in this sweep")
+        return _empty(path, title, "no method ran with more than one β and an STL run in this sweep")
     panels = sorted(r.groupby(["dataset", "method"]).groups)
     plt = _plt()
     ncols = min(4, len(panels))
@@ -256,19 +308,20 @@ def accuracy_vs_beta(runs, path):
     for ax, (d, m) in zip(axes.flat, panels):
         g = r[(r.dataset == d) & (r.method == m)]
         for ts, gg in g.groupby("teacher_set"):
-            s = gg.groupby("beta").val_acc.agg(["mean", "std"]).reset_index()
+            s = gg.groupby("beta").gain.agg(["mean", "std"]).reset_index()
             ctl = bool(gg.control_teacher.any())
-            ax.errorbar(s.beta, 100 * s["mean"], yerr=100 * s["std"].fillna(0), marker="o", ms=3, capsize=2,
+            ax.errorbar(s.beta, s["mean"], yerr=s["std"].fillna(0), marker="o", ms=3, capsize=2,
                         ls="--" if ctl else "-", label=f"{ts}{' (control)' if ctl else ''}")
+        ax.axhline(0, color="0.4", lw=1)
         ax.set_xscale("log")
         ax.set_title(f"{d} · {m.upper()}", fontsize=9)
         ax.set_xlabel("β")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, frameon=False)
     for row in axes:
-        row[0].set_ylabel("validation accuracy (%)")
+        row[0].set_ylabel("val. accuracy − STL's (points)")
     fig.suptitle(title + " (mean ± std over students and seeds; dashed: control teacher sets)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     _save(fig, path)
 
 
