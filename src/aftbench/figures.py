@@ -26,7 +26,7 @@ COLORS = {m: f"C{i}" for i, m in enumerate(["stl", "kd", "rkd", "btune", "aft_no
 STUDENT_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # smallest student first
 
 
-def _color(method: str) -> str:
+def method_color(method: str) -> str:
     return COLORS.get(method, "C9")
 
 
@@ -106,7 +106,7 @@ def normalized_error(runs, path):
             vals.append(sel.mean() if len(sel) else np.nan)
             errs.append(sel.std() / np.sqrt(len(sel)) if len(sel) > 1 else 0)
         ax.bar(np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width, vals, width, yerr=errs, capsize=2,
-               label=m.upper(), color=_color(m))
+               label=m.upper(), color=method_color(m))
     ax.axhline(1.0, color="0.3", ls="--", lw=1)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("error / STL error")
@@ -126,7 +126,7 @@ def _student_styles(cells, dataset) -> dict[str, tuple[str, str]]:
 def _method_legend(fig, methods, extra=()):
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=_color(m), lw=2, label=m.upper()) for m in methods] + list(extra)
+    handles = [Line2D([], [], color=method_color(m), lw=2, label=m.upper()) for m in methods] + list(extra)
     fig.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
 
 
@@ -154,11 +154,11 @@ def student_vs_probe(runs, path):
             for st, g in c[c.method == m].groupby("student"):
                 g = g.sort_values("probe")
                 ls, mk = styles[st]
-                ax.plot(100 * g.probe, 100 * g["mean"], ls=ls, marker=mk, ms=4, color=_color(m), lw=1.2)
+                ax.plot(100 * g.probe, 100 * g["mean"], ls=ls, marker=mk, ms=4, color=method_color(m), lw=1.2)
         for st, (ls, _) in styles.items():
             base = stl[(stl.dataset == d) & (stl.student == st)]["mean"]
             if len(base):
-                ax.axhline(100 * base.iloc[0], color="0.55", ls=ls, lw=1.5, zorder=0)
+                ax.axhline(100 * base.iloc[0], color=method_color("stl"), ls=ls, lw=1.5, zorder=0)
         ax.legend(handles=[Line2D([], [], color="0.3", ls=ls, marker=mk, ms=4, label=st)
                            for st, (ls, mk) in styles.items()], fontsize=7, frameon=False, ncol=len(styles),
                   loc="upper center", bbox_to_anchor=(0.5, -0.2))
@@ -166,7 +166,7 @@ def student_vs_probe(runs, path):
         ax.set_xlabel("teacher-set probe accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("student test accuracy (%)")
-    _method_legend(fig, _methods(runs), [Line2D([], [], color="0.55", lw=1.5, label="STL (same student)")])
+    _method_legend(fig, _methods(runs), [Line2D([], [], color=method_color("stl"), lw=1.5, label="STL (same student)")])
     fig.suptitle(title + ", mean over seeds", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
@@ -194,7 +194,7 @@ def accuracy_vs_size(runs, path):
             g = c[(c.method == m) & ((c.teacher_set == best) | (m == "stl"))].sort_values("student_params")
             for scratch, gg in g.groupby(g.student_init == "scratch"):
                 ax.errorbar(gg.student_params, 100 * gg["mean"], yerr=100 * gg["std"].fillna(0), capsize=2,
-                            color=_color(m), marker="o" if scratch else "*", ms=4 if scratch else 10,
+                            color=method_color(m), marker="o" if scratch else "*", ms=4 if scratch else 10,
                             ls="-" if scratch else "none")
         ax.set_xscale("log")
         ax.set_title(f"{d} (teachers: {best})", fontsize=9)
@@ -264,11 +264,11 @@ def single_vs_union(runs, path):
                 c = cells[(cells.dataset == d) & (cells.method == m)].groupby("teacher_set")["mean"].mean()
                 vals = [c.get(t, np.nan) for t in tsets]
             ax.bar(np.arange(len(tsets)) + (j - (len(methods) - 1) / 2) * width, 100 * np.asarray(vals), width,
-                   label=m.upper() if m != "probe" else "probe", color="k" if m == "probe" else _color(m),
+                   label=m.upper() if m != "probe" else "probe", color="k" if m == "probe" else method_color(m),
                    alpha=0.35 if m == "probe" else 1)
         base = cells[(cells.dataset == d) & (cells.method == "stl")]["mean"]
         if len(base):
-            ax.axhline(100 * base.mean(), color=_color("stl"), ls="--", lw=1.2, label="STL")
+            ax.axhline(100 * base.mean(), color=method_color("stl"), ls="--", lw=1.2, label="STL")
         ax.set_xticks(range(len(tsets)), tsets, rotation=15)
         ax.set_title(d, fontsize=9)
         ax.set_ylabel("test accuracy (%)")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import claim_figures
+from .figures import claim_figures, method_color
 from .io import atomic_path, read_json, write_text
 
 RUN_COLUMNS = ["dataset", "modality", "student", "student_init", "student_params", "method", "teachers",
@@ -157,7 +157,6 @@ def accuracy_figure(runs: pd.DataFrame, dataset: str, out_png: str) -> None:
     methods = [m for m in _order(d.method.unique()) if m not in ("probe", "stl")]
     fig, axes = plt.subplots(1, max(1, len(students)), figsize=(3.2 + 2.2 * len(tsets) * max(1, len(students)) / 2, 3.6),
                              sharey=True, squeeze=False)
-    colors = dict(zip(methods, plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]))
     width = 0.8 / max(1, len(methods))
     for ax, st in zip(axes[0], students):
         x = np.arange(len(tsets))
@@ -170,7 +169,7 @@ def accuracy_figure(runs: pd.DataFrame, dataset: str, out_png: str) -> None:
         for j, m in enumerate(methods):
             sel = s[s.method == m].set_index("teacher_set").reindex(tsets)
             ax.bar(x + (j - (len(methods) - 1) / 2) * width, 100 * sel.test_mean, width, yerr=100 * sel.test_std.fillna(0),
-                   capsize=3, color=colors[m], label=m.upper())
+                   capsize=3, color=method_color(m), label=m.upper())
         pr = d[d.method == "probe"].set_index("teacher_set").reindex(tsets)
         ax.plot(x, 100 * pr.test_mean, "kD", ms=6, label="teacher probe")
         controls = set(runs[(runs.dataset == dataset) & runs.control_teacher].teacher_set)
@@ -182,12 +181,14 @@ def accuracy_figure(runs: pd.DataFrame, dataset: str, out_png: str) -> None:
     hi = 100 * np.nanmax(d.test_mean + d.test_std) + 3
     axes[0][0].set_ylim(max(0, lo), min(100, hi))
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
+    rows = 1 if len(labels) <= 6 else 2
+    fig.legend(handles, labels, loc="upper center", ncol=-(-len(labels) // rows), fontsize=8, frameon=False)
+    top = 0.90 if rows == 1 else 0.85
     fig.suptitle(f"{dataset} ({d.modality.iloc[0]}): accuracy by method and teacher set, mean ± std over seeds",
-                 fontsize=10, y=0.91)
-    fig.tight_layout(rect=(0, 0, 1, 0.90))
+                 fontsize=10, y=top + 0.01)
+    fig.tight_layout(rect=(0, 0, 1, top))
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=130)
+        fig.savefig(tmp, dpi=130, bbox_inches="tight")
     plt.close(fig)
 
 
