@@ -70,3 +70,15 @@ def test_beta_gains_are_relative_to_stl_of_the_same_student_and_seed(tmp_path):
              write_run(tmp_path, 7, method="kd", student="big", beta=1.0, val_acc=0.9)]  # one β only
     g = beta_gains(collect_runs(paths)).set_index("run_id").gain
     assert g.to_dict() == pytest.approx({"r3": 5.0, "r4": -20.0, "r5": -10.0})
+
+
+def test_claim_figures_when_no_method_has_a_beta_grid_or_a_probe(tmp_path):
+    """A sweep with one β per method and no probes (the SLURM test's): every claim figure is
+    still written, saying what is missing."""
+    from aftbench.figures import CLAIM_FIGURES, beta_gains, claim_figures
+
+    stl = dict(method="stl", teachers=[], teacher_set="none", beta=0.0)
+    runs = collect_runs([write_run(tmp_path, 0, **stl), write_run(tmp_path, 1, beta=1.0)])
+    assert beta_gains(runs).empty
+    claim_figures(runs, str(tmp_path / "figs"))
+    assert sorted(p.stem for p in (tmp_path / "figs").iterdir()) == sorted(CLAIM_FIGURES)

@@ -133,6 +133,7 @@ def _method_legend(fig, methods, extra=()):
 def student_vs_probe(runs, path):
     """Fig 1c analog: student accuracy against the teacher set's probe accuracy. Colour: method;
     line style and marker: student (legend in each panel); grey: STL of that student."""
+    import pandas as pd
     from matplotlib.lines import Line2D
 
     title = "Student accuracy vs the teacher set's linear-probe accuracy"
@@ -140,7 +141,7 @@ def student_vs_probe(runs, path):
     probes = runs[runs.method == "probe"].groupby(["dataset", "teacher_set"]).test_acc.mean()
     stl = cells[cells.method == "stl"]
     cells = cells[cells.method != "stl"]
-    cells = cells[[(d, t) in probes.index for d, t in zip(cells.dataset, cells.teacher_set)]]
+    cells = cells[pd.MultiIndex.from_arrays([cells.dataset, cells.teacher_set]).isin(probes.index)]
     if cells.empty:
         return _empty(path, title, "no transfer runs with a probe of their teacher set")
     cells = cells.assign(probe=[probes[(d, t)] for d, t in zip(cells.dataset, cells.teacher_set)])
@@ -284,10 +285,12 @@ def beta_gains(runs) -> pd.DataFrame:
     """Every run (all β, not only the selected one) of a method that ran with more than one β,
     with `gain`: its validation accuracy minus that of STL on the same (dataset, student, seed),
     in points. Runs without a matching STL run are left out."""
+    import pandas as pd
+
     r = runs[(~runs.method.isin(["stl", "probe"]))]
     r = r[r.groupby(["dataset", "method"]).beta.transform("nunique") > 1]
     stl = runs[runs.method == "stl"].groupby(["dataset", "student", "seed"]).val_acc.mean()
-    r = r[[k in stl.index for k in zip(r.dataset, r.student, r.seed)]]
+    r = r[pd.MultiIndex.from_arrays([r.dataset, r.student, r.seed]).isin(stl.index)]
     return r.assign(gain=100 * (r.val_acc.to_numpy() - stl.reindex(list(zip(r.dataset, r.student, r.seed))).to_numpy()))
 
 
