@@ -14,6 +14,10 @@ import tempfile
 from pathlib import Path
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -24,6 +28,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it owner-only; results are shared like any file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
