@@ -132,7 +132,8 @@ def _method_legend(fig, methods, extra=()):
 
 def student_vs_probe(runs, path):
     """Fig 1c analog: student accuracy against the teacher set's probe accuracy. Colour: method;
-    line style and marker: student (legend in each panel); grey: STL of that student."""
+    line style and marker: student (legend under each panel); STL of each student as a
+    horizontal line in its style."""
     import pandas as pd
     from matplotlib.lines import Line2D
 
