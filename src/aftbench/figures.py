@@ -117,9 +117,9 @@ def normalized_error(runs, path):
     _save(fig, path)
 
 
-def _student_styles(cells, dataset) -> dict[str, tuple[str, str]]:
-    """Line style and marker per student of one dataset, smallest first."""
-    c = cells[cells.dataset == dataset].drop_duplicates("student").sort_values("student_params")
+def _student_styles(cells) -> dict[str, tuple[str, str]]:
+    """Line style and marker per student in `cells` (one dataset's), smallest first."""
+    c = cells.drop_duplicates("student").sort_values("student_params")
     return {st: STUDENT_STYLES[k % len(STUDENT_STYLES)] for k, st in enumerate(c.student)}
 
 
@@ -151,7 +151,7 @@ def student_vs_probe(runs, path):
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.8 * len(datasets), 3.6), squeeze=False)
     for ax, d in zip(axes[0], datasets):
         c = cells[cells.dataset == d]
-        styles = _student_styles(c, d)
+        styles = _student_styles(c)
         for m in _methods(runs):
             for st, g in c[c.method == m].groupby("student"):
                 g = g.sort_values("probe")

@@ -9,7 +9,6 @@ sees the examples with its *own* eval preprocessing and returns one feature row 
 from __future__ import annotations
 
 import contextlib
-
 import importlib
 import importlib.metadata as md
 import re
