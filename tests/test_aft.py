@@ -1,4 +1,4 @@
-"""AFT kernel penalty: the properties DESIGN §1 lists, plus a hand-checkable value."""
+"""AFT kernel penalty: the properties docs/method.md lists, plus a hand-checkable value."""
 
 import math
 

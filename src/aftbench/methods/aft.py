@@ -1,4 +1,4 @@
-"""Adaptive Feature Transfer: the kernel-form regulariser of Qiu et al. (ICML 2024), DESIGN §1."""
+"""Adaptive Feature Transfer: the kernel-form regulariser of Qiu et al. (ICML 2024), docs/method.md."""
 
 from __future__ import annotations
 
