@@ -70,7 +70,11 @@ def test_submitit_local_runs_the_command_and_echoes_its_log(tmp_path, digits_spl
 
 def test_a_failing_command_fails_with_its_traceback(tmp_path):
     with pytest.raises(JobFailed, match=r"(?s)failed.*missing-config\.yaml"):
-        submit_and_wait("submitit_local", local_job(tmp_path), ["validate", "--config", str(tmp_path / "missing-config.yaml")])
+        spec = {"loader": "tsv", "modality": "text", "args": {"path": str(tmp_path / "missing-config.yaml")},
+                "n_train": 2, "n_val": 1, "n_test": 1}
+        submit_and_wait("submitit_local", local_job(tmp_path),
+                        ["split", "--dataset", "d", "--spec", json.dumps(spec), "--out", str(tmp_path / "s.npz"),
+                         "--out-json", str(tmp_path / "s.json")])
 
 
 def _job_pids(folder) -> list[int]:

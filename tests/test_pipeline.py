@@ -159,6 +159,44 @@ def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):
     assert planned(workdir) == {"extract_features": 1, "train": 6, "probe": 1, "aggregate": 1, "all": 1}
 
 
+def readme_teacher_lines() -> dict:
+    """The yaml block of README's "Add a teacher" section, as a user would paste it."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Add a teacher"):]
+    section = section[:section.index("\n## ", 1)]
+    return yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S)[1])
+
+
+def test_adding_effnet_lite1_as_the_readme_says(workdir, text_tsv):
+    lines = readme_teacher_lines()
+    [(tid, entry)] = lines["teachers"].items()
+    [(set_id, members)] = lines["teacher_sets"].items()
+    assert entry["backend"] == "effnet_lite" and entry["args"]["variant"] == "lite1" and members == [tid]
+    cfg = tiny_config(text_tsv)
+    cfg["teachers"][tid] = entry
+    cfg["teacher_sets"][set_id] = members
+    cfg["sweeps"]["tiny"][0]["teacher_sets"].append(set_id)
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        # one extraction (Lite1 on digits); the new set's kd + aft × 2 β runs × 2 seeds and its probe
+        assert planned(workdir) == {"extract_features": 1, "train": 6, "probe": 1, "aggregate": 1, "all": 1}
+    finally:
+        (workdir / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(text_tsv), sort_keys=False))
+
+
+@pytest.mark.parametrize("entry,key", [
+    ({"backend": "effnet_lite", "args": {"variant": "lite9"}}, "teachers.bad.args.variant: 'lite9' is not valid"),
+    ("hf:openai-community/gpt2#maxpool", "teachers.bad.args.pooling: 'maxpool' is not valid"),
+])
+def test_bad_backend_args_fail_before_any_job(tmp_path, text_tsv, entry, key):
+    cfg = tiny_config(text_tsv)
+    cfg["teachers"]["bad"] = entry
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    p = smk(tmp_path, "-n", check=False)
+    assert p.returncode != 0 and key in p.stdout + p.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_bad_config_fails_before_any_job(tmp_path, text_tsv):
     cfg = tiny_config(text_tsv)
     cfg["teacher_sets"]["a"] = ["rp_typo"]

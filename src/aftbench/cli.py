@@ -57,15 +57,58 @@ def _cmd_report(a):
     print(f"aggregated {len(runs)} runs into {a.out_dir}/runs.csv, {a.out_dir}/tables/, {a.out_dir}/figures/")
 
 
-def _cmd_validate(a):
+def _merge(base: dict, update: dict) -> dict:
+    """Snakemake's merge of config files and --config values: mappings merge key by key."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(configfiles: list[str], overrides: list[str]) -> dict:
+    """The config Snakemake would see for `--configfile F... --config K=V...`: the files merged in
+    order, then each K=V (V read as YAML, as Snakemake does). Raises ConfigError naming the culprit."""
     import yaml
 
-    from .config import check_config, expand_sweep, validate_schema
+    from .config import ConfigError
 
-    cfg = yaml.safe_load(open(a.config))
-    validate_schema(cfg)
-    check_config(cfg)
-    print(f"{a.config}: valid; sweep {cfg['sweep']!r} has {len(expand_sweep(cfg))} runs")
+    cfg: dict = {}
+    for path in configfiles:
+        try:
+            text = open(path).read()
+        except OSError as err:
+            raise ConfigError(f"--configfile {path}: cannot read it ({err.strerror})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--configfile {path}: not valid YAML ({str(err).splitlines()[0]} ...)") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"--configfile {path}: a config file must hold a mapping, got {type(data).__name__}")
+        cfg = _merge(cfg, data)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--config {item!r}: expected KEY=VALUE, as Snakemake takes it (a config file goes "
+                              f"with --configfile FILE)")
+        cfg = _merge(cfg, {key: yaml.safe_load(value) if value else value})
+    return cfg
+
+
+def _cmd_validate(a):
+    from .config import ConfigError, expand_sweep, validate_config
+
+    files = a.configfile or ["config.yaml"]
+    try:
+        cfg = load_config(files, a.config)
+        validate_config(cfg)
+    except ConfigError as err:
+        where = " + ".join(files) + "".join(f" --config {c}" for c in a.config)
+        print(f"{where}: not valid", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    print(f"{' + '.join(files)}: valid; sweep {cfg['sweep']!r} has {len(expand_sweep(cfg))} runs")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -118,12 +161,15 @@ def main(argv=None) -> int:
     s.add_argument("--metrics-list", help="file listing metrics paths (whitespace separated)")
     s.add_argument("--out-dir", default="results")
     s.set_defaults(fn=_cmd_report)
-    s = sub.add_parser("validate", help="validate a config file against the schema and registries")
-    s.add_argument("--config", default="config.yaml")
+    s = sub.add_parser("validate", help="check a config against the schema, the registries and every backend's "
+                                         "arguments, before any job (exit 1 listing every problem)")
+    s.add_argument("--configfile", nargs="+", action="extend", metavar="FILE",
+                   help="config file(s), merged in order, as Snakemake's --configfile (default: config.yaml)")
+    s.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="overrides, as Snakemake's --config (e.g. sweep=offline_full)")
     s.set_defaults(fn=_cmd_validate)
     a = p.parse_args(argv)
-    a.fn(a)
-    return 0
+    return a.fn(a) or 0
 
 
 if __name__ == "__main__":

@@ -17,19 +17,56 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 
 NO_TEACHERS = "none"
 class ConfigError(ValueError):
-    pass
+    """A config that cannot run; `problems` lists every problem found, each naming its key path."""
+
+    def __init__(self, problems: list[str] | str, header: str = "config is not valid"):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        text = self.problems[0] if len(self.problems) == 1 else f"{header}: {len(self.problems)} problems"
+        super().__init__(text if len(self.problems) == 1 else text + "\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
-def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
+def _schema_message(err) -> str:
+    """One schema error as `key.path: message`; for `oneOf`/`anyOf`, the alternative that got
+    furthest says what is wrong (not "is not valid under any of the given schemas")."""
+    import jsonschema
+
+    if err.context:
+        # The alternatives a discriminator (`kind: {const: train}`) rules out say nothing useful:
+        # report the errors of the closest alternative that remains.
+        alternatives: dict = {}
+        for sub in err.context:
+            alternatives.setdefault(sub.schema_path[0], []).append(sub)
+        fitting = [errs for errs in alternatives.values() if not any(e.validator == "const" for e in errs)]
+        if fitting:
+            return "; ".join(dict.fromkeys(_schema_message(e) for e in min(fitting, key=len)))
+        return _schema_message(jsonschema.exceptions.best_match(err.context))
+    where = ".".join(map(str, err.absolute_path)) or "<top level>"
+    return f"{where}: {err.message}"
+
+
+def schema_problems(config: dict, schema_path: str | Path = SCHEMA) -> list[str]:
+    """Every way `config` breaks the schema, each with its key path."""
     import jsonschema
     import yaml
 
+    if not isinstance(config, dict):
+        return [f"<top level>: a config must be a mapping, got {type(config).__name__}"]
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"  at {'.'.join(map(str, e.absolute_path)) or '<top>'}: {e.message}" for e in errors[:10]]
-        raise ConfigError("config.yaml does not match workflow/schemas/config.schema.yaml:\n" + "\n".join(lines))
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    return list(dict.fromkeys(_schema_message(e) for e in errors))
+
+
+def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
+    problems = schema_problems(config, schema_path)
+    if problems:
+        raise ConfigError(problems, header="config does not match workflow/schemas/config.schema.yaml")
+
+
+def validate_config(config: dict) -> None:
+    """The schema, then the cross-references and backend arguments: every problem at once."""
+    validate_schema(config)
+    check_config(config)
 
 
 def expand_teacher_specs(config: dict) -> dict:
@@ -37,80 +74,123 @@ def expand_teacher_specs(config: dict) -> dict:
     mappings, in place, so everything downstream sees one form. Errors name the entry."""
     from .teacher_specs import parse_spec
 
+    problems = []
     for tid, entry in config["teachers"].items():
         try:
             config["teachers"][tid] = parse_spec(entry)
         except ValueError as err:
-            raise ConfigError(f"teachers.{tid}: {err}") from None
+            problems.append(f"teachers.{tid}: {err}")
+    if problems:
+        raise ConfigError(problems)
     return config
 
 
 def check_config(config: dict) -> None:
-    """Cross-reference checks; raises ConfigError naming the culprit."""
-    from .registry import describe, teacher_modality
+    """Cross-reference and backend-argument checks; raises ConfigError listing every problem,
+    each naming its key path."""
+    from .backend_args import check_args, missing_packages, produced_modality
+    from .registry import describe
 
-    reg = describe()  # the registries' names and modalities, without importing torch
+    reg = describe()  # the registries' names, arguments and modalities, without importing torch
     LOADERS, BACKENDS, ARCHS, PENALTIES = reg["loaders"], reg["backends"], reg["archs"], reg["penalties"]
+    problems: list[str] = []
 
-    def known(kind: str, key: str, value: str, registry) -> None:
+    def known(key: str, value: str, registry) -> bool:
         if value not in registry:
-            raise ConfigError(f"{kind} {key}: unknown {value!r}; known: {sorted(registry)}")
+            problems.append(f"{key}: unknown {value!r}; known: {sorted(registry)}")
+            return False
+        return True
+
+    def entry_args(where: str, summary: dict, args: dict, spec_line: str | None = None) -> None:
+        found = check_args(summary, args, where)
+        found = found or missing_packages(summary, args, where)  # a bad value names no real package
+        problems.extend(f"{p} (one-line spec {spec_line!r})" if spec_line else p for p in found)
 
     for did, d in config["datasets"].items():
-        known("dataset", f"datasets.{did}.loader", d["loader"], LOADERS)
-    expand_teacher_specs(config)
+        if known(f"datasets.{did}.loader", d["loader"], LOADERS):
+            summary, args = LOADERS[d["loader"]], d.get("args", {})
+            entry_args(f"datasets.{did}", summary, args)
+            produced = produced_modality(summary, args)
+            if produced is None and summary.get("produces") is not None:
+                problems.append(f"datasets.{did}.args: loader {d['loader']!r} gets no data columns; set "
+                                f"{' and/or '.join(summary['produces'].values())}")
+            elif produced is not None and produced != d["modality"]:
+                problems.append(f"datasets.{did}.modality: declared {d['modality']!r}, but loader {d['loader']!r} "
+                                f"produces {produced!r} with these args")
+    spec_lines = {tid: t for tid, t in config["teachers"].items() if isinstance(t, str)}
+    try:
+        expand_teacher_specs(config)
+    except ConfigError as err:
+        problems.extend(err.problems)
     for tid, t in config["teachers"].items():
-        known("teacher", f"teachers.{tid}.backend", t["backend"], BACKENDS)
+        if isinstance(t, dict) and known(f"teachers.{tid}.backend", t["backend"], BACKENDS):
+            entry_args(f"teachers.{tid}", BACKENDS[t["backend"]]["args"], t.get("args", {}), spec_lines.get(tid))
     for sid, s in config["students"].items():
-        known("student", f"students.{sid}.arch", s["arch"], ARCHS)
+        if known(f"students.{sid}.arch", s["arch"], ARCHS):
+            entry_args(f"students.{sid}", ARCHS[s["arch"]]["args"], s.get("args", {}))
     for mid, m in config["methods"].items():
-        if m["kind"] == "train":
-            known("method", f"methods.{mid}.penalty", m.get("penalty", "none"), PENALTIES)
+        if m["kind"] == "train" and known(f"methods.{mid}.penalty", m.get("penalty", "none"), PENALTIES):
             probe = distilled_probe(m)
-            if probe is not None:
-                if config["methods"].get(probe, {}).get("kind") != "probe":
-                    raise ConfigError(f"methods.{mid}.args.probe: {probe!r} is not a method of kind probe")
+            if probe is not None and config["methods"].get(probe, {}).get("kind") != "probe":
+                problems.append(f"methods.{mid}.args.probe: {probe!r} is not a method of kind probe")
     for ts, members in config["teacher_sets"].items():
         if ts == NO_TEACHERS:
-            raise ConfigError(f"teacher_sets.{ts}: the id {NO_TEACHERS!r} is reserved for runs without teachers")
+            problems.append(f"teacher_sets.{ts}: the id {NO_TEACHERS!r} is reserved for runs without teachers")
         for t in members:
             if t not in config["teachers"]:
-                raise ConfigError(f"teacher_sets.{ts}: unknown teacher {t!r}; known: {sorted(config['teachers'])}")
+                problems.append(f"teacher_sets.{ts}: unknown teacher {t!r}; known: {sorted(config['teachers'])}")
     sweep = config["sweep"]
     if sweep not in config["sweeps"]:
-        raise ConfigError(f"sweep: unknown sweep {sweep!r}; known: {sorted(config['sweeps'])}")
+        problems.append(f"sweep: unknown sweep {sweep!r}; known: {sorted(config['sweeps'])}")
     for name, blocks in config["sweeps"].items():
         for i, b in enumerate(blocks):
-            where = f"sweeps.{name}[{i}]"
-            for key, registry in (("datasets", "datasets"), ("students", "students"), ("methods", "methods"),
-                                  ("teacher_sets", "teacher_sets")):
-                for v in b.get(key, []):
-                    if v not in config[registry]:
-                        raise ConfigError(f"{where}.{key}: unknown id {v!r}; known: {sorted(config[registry])}")
-            for did in b["datasets"]:
-                modality = config["datasets"][did]["modality"]
-                for ts in b.get("teacher_sets", []):
-                    for t in config["teacher_sets"][ts]:
-                        tm = teacher_modality(config["teachers"][t])
-                        if tm not in modality.split("+"):
-                            raise ConfigError(f"{where}: teacher {t!r} (in set {ts!r}) reads {tm} but dataset "
-                                              f"{did!r} is {modality}")
-                for sid in b["students"]:
-                    sm = ARCHS[config["students"][sid]["arch"]]
-                    if not set(sm.split("+")) <= set(modality.split("+")):
-                        raise ConfigError(f"{where}: student {sid!r} needs {sm} inputs but dataset {did!r} is {modality}")
-            for m in b.get("beta", {}):
-                if m not in b["methods"]:
-                    raise ConfigError(f"{where}.beta: {m!r} is not one of this block's methods {b['methods']}")
-            for m in b["methods"]:
-                probe = distilled_probe(config["methods"][m])
-                if probe is not None:
-                    if probe not in b["methods"]:
-                        raise ConfigError(f"{where}: method {m!r} distils the {probe!r} probe; add {probe!r} to methods")
-            needs_teacher = [m for m in b["methods"] if config["methods"][m]["kind"] == "probe"
-                             or config["methods"][m].get("penalty", "none") != "none"]
-            if needs_teacher and not b.get("teacher_sets"):
-                raise ConfigError(f"{where}: methods {needs_teacher} need teacher_sets")
+            problems.extend(_block_problems(config, f"sweeps.{name}[{i}]", b, reg))
+    if problems:
+        raise ConfigError(list(dict.fromkeys(problems)))
+
+
+def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
+    """What is wrong with one sweep block (ids it names, modalities, β grids, probes); `reg` is
+    the registry summary. Entries with problems of their own are reported there, not here."""
+    from .registry import teacher_modality
+
+    problems = []
+    for key in ("datasets", "students", "methods", "teacher_sets"):
+        for v in b.get(key, []):
+            if v not in config[key]:
+                problems.append(f"{where}.{key}: unknown id {v!r}; known: {sorted(config[key])}")
+    if problems:  # the checks below need every id to exist
+        return problems
+    for did in b["datasets"]:
+        modality = config["datasets"][did]["modality"]
+        for ts in b.get("teacher_sets", []):
+            for t in config["teacher_sets"][ts]:
+                spec = config["teachers"].get(t)
+                if not isinstance(spec, dict) or spec.get("backend") not in reg["backends"]:
+                    continue  # reported with the teacher
+                tm = teacher_modality(spec)
+                if tm not in modality.split("+"):
+                    problems.append(f"{where}: teacher {t!r} (in set {ts!r}) reads {tm} but dataset {did!r} is {modality}")
+        for sid in b["students"]:
+            arch = reg["archs"].get(config["students"][sid]["arch"])
+            if arch is not None and not set(arch["modality"].split("+")) <= set(modality.split("+")):
+                problems.append(f"{where}: student {sid!r} needs {arch['modality']} inputs but dataset {did!r} is "
+                                f"{modality}")
+    for m in b.get("beta", {}):
+        if m not in b["methods"]:
+            problems.append(f"{where}.beta: {m!r} is not one of this block's methods {b['methods']}")
+    for m in b["methods"]:
+        mspec = config["methods"][m]
+        if mspec["kind"] == "train" and mspec.get("penalty", "none") not in reg["penalties"]:
+            continue  # reported with the method
+        probe = distilled_probe(mspec)
+        if probe is not None and probe not in b["methods"]:
+            problems.append(f"{where}: method {m!r} distils the {probe!r} probe; add {probe!r} to methods")
+    needs_teacher = [m for m in b["methods"] if config["methods"][m]["kind"] == "probe"
+                     or config["methods"][m].get("penalty", "none") != "none"]
+    if needs_teacher and not b.get("teacher_sets"):
+        problems.append(f"{where}: methods {needs_teacher} need teacher_sets")
+    return problems
 
 
 @dataclass(frozen=True)

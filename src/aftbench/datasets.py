@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend_args import declare
 from .io import atomic_path, file_sha256, read_json, write_json
 
 SPLITS = ("train", "val", "test")
@@ -78,7 +79,9 @@ FMNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat",
                   "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 
 
+@declare(produces="image")
 def load_fashion_mnist(root: str = "/usr/share/datasets/fashion-mnist") -> Source:
+    """Fashion-MNIST from its idx files (Debian `dataset-fashion-mnist`): 60k train, 10k official test."""
     root = _require(Path(root), "Fashion-MNIST", "dataset-fashion-mnist")
 
     def pool(prefix):
@@ -99,6 +102,7 @@ NOUN_LEXNAMES = {
 }
 
 
+@declare(produces="text")
 def load_wordnet_supersenses(root: str = "/usr/share/wordnet", n_classes: int = 10) -> Source:
     """Noun gloss -> supersense. Only the gloss is used: the lemma would make the task a lookup."""
     path = _require(Path(root) / "data.noun", "WordNet noun data", "wordnet-base")
@@ -154,6 +158,7 @@ def _load_rgb_on_white(path: Path, size: int, max_pixels: int) -> np.ndarray | N
         return np.asarray(canvas, dtype=np.uint8)
 
 
+@declare(produces="image+text")
 def load_openclipart(root: str = "/usr/share/openclipart", categories: list[str] | None = None,
                      image_size: int = 96, max_per_class: int = 280, seed: int = 0,
                      max_pixels: int = 16_000_000) -> Source:
@@ -200,6 +205,7 @@ def load_openclipart(root: str = "/usr/share/openclipart", categories: list[str]
                   notes=f"{skipped} oversized PNGs skipped; text = title + description")
 
 
+@declare(produces="image")
 def load_sklearn_digits() -> Source:
     """8×8 digits shipped inside scikit-learn: tiny, for tests."""
     from sklearn.datasets import load_digits
@@ -210,6 +216,7 @@ def load_sklearn_digits() -> Source:
     return Source("image", [str(c) for c in d.target_names], Pool(d.target.astype(np.int64), images, texts))
 
 
+@declare(produces="text")
 def load_tsv(path: str) -> Source:
     """A `label<TAB>text` file: the simplest way to bring your own text task."""
     rows = [ln.rstrip("\n").split("\t", 1) for ln in Path(path).read_text().splitlines() if ln.strip()]
@@ -297,6 +304,7 @@ def _tv_image(ds, row: int):
     return ds[row][0]
 
 
+@declare(produces="image", choices={"name": tuple(TORCHVISION)})
 def load_torchvision(name: str, root: str, download: bool = False, image_size: int | None = None) -> Source:
     """A torchvision dataset (`name` in TORCHVISION) under `root`; `download: true` fetches it
     (needs internet). The official test split is kept as the test pool."""
@@ -338,22 +346,48 @@ def load_torchvision(name: str, root: str, download: bool = False, image_size: i
                         + (f"resized (shorter side) and centre-cropped to {image_size}px" if image_size else "as stored"))
 
 
-def load_hf_dataset(path: str, text_fields: list[str], label_field: str = "label", name: str | None = None,
+@declare(produces={"image": "image_field", "text": "text_fields"})
+def load_hf_dataset(path: str, text_fields: list[str] | None = None, label_field: str = "label", name: str | None = None,
                     train_split: str = "train", test_split: str | None = "test", image_field: str | None = None,
-                    image_size: int | None = None, sep: str = " [SEP] ", cache_dir: str | None = None) -> Source:
-    """A Hugging Face dataset (`datasets.load_dataset(path, name)`: a hub id such as `imdb`,
-    `google/boolq`, `glue` + name `sst2`, or a local folder of parquet/arrow files). Texts are the
-    `text_fields` joined with `sep` (sentence pairs: premise [SEP] hypothesis); `image_field`
-    adds an image (SNLI-VE: image + hypothesis). Labels must be integer class ids (GLUE's hidden
-    test labels, -1, are refused: use `test_split: null` to hold a test split out of train)."""
+                    image_size: int | None = None, sep: str = " [SEP] ", cache_dir: str | None = None,
+                    data_files: str | list | dict | None = None, data_dir: str | None = None,
+                    image_root: str | None = None) -> Source:
+    """A Hugging Face dataset (`datasets.load_dataset(path, name, data_files=, data_dir=)`): a hub
+    id such as `imdb`, `google/boolq`, `glue` + name `sst2`; a local folder (parquet/arrow/CSV
+    files, or one sub-folder of images per class: the `imagefolder` layout, labels from the folder
+    names); or a builder (`csv`, `parquet`, `json`) with `data_files`. Texts are the `text_fields`
+    joined with `sep` (sentence pairs: premise [SEP] hypothesis); `image_field` is an image
+    column: decoded images, or file paths (relative ones from `image_root`, default the folder of
+    the data files). An image-only dataset has no `text_fields`. Labels are integer class ids or
+    class names (sorted names number the classes); GLUE's hidden test labels (-1) are refused:
+    use `test_split: null` to hold a test split out of train."""
     import datasets as hfd
 
+    text_fields = list(text_fields or [])
+    if not text_fields and not image_field:
+        raise ValueError(f"Hugging Face dataset {path!r}: give `text_fields` (text columns), `image_field` (an "
+                         f"image column), or both")
     try:
-        dd = hfd.load_dataset(path, name, cache_dir=cache_dir)
+        dd = hfd.load_dataset(path, name, cache_dir=cache_dir, data_files=data_files, data_dir=data_dir)
     except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
         raise MissingDataError(f"Hugging Face dataset {path!r} ({name}) could not be loaded: "
                                f"{str(err).splitlines()[0][:300]}. Offline? Run once with internet (it is cached "
                                f"under ~/.cache/huggingface/datasets) or point `path` at a local copy.") from None
+    root = Path(image_root) if image_root else _data_folder(path, data_files, data_dir)
+    classes: list[str] | None = None
+
+    def labels_of(ds, split) -> np.ndarray:
+        nonlocal classes
+        raw = ds[label_field]
+        if raw and isinstance(raw[0], str):  # class names: number them by sorted name, from train
+            classes = classes or sorted(set(raw))
+            unknown = sorted(set(raw) - set(classes))
+            if unknown:
+                raise ValueError(f"Hugging Face dataset {path!r}/{split}: labels {unknown[:5]} do not occur in "
+                                 f"{train_split!r}")
+            lookup = {c: i for i, c in enumerate(classes)}
+            return np.asarray([lookup[c] for c in raw], np.int64)
+        return np.asarray(raw, np.int64)
 
     def pool(split):
         if split not in dd:
@@ -362,21 +396,58 @@ def load_hf_dataset(path: str, text_fields: list[str], label_field: str = "label
         missing = [f for f in [*text_fields, label_field, *([image_field] if image_field else [])] if f not in ds.column_names]
         if missing:
             raise KeyError(f"Hugging Face dataset {path!r}/{split}: no column(s) {missing}; columns: {ds.column_names}")
-        labels = np.asarray(ds[label_field], np.int64)
+        labels = labels_of(ds, split)
         if (labels < 0).any():
             raise ValueError(f"Hugging Face dataset {path!r}/{split}: {int((labels < 0).sum())} examples have no "
                              f"label (-1); use another split as test")
-        cols = [ds[f] for f in text_fields]
-        texts = np.asarray([sep.join(str(c[i]) for c in cols) for i in range(len(ds))])
-        images = LazyImages(lambda r: ds[r][image_field], np.arange(len(ds)), image_size) if image_field else None
+        texts = None
+        if text_fields:
+            cols = [ds[f] for f in text_fields]
+            texts = np.asarray([sep.join(str(c[i]) for c in cols) for i in range(len(ds))])
+        images = None
+        if image_field:
+            images = LazyImages(_hf_image_getter(ds, image_field, root, path), np.arange(len(ds)), image_size)
         return Pool(labels, images=images, texts=texts)
 
     train = pool(train_split)
+    test = pool(test_split) if test_split else None
     feature = dd[train_split].features[label_field]
-    classes = list(getattr(feature, "names", None) or [str(i) for i in range(int(train.labels.max()) + 1)])
-    modality = "image+text" if image_field else "text"
-    return Source(modality, classes, train, pool(test_split) if test_split else None,
-                  notes=f"Hugging Face {path}" + (f"/{name}" if name else "") + f"; text = {sep.strip()!r}.join({text_fields})")
+    classes = list(getattr(feature, "names", None) or classes or [str(i) for i in range(int(train.labels.max()) + 1)])
+    modality = "+".join(part for part, on in (("image", image_field), ("text", text_fields)) if on)
+    text_note = f"; text = {sep.strip()!r}.join({text_fields})" if text_fields else ""
+    return Source(modality, classes, train, test,
+                  notes=f"Hugging Face {path}" + (f"/{name}" if name else "") + text_note
+                        + (f"; image = column {image_field!r}" if image_field else ""))
+
+
+def _data_folder(path: str, data_files, data_dir: str | None) -> Path:
+    """Where relative image paths in a table are resolved: the data files' folder (else the dataset's)."""
+    first = data_files
+    while isinstance(first, (dict, list)) and first:
+        first = next(iter(first.values())) if isinstance(first, dict) else first[0]
+    if isinstance(first, str):
+        return Path(first).parent
+    return Path(data_dir or path)
+
+
+def _hf_image_getter(ds, field: str, root: Path, path: str):
+    """row -> PIL image of a Hugging Face column that holds images or image file paths."""
+    from PIL import Image
+
+    def get(row: int):
+        value = ds[row][field]
+        if isinstance(value, str):
+            file = Path(value) if Path(value).is_absolute() else root / value
+            if not file.is_file():
+                raise MissingDataError(f"Hugging Face dataset {path!r}: image {value!r} (row {row}, column "
+                                       f"{field!r}) not found at {file}; set `image_root` to the folder it is "
+                                       f"relative to")
+            return Image.open(file)
+        if value is None:
+            raise ValueError(f"Hugging Face dataset {path!r}: row {row} has no image in column {field!r}")
+        return value
+
+    return get
 
 
 LOADERS = {
@@ -435,6 +506,10 @@ def split_images_dir(npz_path) -> Path:
 
 def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None:
     src, parts = build_split(spec)
+    if spec.get("modality", src.modality) != src.modality:
+        raise ValueError(f"datasets.{dataset_id}.modality: declared {spec['modality']!r}, but loader "
+                         f"{spec['loader']!r} produced {src.modality!r} data with these args; set `modality: "
+                         f"{src.modality}` or change the args")
     images_dir = split_images_dir(out_npz)
     images_dir.mkdir(parents=True, exist_ok=True)  # stays empty for text datasets
     arrays, image_files, image_shape = {"classes": np.asarray(src.classes)}, [], None

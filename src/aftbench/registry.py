@@ -1,6 +1,7 @@
 """What the workflow needs to know about the four registries (datasets.LOADERS,
 teachers.BACKENDS, students.ARCHS, methods.PENALTIES) to check a config and build the DAG:
-their names, which input each teacher and student reads, and where a penalty's Φ comes from.
+their names, the arguments each entry accepts (aftbench.backend_args), which input each teacher
+and student reads, and where a penalty's Φ comes from.
 
 Those registries live in modules that import torch (~2.5 s). Building a 5,000-job DAG should
 not pay that, so this module reads a summary computed from the real registries and cached per
@@ -32,9 +33,10 @@ def compute() -> dict:
     """The summary, from the registries themselves (imports torch)."""
     import inspect
 
+    from .backend_args import summarize
     from .datasets import LOADERS
     from .methods import PENALTIES
-    from .students import ARCHS
+    from .students import ARCHS, INJECTED_ARGS
     from .teachers import BACKENDS
 
     def modality(cls) -> dict:
@@ -43,9 +45,9 @@ def compute() -> dict:
         return {"modality": cls.modality, "modality_arg_default": arg}
 
     return {
-        "loaders": sorted(LOADERS),
-        "backends": {name: modality(cls) for name, cls in BACKENDS.items()},
-        "archs": {name: cls.modality for name, cls in ARCHS.items()},
+        "loaders": {name: summarize(fn) for name, fn in LOADERS.items()},
+        "backends": {name: {**modality(cls), "args": summarize(cls)} for name, cls in BACKENDS.items()},
+        "archs": {name: {"modality": cls.modality, "args": summarize(cls, INJECTED_ARGS)} for name, cls in ARCHS.items()},
         "penalties": {name: getattr(cls, "target_source", None) for name, cls in PENALTIES.items()},
     }
 

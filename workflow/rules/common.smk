@@ -3,17 +3,16 @@ import json
 import os
 import shlex
 
-from snakemake.utils import validate
-
 from aftbench.figures import CLAIM_FIGURES
 from aftbench.registry import target_source
 from aftbench.launcher import job_spec
-from aftbench.config import (FACTORS_TEMPLATE, NO_TEACHERS, RUN_TEMPLATE, check_config, distilled_probe, expand_sweep,
-                             teachers_of, train_spec)
+from aftbench.config import (FACTORS_TEMPLATE, NO_TEACHERS, RUN_TEMPLATE, distilled_probe, expand_sweep, teachers_of,
+                             train_spec, validate_config)
 
 
-validate(config, schema="../schemas/config.schema.yaml")
-check_config(config)
+# The schema (workflow/schemas/config.schema.yaml), cross-references and every backend's
+# arguments, all problems at once: the same check as `python -m aftbench validate`.
+validate_config(config)
 
 RUNS = {r.run_id: r for r in expand_sweep(config)}
 DATASETS = sorted({r.dataset for r in RUNS.values()})
