@@ -153,6 +153,9 @@ def test_validate_cli_speaks_snakemake(tmp_path, text_tsv):
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     for key in ("teachers.lt.args.variant", "teachers.g.args.pooling", "sweep: unknown sweep 'nope'"):
         assert key in p.stderr
+    (tmp_path / "part.yaml").write_text("sweep: offline_full\n")  # merged over ./config.yaml, as Snakemake does
+    p = validate("--configfile", str(tmp_path / "part.yaml"))
+    assert p.returncode == 0 and "sweep 'offline_full' has 1542 runs" in p.stdout
     p = validate("--config", "config.yaml")  # the old spelling: told what to use instead
     assert p.returncode == 1 and "--configfile FILE" in p.stderr and "Traceback" not in p.stderr
     p = validate("--configfile", str(tmp_path / "missing.yaml"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _cmd_split(a):
@@ -77,13 +78,14 @@ def load_config(configfiles: list[str], overrides: list[str]) -> dict:
         try:
             text = open(path).read()
         except OSError as err:
-            raise ConfigError(f"--configfile {path}: cannot read it ({err.strerror})") from None
+            raise ConfigError(f"{path}: cannot read it ({err.strerror}); run from the project folder or pass "
+                              f"--configfile FILE") from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ConfigError(f"--configfile {path}: not valid YAML ({str(err).splitlines()[0]} ...)") from None
+            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]} ...)") from None
         if not isinstance(data, dict):
-            raise ConfigError(f"--configfile {path}: a config file must hold a mapping, got {type(data).__name__}")
+            raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
         cfg = _merge(cfg, data)
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -97,7 +99,9 @@ def load_config(configfiles: list[str], overrides: list[str]) -> dict:
 def _cmd_validate(a):
     from .config import ConfigError, expand_sweep, validate_config
 
-    files = a.configfile or ["config.yaml"]
+    # As Snakemake does: the Snakefile's `configfile: config.yaml` (if present here, or if no file
+    # is given), then every --configfile merged over it, then --config.
+    files = (["config.yaml"] if not a.configfile or Path("config.yaml").is_file() else []) + (a.configfile or [])
     try:
         cfg = load_config(files, a.config)
         validate_config(cfg)
@@ -164,7 +168,7 @@ def main(argv=None) -> int:
     s = sub.add_parser("validate", help="check a config against the schema, the registries and every backend's "
                                          "arguments, before any job (exit 1 listing every problem)")
     s.add_argument("--configfile", nargs="+", action="extend", metavar="FILE",
-                   help="config file(s), merged in order, as Snakemake's --configfile (default: config.yaml)")
+                   help="config file(s) merged over ./config.yaml in order, as Snakemake's --configfile")
     s.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="overrides, as Snakemake's --config (e.g. sweep=offline_full)")
     s.set_defaults(fn=_cmd_validate)
