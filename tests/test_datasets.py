@@ -660,3 +660,17 @@ def test_images_of_different_sizes_need_image_size(tmp_path):
         lazy.save(tmp_path / "x.npy")
     LazyImages(lambda r: Image.new("RGB", sizes[r]), np.arange(3), 8).save(tmp_path / "y.npy")
     assert np.load(tmp_path / "y.npy").shape == (3, 8, 8, 3)
+
+
+@pytest.mark.parametrize("rows,what", [
+    ([f"{c}\timages/{c}/{i:03d}.png" for i in range(20) for c in ("cat", "dog")], "image file paths"),
+    ([f"{c}\t" + ",".join(str((i * 7 + k) % 256) for k in range(64)) for i in range(20) for c in ("0", "1")],
+     "numbers only"),
+])
+def test_a_text_loader_refuses_what_is_not_text(tmp_path, rows, what):
+    (tmp_path / "t.tsv").write_text("\n".join(rows) + "\n")
+    spec = {"loader": "tsv", "modality": "text", "args": {"path": str(tmp_path / "t.tsv")}, "n_train": 20,
+            "n_val": 10, "n_test": 10}
+    with pytest.raises(ValueError, match=f"datasets.mine: .* texts from loader 'tsv' are {what}"):
+        make_split("mine", spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
+    assert not (tmp_path / "s.json").exists()

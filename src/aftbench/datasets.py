@@ -504,12 +504,35 @@ def split_images_dir(npz_path) -> Path:
     return Path(npz_path).with_suffix(".images")
 
 
+_IMAGE_PATH = re.compile(r"\S+\.(png|jpe?g|bmp|gif|webp|tiff?)", re.I)
+_NUMBERS = re.compile(r"[-+0-9.,;\s]+")
+
+
+def check_texts(dataset_id: str, loader: str, texts: np.ndarray) -> None:
+    """Refuse texts that are not text: image file paths or rows of numbers (a pixel table) read
+    by a text loader would become a text task whose "words" are file names or pixel values."""
+    if texts is None or not len(texts):
+        return
+    sample = [str(t).strip() for t in texts[:1000]]
+    for pattern, what, fix in ((_IMAGE_PATH, "image file paths", "an image column: `loader: hf_dataset` with "
+                                "`image_field`"),
+                               (_NUMBERS, "numbers only (a pixel or feature table?)", "images as image files, "
+                                "one folder per class, with `loader: hf_dataset`")):
+        hits = sum(bool(pattern.fullmatch(t)) for t in sample)
+        if hits > len(sample) / 2:
+            raise ValueError(f"datasets.{dataset_id}: {hits} of the first {len(sample)} texts from loader {loader!r} "
+                             f"are {what}, e.g. {sample[0][:80]!r}; they are not text. Use {fix} "
+                             f"(README: Add a dataset)")
+
+
 def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None:
     src, parts = build_split(spec)
     if spec.get("modality", src.modality) != src.modality:
         raise ValueError(f"datasets.{dataset_id}.modality: declared {spec['modality']!r}, but loader "
                          f"{spec['loader']!r} produced {src.modality!r} data with these args; set `modality: "
                          f"{src.modality}` or change the args")
+    if "text" in src.modality.split("+"):
+        check_texts(dataset_id, spec["loader"], parts["train"].texts)
     images_dir = split_images_dir(out_npz)
     images_dir.mkdir(parents=True, exist_ok=True)  # stays empty for text datasets
     arrays, image_files, image_shape = {"classes": np.asarray(src.classes)}, [], None
