@@ -21,7 +21,7 @@ test: test-fast test-slurm
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
 
-# Brings up a one-node SLURM cluster (../shared/slurm recipe), runs tests/test_slurm.py, tears it down.
+# Brings up a one-node SLURM cluster (tests/slurm/start.sh), runs tests/test_slurm.py, tears it down.
 test-slurm: setup
 	HF_HUB_OFFLINE=1 bash tests/with_slurm_cluster.sh $(VENV)/bin/python -m pytest -q tests/test_slurm.py
 

@@ -1,6 +1,6 @@
 """`snakemake --profile slurm` against a REAL SLURM cluster (one node on localhost, accounting
 through slurmdbd so `sacct` works). Run by `make test-slurm` (part of `make test` and CI), which
-brings the cluster up with ../shared/slurm/start.sh and always tears it down; skipped when
+brings the cluster up with tests/slurm/start.sh and always tears it down; skipped when
 AFTBENCH_SLURM is not set.
 
 Checks: every heavy job of a tiny sweep ran as a SLURM job and sacct says COMPLETED, with the
