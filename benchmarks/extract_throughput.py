@@ -27,8 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aftbench.datasets import LOADERS, Pool, Source, make_split
-from aftbench.teachers import build_teacher, extract
+from aftbench.datasets import LOADERS
+from aftbench.sources import Pool, Source
+from aftbench.splits import make_split
+from aftbench.extract import extract
+from aftbench.teachers import build_teacher
 
 
 def synthetic_images(n: int, size: int, seed: int = 0) -> Source:

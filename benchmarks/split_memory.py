@@ -44,7 +44,7 @@ class Peak(threading.Thread):
 def _synthetic_loader(n: int, image_size: int):
     from PIL import Image
 
-    from aftbench.datasets import LazyImages, Pool, Source
+    from aftbench.sources import LazyImages, Pool, Source
 
     def get(row):
         rng = np.random.default_rng(row)

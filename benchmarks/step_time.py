@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aftbench.datasets import Pool, Split
+from aftbench.sources import Pool
+from aftbench.splits import Split
 from aftbench.methods import PENALTIES, build_penalty
 from aftbench.students import build_student
 

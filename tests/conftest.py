@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import pytest
 
-from aftbench.datasets import make_split
+from aftbench.splits import make_split
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aftbench import registry
+from aftbench import registry_summary as registry
 from aftbench.backend_args import check_args, missing_packages, produced_modality, summarize
 from aftbench.config import ConfigError, check_config
 from aftbench.datasets import LOADERS

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aftbench.datasets import LOADERS, LazyImages, MissingDataError, build_split, load_split, make_split
+from aftbench.datasets import LOADERS
+from aftbench.sources import LazyImages, MissingDataError
+from aftbench.splits import build_split, load_split, make_split
 from aftbench.io import file_sha256
 
 

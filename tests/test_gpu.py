@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from aftbench.datasets import load_split
-from aftbench.teachers import extract, load_features
+from aftbench.splits import load_split
+from aftbench.extract import extract
+from aftbench.features import load_features
 from aftbench.train import RunSpec, train_run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

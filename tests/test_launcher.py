@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from aftbench.launcher import JobFailed, job_spec, name_job, split_launch_args, submit_and_wait
+from aftbench.cli import Command, _without_launch_options, main
+from aftbench.launcher import JobFailed, job_spec, name_job, submit_and_wait
 
 
 def test_job_spec_merges_default_and_kind():
@@ -23,9 +24,9 @@ def test_job_spec_merges_default_and_kind():
     t = job_spec(cfg, "train")
     assert t["resources"]["cpus"] == 3 and t["resources"]["mem_gb"] == 6 and t["resources"]["partition"] == "cpu"
     assert t["poll_s"] == 5 and t["deadline_s"] == 60 * (60 * 2 + 60)  # time_min × (requeues + 1) + 60
-    named = name_job(t, ["train", "--spec", "{}", "--out", "results/runs/dataset~d/run/metrics.json"])
+    named = name_job(t, "results/runs/dataset~d/run/metrics.json")
     assert named["folder"] == "results/logs/jobs/train/dataset~d/run" and named["name"] == "aftbench:train:dataset~d/run"
-    x = name_job(job_spec(cfg, "extract"), ["extract", "--out", "results/features/d/teacher.safetensors"])
+    x = name_job(job_spec(cfg, "extract"), "results/features/d/teacher.safetensors")
     assert x["name"] == "aftbench:extract:d/teacher"
     e = job_spec(cfg, "extract")
     assert e["resources"]["gpus"] == 1 and e["resources"]["partition"] == "gpu" and e["resources"]["cpus"] == 2
@@ -34,20 +35,27 @@ def test_job_spec_merges_default_and_kind():
         job_spec(cfg, "tran")
 
 
-def test_split_launch_args():
-    job = {"kind": "train"}
-    launcher, named, rest = split_launch_args(["train", "--launcher", "slurm", "--job", json.dumps(job), "--out", "o.json"])
-    assert (launcher, rest, named["name"]) == ("slurm", ["train", "--out", "o.json"], "aftbench:train:o")
-    assert split_launch_args(["probe", "--launcher", "local"]) == ("local", None, ["probe"])
-    with pytest.raises(SystemExit, match="unknown --launcher 'slrum'"):
-        split_launch_args(["train", "--launcher", "slrum"])
-    with pytest.raises(SystemExit, match="needs --job"):
-        split_launch_args(["train", "--launcher", "slurm"])
+def test_launch_options_are_real_options(tmp_path, capsys):
+    job = json.dumps({"kind": "train"})
+    assert _without_launch_options(["train", "--launcher", "slurm", "--job", job, "--out", "o.json"]) == \
+        ["train", "--out", "o.json"]
+    assert _without_launch_options(["probe", "--launcher=local", f"--job={job}"]) == ["probe"]
+    with pytest.raises(SystemExit):
+        main(["train", "--launcher", "slrum", "--spec", "{}", "--split", "s", "--out", "o"])
+    assert "invalid choice: 'slrum'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--launcher", "slurm", "--spec", "{}", "--split", "s", "--out", "o"])
+    assert "needs --job" in capsys.readouterr().err
+    # --help with a launcher prints the help here; it submits nothing
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--launcher", "submitit_local", "--job", job, "--help"])
+    assert done.value.code == 0 and "--launcher" in capsys.readouterr().out
+    assert not (tmp_path / "results").exists()
 
 
 def local_job(tmp_path, **kw):
     cfg = {"launch": {"poll_s": 0.2, **kw}}
-    job = name_job(job_spec(cfg, "train"), ["--out", "t.json"])
+    job = name_job(job_spec(cfg, "train"), "t.json")
     job["folder"] = str(tmp_path / "jobs")
     return job
 
@@ -62,7 +70,7 @@ def long_train_argv(tmp_path, digits_split, steps=10**7):
 
 def test_submitit_local_runs_the_command_and_echoes_its_log(tmp_path, digits_split, capsys):
     argv = long_train_argv(tmp_path, digits_split, steps=5)
-    assert submit_and_wait("submitit_local", local_job(tmp_path), argv) == 0
+    assert submit_and_wait("submitit_local", local_job(tmp_path), argv, Command()) == 0
     out = capsys.readouterr().out
     assert "submitted submitit_local job" in out and "val_acc=" in out and "_log.out" in out
     assert json.loads((tmp_path / "m.json").read_text())["steps"] == 5
@@ -74,7 +82,7 @@ def test_a_failing_command_fails_with_its_traceback(tmp_path):
                 "n_train": 2, "n_val": 1, "n_test": 1}
         submit_and_wait("submitit_local", local_job(tmp_path),
                         ["split", "--dataset", "d", "--spec", json.dumps(spec), "--out", str(tmp_path / "s.npz"),
-                         "--out-json", str(tmp_path / "s.json")])
+                         "--out-json", str(tmp_path / "s.json")], Command())
 
 
 def _job_pids(folder) -> list[int]:

@@ -167,7 +167,7 @@ def test_logit_kd_golden():
 
 
 def test_factor_transfer_penalty_and_paraphraser():
-    from aftbench.methods.ft import train_paraphraser
+    from aftbench.paraphraser import train_paraphraser
 
     pen = build_penalty("ft", 4, 3)
     h = torch.randn(8, 4)

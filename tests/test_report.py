@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from aftbench.report import collect_runs, main_table, select_beta
+from aftbench.report import collect_runs, select_beta
+from aftbench.tables import main_table
 
 
 def write_run(tmp_path, i, **kw):
@@ -14,6 +15,7 @@ def write_run(tmp_path, i, **kw):
          "test_acc": 0.5, "train_seconds": 1.0, "final_ce": 1.0, "final_penalty": 0.1, "run_id": f"r{i}",
          "teachers_pretrained": [True]}
     m.update(kw)
+    m.setdefault("penalty", "none" if m["method"] == "stl" else m["method"])
     p = tmp_path / f"{i}.json"
     p.write_text(json.dumps(m))
     return str(p)

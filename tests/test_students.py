@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aftbench.datasets import load_split
+from aftbench.splits import load_split
 from aftbench.students import ARCHS, build_student
 
 ARCH_NAMES = ["cnn", "effnet_lite0", "timm", "wordpiece_bag", "glove_bag", "hf_classifier", "two_tower",
@@ -87,7 +87,7 @@ def test_pretrained_students_load_real_weights(digits_split):
 
 
 def test_glove_bag_starts_from_glove(text_split):
-    from aftbench.teachers import load_glove
+    from aftbench.models import load_glove
 
     split = load_split(text_split)
     s = build_student({"arch": "glove_bag"}, split)
@@ -140,7 +140,7 @@ def test_clip_two_tower_refuses_what_it_cannot_do(tiny_open_clip, digits_split, 
     from conftest import write_tiny_clip
 
     split = load_split(digits_split)
-    with pytest.raises(ValueError, match="combine must be one of"):
+    with pytest.raises(ValueError, match=r"student arch 'clip_two_tower': args.combine: 'sum' is not valid"):
         build_student({"arch": "clip_two_tower", "args": {"model": tiny_open_clip, "combine": "sum"}}, split)
     (tmp_path / "wide").mkdir()
     wide = write_tiny_clip(tmp_path / "wide", embed_dim=300)  # outer product 90,000-d

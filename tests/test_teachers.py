@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from aftbench.datasets import load_split
-from aftbench.teachers import BACKENDS, build_teacher, extract, load_features
+from aftbench.splits import load_split
+from aftbench.extract import extract
+from aftbench.features import load_features
+from aftbench.teachers import BACKENDS, build_teacher
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +133,7 @@ def test_timm_tensor_transform_matches_pil(specs, digits_split):
 
 
 def test_store_dtype_keeps_float32_when_float16_would_lose():
-    from aftbench.teachers import store_dtype
+    from aftbench.features import store_dtype
 
     tiny = np.full((10, 3), 1e-8, np.float32)  # below float16's smallest subnormal: would all become 0
     kept, info = store_dtype(tiny, "auto")

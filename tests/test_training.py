@@ -5,7 +5,7 @@ import json
 import pytest
 
 from aftbench.probe import probe_run
-from aftbench.teachers import extract
+from aftbench.extract import extract
 from aftbench.train import RunSpec, train_run
 
 
@@ -104,7 +104,7 @@ def test_nan_loss_names_the_run_and_writes_nothing(tmp_path, digits_split, feats
 
 
 def test_probe(tmp_path, digits_split, feats):
-    m = probe_run("p", "digits", "rp", ["rp"], {"C_grid": [0.1, 1.0]}, digits_split, [feats], str(tmp_path / "p.json"))
+    m = probe_run("p", "digits", "rp", ["rp"], "probe", {"kind": "probe", "C_grid": [0.1, 1.0]}, digits_split, [feats], str(tmp_path / "p.json"))
     assert set(m["val_acc_by_C"]) == {"0.1", "1.0"} and m["C"] in (0.1, 1.0)
     assert m["val_acc"] == max(m["val_acc_by_C"].values())
     assert m["test_acc"] > 0.2  # random projection of digit pixels still beats chance (0.1)
@@ -117,7 +117,7 @@ def test_method_without_its_target_file_is_named(tmp_path, digits_split, feats):
 
 def test_logit_kd_from_probe_logits(tmp_path, digits_split, feats):
     logits = tmp_path / "logits.safetensors"
-    probe_run("p", "digits", "rp", ["rp"], {"C_grid": [1.0]}, digits_split, [feats], str(tmp_path / "p.json"),
+    probe_run("p", "digits", "rp", ["rp"], "probe", {"kind": "probe", "C_grid": [1.0]}, digits_split, [feats], str(tmp_path / "p.json"),
               logits_out=str(logits))
     m = train_run(spec("logit_kd", "logit_kd"), digits_split, [feats], str(tmp_path / "m.json"), targets_path=str(logits))
     assert m["final_penalty"] > 0 and 0 <= m["test_acc"] <= 1

@@ -1,7 +1,7 @@
 """Command-line entry points: one subcommand per Snakemake rule (`python -m aftbench CMD`).
 
 Rules stay thin: each passes its resolved spec as JSON plus input/output paths here, and the
-work happens in the package. Heavy rules also pass `--launcher L --job JSON`: with a launcher
+work happens in the package. Heavy commands also take `--launcher L --job JSON`: with a launcher
 other than `local` the same command is submitted as a job (aftbench.launcher) and this process
 only waits for it."""
 
@@ -12,15 +12,42 @@ import json
 import sys
 from pathlib import Path
 
+from submitit.helpers import Checkpointable
+
+from . import __version__
+from .launcher import LAUNCHERS, name_job, submit_and_wait
+
+
+class Command(Checkpointable):
+    """A submitted job: one `python -m aftbench` command (without `--launcher`), run on the job
+    side from the installed package. Checkpointable: on a timeout or preemption signal submitit
+    requeues it with the same arguments (training then resumes from its checkpoint file)."""
+
+    def __call__(self, argv: list[str]) -> int:
+        return main(argv)
+
+
+def _without_launch_options(argv: list[str]) -> list[str]:
+    """The command line the job runs: argv less `--launcher`/`--job` (already parsed)."""
+    out, skip = [], False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok in ("--launcher", "--job"):
+            skip = True
+        elif not tok.startswith(("--launcher=", "--job=")):
+            out.append(tok)
+    return out
+
 
 def _cmd_split(a):
-    from .datasets import make_split
+    from .splits import make_split
 
     make_split(a.dataset, json.loads(a.spec), a.out, a.out_json)
 
 
 def _cmd_extract(a):
-    from .teachers import extract
+    from .extract import extract
 
     extract(a.teacher, json.loads(a.spec), a.split, a.out, a.out_json, **json.loads(a.options))
 
@@ -37,13 +64,13 @@ def _cmd_probe(a):
     from .probe import probe_run
 
     s = json.loads(a.spec)
-    m = probe_run(s["run_id"], s["dataset"], s["teacher_set"], s["teachers"], s["method"], a.split, a.features, a.out,
-                  logits_out=a.logits_out)
+    m = probe_run(s["run_id"], s["dataset"], s["teacher_set"], s["teachers"], s["method_id"], s["method"], a.split,
+                  a.features, a.out, logits_out=a.logits_out)
     print(f"val_acc={m['val_acc']:.4f} test_acc={m['test_acc']:.4f} C={m['C']}")
 
 
 def _cmd_paraphraser(a):
-    from .methods.ft import make_factors
+    from .paraphraser import make_factors
 
     make_factors(a.features, a.teachers, a.split, json.loads(a.args), a.out, a.out_json)
 
@@ -58,46 +85,8 @@ def _cmd_report(a):
     print(f"aggregated {len(runs)} runs into {a.out_dir}/runs.csv, {a.out_dir}/tables/, {a.out_dir}/figures/")
 
 
-def _merge(base: dict, update: dict) -> dict:
-    """Snakemake's merge of config files and --config values: mappings merge key by key."""
-    out = dict(base)
-    for k, v in update.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def load_config(configfiles: list[str], overrides: list[str]) -> dict:
-    """The config Snakemake would see for `--configfile F... --config K=V...`: the files merged in
-    order, then each K=V (V read as YAML, as Snakemake does). Raises ConfigError naming the culprit."""
-    import yaml
-
-    from .config import ConfigError
-
-    cfg: dict = {}
-    for path in configfiles:
-        try:
-            text = open(path).read()
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read it ({err.strerror}); run from the project folder or pass "
-                              f"--configfile FILE") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]} ...)") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
-        cfg = _merge(cfg, data)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--config {item!r}: expected KEY=VALUE, as Snakemake takes it (a config file goes "
-                              f"with --configfile FILE)")
-        cfg = _merge(cfg, {key: yaml.safe_load(value) if value else value})
-    return cfg
-
-
 def _cmd_validate(a):
-    from .config import ConfigError, expand_sweep, validate_config
+    from .config import ConfigError, expand_sweep, load_config, validate_config
 
     # As Snakemake does: the Snakefile's `configfile: config.yaml` (if present here, or if no file
     # is given), then every --configfile merged over it, then --config.
@@ -116,14 +105,15 @@ def _cmd_validate(a):
 
 
 def main(argv=None) -> int:
-    from .launcher import split_launch_args, submit_and_wait
-
-    launcher, job, argv = split_launch_args(list(sys.argv[1:] if argv is None else argv))
-    if launcher != "local":
-        return submit_and_wait(launcher, job, argv)
-    p = argparse.ArgumentParser(prog="aftbench", description=__doc__,
-                                epilog="Any command also takes --launcher {local,submitit_local,slurm} and --job JSON "
-                                       "(see aftbench.launcher).")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="aftbench", description=__doc__)
+    p.add_argument("--version", action="version", version=f"aftbench {__version__}")
+    launch = argparse.ArgumentParser(add_help=False)
+    g = launch.add_argument_group("where the job runs (aftbench.launcher)")
+    g.add_argument("--launcher", choices=LAUNCHERS, default="local",
+                   help="local: in this process; submitit_local / slurm: submitted as a job, this process waits")
+    g.add_argument("--job", type=json.loads, help="the job spec (resources, deadline, requeues) from "
+                                                  "aftbench.launcher.job_spec, as JSON; needed by submitit_local / slurm")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("split", help="draw and write a dataset's fixed train/val/test split")
     s.add_argument("--dataset", required=True)
@@ -131,7 +121,7 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--out-json", required=True)
     s.set_defaults(fn=_cmd_split)
-    s = sub.add_parser("extract", help="cache one teacher's features on one dataset")
+    s = sub.add_parser("extract", help="cache one teacher's features on one dataset", parents=[launch])
     s.add_argument("--teacher", required=True)
     s.add_argument("--spec", required=True)
     s.add_argument("--split", required=True)
@@ -142,7 +132,7 @@ def main(argv=None) -> int:
     s.set_defaults(fn=_cmd_extract)
     for name, fn, helptext in (("train", _cmd_train, "train one student with one method"),
                                ("probe", _cmd_probe, "linear probe on a teacher set's features")):
-        s = sub.add_parser(name, help=helptext)
+        s = sub.add_parser(name, help=helptext, parents=[launch])
         s.add_argument("--spec", required=True, help="resolved run spec, as JSON")
         s.add_argument("--split", required=True)
         s.add_argument("--features", nargs="*", default=[])
@@ -152,7 +142,8 @@ def main(argv=None) -> int:
             s.add_argument("--targets", nargs="*", default=[], help="Φ file (factors / probe logits), if the method needs one")
         else:
             s.add_argument("--logits-out", help="also write the probe's logits on every split here")
-    s = sub.add_parser("paraphraser", help="factor transfer: fit the paraphraser on train features, cache factors")
+    s = sub.add_parser("paraphraser", help="factor transfer: fit the paraphraser on train features, cache factors",
+                       parents=[launch])
     s.add_argument("--teachers", nargs="+", required=True)
     s.add_argument("--features", nargs="+", required=True)
     s.add_argument("--split", required=True)
@@ -173,6 +164,10 @@ def main(argv=None) -> int:
                    help="overrides, as Snakemake's --config (e.g. sweep=offline_full)")
     s.set_defaults(fn=_cmd_validate)
     a = p.parse_args(argv)
+    if getattr(a, "launcher", "local") != "local":
+        if a.job is None:
+            p.error(f"--launcher {a.launcher} needs --job (the job spec from aftbench.launcher.job_spec)")
+        return submit_and_wait(a.launcher, name_job(a.job, a.out), _without_launch_options(argv), Command())
     return a.fn(a) or 0
 
 

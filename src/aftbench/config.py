@@ -1,6 +1,7 @@
-"""Config: JSON-schema validation, cross-reference checks, and sweep expansion.
+"""Config: JSON-schema validation, cross-reference checks, defaults, and sweep expansion.
 
-The schema (workflow/schemas/config.schema.yaml) checks shapes and types; `check_config` checks
+The schema (config.schema.yaml, shipped inside the package; workflow/schemas/ links to it) checks
+shapes and types and holds every default (aftbench.schema.defaults); `check_config` checks
 what a schema cannot: every id a sweep or teacher set names exists, every backend/arch/penalty
 is registered, modalities fit. Errors name the offending key. `expand_sweep` turns the named
 sweep into one record per run; the Snakefile turns records into target paths.
@@ -8,14 +9,15 @@ sweep into one record per run; the Snakefile turns records into target paths.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+from .layout import NO_TEACHERS, PROBE_STUDENT, run_id
+from .schema import defaults, schema
 
-NO_TEACHERS = "none"
+
 class ConfigError(ValueError):
     """A config that cannot run; `problems` lists every problem found, each naming its key path."""
 
@@ -44,29 +46,69 @@ def _schema_message(err) -> str:
     return f"{where}: {err.message}"
 
 
-def schema_problems(config: dict, schema_path: str | Path = SCHEMA) -> list[str]:
+def schema_problems(config: dict) -> list[str]:
     """Every way `config` breaks the schema, each with its key path."""
     import jsonschema
-    import yaml
 
     if not isinstance(config, dict):
         return [f"<top level>: a config must be a mapping, got {type(config).__name__}"]
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     return list(dict.fromkeys(_schema_message(e) for e in errors))
 
 
-def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
-    problems = schema_problems(config, schema_path)
+def validate_schema(config: dict) -> None:
+    problems = schema_problems(config)
     if problems:
-        raise ConfigError(problems, header="config does not match workflow/schemas/config.schema.yaml")
+        raise ConfigError(problems, header="config does not match the schema (aftbench/config.schema.yaml)")
 
 
-def validate_config(config: dict) -> None:
-    """The schema, then the cross-references and backend arguments: every problem at once."""
+def validate_config(config: dict) -> dict:
+    """The schema, then the cross-references and backend arguments, every problem at once; returns
+    the config resolved for the workflow (one-line teacher specs expanded to {backend, args}).
+    `config` itself is left as it was. Defaults are not filled in here: each job overlays the
+    schema's defaults on what the user set (`defaults`), so a rule's params hold only the user's
+    settings and a finished run stays valid when a default is added."""
     validate_schema(config)
-    check_config(config)
+    resolved = copy.deepcopy(config)
+    check_config(resolved)
+    return resolved
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """Snakemake's merge of config files and --config values: mappings merge key by key."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(configfiles: list[str], overrides: list[str]) -> dict:
+    """The config Snakemake would see for `--configfile F... --config K=V...`: the files merged in
+    order, then each K=V (V read as YAML, as Snakemake does). Raises ConfigError naming the culprit."""
+    import yaml
+
+    cfg: dict = {}
+    for path in configfiles:
+        try:
+            text = open(path).read()
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read it ({err.strerror}); run from the project folder or pass "
+                              f"--configfile FILE") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]} ...)") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
+        cfg = _merge(cfg, data)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--config {item!r}: expected KEY=VALUE, as Snakemake takes it (a config file goes "
+                              f"with --configfile FILE)")
+        cfg = _merge(cfg, {key: yaml.safe_load(value) if value else value})
+    return cfg
 
 
 def expand_teacher_specs(config: dict) -> dict:
@@ -87,9 +129,10 @@ def expand_teacher_specs(config: dict) -> dict:
 
 def check_config(config: dict) -> None:
     """Cross-reference and backend-argument checks; raises ConfigError listing every problem,
-    each naming its key path."""
+    each naming its key path. Expands `config`'s one-line teacher specs in place
+    (validate_config calls it on a copy)."""
     from .backend_args import check_args, missing_packages, produced_modality
-    from .registry import describe
+    from .registry_summary import describe
 
     reg = describe()  # the registries' names, arguments and modalities, without importing torch
     LOADERS, BACKENDS, ARCHS, PENALTIES = reg["loaders"], reg["backends"], reg["archs"], reg["penalties"]
@@ -152,7 +195,7 @@ def check_config(config: dict) -> None:
 def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
     """What is wrong with one sweep block (ids it names, modalities, β grids, probes); `reg` is
     the registry summary. Entries with problems of their own are reported there, not here."""
-    from .registry import teacher_modality
+    from .registry_summary import teacher_modality
 
     problems = []
     for key in ("datasets", "students", "methods", "teacher_sets"):
@@ -206,28 +249,16 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        return RUN_TEMPLATE.format(dataset=self.dataset, student=self.student, method=self.method,
-                                   tset=self.teacher_set, beta=format_beta(self.beta), seed=self.seed)
-
-
-# The one layout of a run's directory (also the Snakemake wildcard pattern of its outputs).
-RUN_TEMPLATE = "dataset~{dataset}/student~{student}/method~{method}/teachers~{tset}/beta~{beta}/seed~{seed}"
-# The one layout of a factor-transfer paraphraser's outputs (one per dataset, teacher set, FT method).
-FACTORS_TEMPLATE = "dataset~{dataset}/teachers~{tset}/method~{method}"
+        return run_id(self.dataset, self.student, self.method, self.teacher_set, self.beta, self.seed)
 
 
 def distilled_probe(method: dict) -> str | None:
     """The probe-kind method whose logits a logit-distillation method learns from, else None."""
-    from .registry import target_source
+    from .registry_summary import target_source
 
     if method["kind"] != "train" or target_source(method["penalty"]) != "probe_logits":
         return None
     return method.get("args", {}).get("probe", "probe")
-
-
-def format_beta(beta: float) -> str:
-    """β as it appears in paths: shortest round-trip form (0.1, 1, 10, 1e-05)."""
-    return format(float(beta), "g")
 
 
 def beta_grid(method: dict) -> list[float]:
@@ -236,9 +267,6 @@ def beta_grid(method: dict) -> list[float]:
         return [0.0]
     b = method.get("beta", 1.0)
     return [float(x) for x in (b if isinstance(b, list) else [b])]
-
-
-PROBE_STUDENT = "probe"
 
 
 def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
@@ -279,6 +307,14 @@ def train_spec(config: dict, run: Run) -> dict:
         "teacher_set": run.teacher_set, "teachers": teachers_of(config, run.teacher_set), "seed": run.seed,
         "train": train,
     }
+
+
+def setting(config: dict, section: str, key: str | None = None):
+    """One setting as a job sees it: the user's value, else the schema's default
+    (`setting(c, "train", "threads")`; a top-level key: `setting(c, "launcher")`)."""
+    if key is None:
+        return config.get(section, schema()["properties"][section].get("default"))
+    return config.get(section, {}).get(key, defaults(section)[key])
 
 
 def teachers_of(config: dict, teacher_set: str) -> list[str]:

@@ -15,33 +15,28 @@ code path without a cluster) — and the Snakemake job becomes a small waiting p
   naming the scheduler state and the job's log files;
 - copies the job's id, stdout and stderr into the rule's log.
 
-The job side imports `Command` from the installed package (submitit pickles by reference) and
-calls the CLI without `--launcher`. `Command` is checkpointable: on a SLURM timeout or
-preemption signal submitit requeues it with the same arguments, and training resumes from its
-own checkpoint file (see aftbench.train), so a requeued run ends where an uninterrupted one would.
+The caller hands in the job's callable (aftbench.cli.Command: the CLI without `--launcher`,
+importable from the installed package, since submitit pickles by reference). It is
+checkpointable: on a SLURM timeout or preemption signal submitit requeues it with the same
+arguments, and training resumes from its own checkpoint file (see aftbench.train), so a
+requeued run ends where an uninterrupted one would.
 
 Nothing here imports torch: the waiting processes stay light on a login node (~0.3 s start).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from submitit.helpers import Checkpointable
+from .layout import JOBS_DIR, job_name
+from .schema import defaults
 
 LAUNCHERS = ("local", "submitit_local", "slurm")
 KINDS = ("extract", "paraphraser", "probe", "train")
-JOBS_DIR = "results/logs/jobs"
-
-# Defaults for `launch.resources` in config.yaml (one block per rule kind overrides `default`).
-DEFAULT_RESOURCES = {"time_min": 60, "cpus": 1, "gpus": 0, "mem_gb": 4, "partition": None, "account": None,
-                     "qos": None, "sbatch": {}}
-DEFAULT_LAUNCH = {"poll_s": 2.0, "deadline_min": None, "max_requeues": 3}
 
 # SLURM states after which a job will not produce anything more (sacct prints e.g. "CANCELLED by 0").
 _RUNNING_STATES = {"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED",
@@ -60,10 +55,11 @@ def job_spec(config: dict, kind: str) -> dict:
     5,000-job DAG pays nothing per job); each job's name and folder come from its output path."""
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}; known: {KINDS}")
-    launch = {**DEFAULT_LAUNCH, **{k: v for k, v in config.get("launch", {}).items() if k != "resources"}}
+    launch = {**defaults("launch"), **{k: v for k, v in config.get("launch", {}).items() if k != "resources"}}
     res_cfg = config.get("launch", {}).get("resources", {})
     threads = {"train": config.get("train", {}).get("threads"), "extract": config.get("extract", {}).get("threads")}
-    base = {**DEFAULT_RESOURCES, "cpus": threads.get(kind) or DEFAULT_RESOURCES["cpus"]}  # cpus follow threads
+    base = defaults("resources")
+    base["cpus"] = threads.get(kind) or base["cpus"]  # cpus follow the kind's threads
     resources = {**base, **res_cfg.get("default", {}), **res_cfg.get(kind, {})}
     deadline_min = launch["deadline_min"]
     if deadline_min is None:  # queueing + every allowed requeue of a job that uses its full time
@@ -91,17 +87,6 @@ def _executor(launcher: str, job: dict):
             params["slurm_additional_parameters"] = dict(r["sbatch"])
     ex.update_parameters(**params)
     return ex
-
-
-class Command(Checkpointable):
-    """The job: one `python -m aftbench` command, run on the job side from the installed package.
-    Checkpointable: on a timeout or preemption signal submitit requeues it with the same
-    arguments (training then resumes from its checkpoint file)."""
-
-    def __call__(self, argv: list[str]) -> int:
-        from .cli import main
-
-        return main(argv)
 
 
 def _state(job, launcher: str) -> str:
@@ -157,8 +142,9 @@ def _echo_logs(job, state: str) -> None:
     sys.stdout.flush()
 
 
-def submit_and_wait(launcher: str, job: dict, argv: list[str]) -> int:
-    """Run `python -m aftbench <argv>` as a submitit job and wait for it (see module docstring)."""
+def submit_and_wait(launcher: str, job: dict, argv: list[str], command) -> int:
+    """Run `command(argv)` (the CLI: aftbench.cli.Command) as a submitit job and wait for it
+    (see module docstring)."""
     if launcher not in LAUNCHERS or launcher == "local":
         raise ValueError(f"submit_and_wait: launcher must be one of {LAUNCHERS[1:]}, got {launcher!r}")
     caught: list[int] = []
@@ -171,7 +157,7 @@ def submit_and_wait(launcher: str, job: dict, argv: list[str]) -> int:
     sub = None
     try:
         ex = _executor(launcher, job)
-        sub = ex.submit(Command(), argv)
+        sub = ex.submit(command, argv)
         print(f"submitted {launcher} job {sub.job_id} ({job['name']}); submitit folder {sub.paths.folder}",
               flush=True)
         deadline = time.monotonic() + job["deadline_s"]
@@ -215,34 +201,9 @@ def submit_and_wait(launcher: str, job: dict, argv: list[str]) -> int:
             signal.signal(s, h)
 
 
-def name_job(job: dict, argv: list[str]) -> dict:
+def name_job(job: dict, out_path: str | None) -> dict:
     """The job's name and folder from the command's `--out` path: `results/runs/<run id>/metrics.json`
     names it `aftbench:train:<run id>` with its files under results/logs/jobs/train/<run id>/.
     A spec that already has a name or folder keeps them."""
-    out = argv[argv.index("--out") + 1] if "--out" in argv else "job"
-    name = str(Path(out).with_suffix(""))
-    for prefix in ("results/runs/", "results/features/", "results/factors/", "results/"):
-        name = name.removeprefix(prefix)
-    name = name.removesuffix("/metrics").removesuffix("/factors")
+    name = job_name(out_path or "job")
     return {"name": f"aftbench:{job['kind']}:{name}", "folder": f"{JOBS_DIR}/{job['kind']}/{name}", **job}
-
-
-def split_launch_args(argv: list[str]) -> tuple[str, dict | None, list[str]]:
-    """(launcher, job spec, argv without `--launcher`/`--job`) from a CLI argument list."""
-    launcher, job, rest, it = "local", None, [], iter(argv)
-    for a in it:
-        if a == "--launcher":
-            launcher = next(it)
-        elif a == "--job":
-            job = json.loads(next(it))
-        elif a.startswith("--launcher="):
-            launcher = a.split("=", 1)[1]
-        elif a.startswith("--job="):
-            job = json.loads(a.split("=", 1)[1])
-        else:
-            rest.append(a)
-    if launcher not in LAUNCHERS:
-        raise SystemExit(f"aftbench: unknown --launcher {launcher!r}; known: {', '.join(LAUNCHERS)}")
-    if launcher != "local" and job is None:
-        raise SystemExit(f"aftbench: --launcher {launcher} needs --job (the job spec from aftbench.launcher.job_spec)")
-    return launcher, (name_job(job, rest) if job is not None else None), rest

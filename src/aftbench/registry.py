@@ -1,84 +1,37 @@
-"""What the workflow needs to know about the four registries (datasets.LOADERS,
-teachers.BACKENDS, students.ARCHS, methods.PENALTIES) to check a config and build the DAG:
-their names, the arguments each entry accepts (aftbench.backend_args), which input each teacher
-and student reads, and where a penalty's Φ comes from.
-
-Those registries live in modules that import torch (~2.5 s). Building a 5,000-job DAG should
-not pay that, so this module reads a summary computed from the real registries and cached per
-package state (every source file's size and mtime): any edit to the package recomputes it,
-so it is never stale. The registries stay the one place where an entry is defined.
-"""
+"""One registry type for the four registries (dataset loaders, teacher backends, student archs,
+penalties): a name -> entry mapping (an entry is a class or a function) that builds an entry from
+its config arguments, says "unknown X; known: ..." the same way everywhere, and checks the
+arguments against what the entry declares (aftbench.backend_args) before building it.
+Registering one more is one line in the module that owns the registry."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from functools import lru_cache
-from pathlib import Path
-
-PACKAGE_DIR = Path(__file__).resolve().parent
+from .backend_args import check_args, summarize
 
 
-def _cache_path() -> Path:
-    h = hashlib.sha256()
-    for p in sorted(PACKAGE_DIR.rglob("*.py")):
-        st = p.stat()
-        h.update(f"{p.relative_to(PACKAGE_DIR)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "aftbench"
-    return root / f"registries-{h.hexdigest()[:16]}.json"
+class Registry(dict):
+    """`kind` names the entries in messages ("teacher backend"); `injected` are the arguments
+    the builder passes itself (never config.yaml), e.g. a student's `n_classes`."""
 
+    def __init__(self, kind: str, entries: dict, injected: tuple[str, ...] = ()):
+        super().__init__(entries)
+        self.kind, self.injected = kind, injected
 
-def compute() -> dict:
-    """The summary, from the registries themselves (imports torch)."""
-    import inspect
+    def entry(self, name: str):
+        if name not in self:
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {sorted(self)}")
+        return self[name]
 
-    from .backend_args import summarize
-    from .datasets import LOADERS
-    from .methods import PENALTIES
-    from .students import ARCHS, INJECTED_ARGS
-    from .teachers import BACKENDS
+    def build(self, name: str, args: dict | None = None, **injected):
+        """entry(**injected, **args), after checking `args` against the entry's declaration."""
+        entry, args = self.entry(name), dict(args or {})
+        if entry is None:  # a name that builds nothing (the `none` penalty)
+            return None
+        problems = check_args(summarize(entry, self.injected), args, "")
+        if problems:
+            raise ValueError(f"{self.kind} {name!r}: " + "; ".join(p.removeprefix(".") for p in problems))
+        return entry(**injected, **args)
 
-    def modality(cls) -> dict:
-        params = inspect.signature(cls.__init__).parameters
-        arg = params["modality"].default if "modality" in params else None
-        return {"modality": cls.modality, "modality_arg_default": arg}
-
-    return {
-        "loaders": {name: summarize(fn) for name, fn in LOADERS.items()},
-        "backends": {name: {**modality(cls), "args": summarize(cls)} for name, cls in BACKENDS.items()},
-        "archs": {name: {"modality": cls.modality, "args": summarize(cls, INJECTED_ARGS)} for name, cls in ARCHS.items()},
-        "penalties": {name: getattr(cls, "target_source", None) for name, cls in PENALTIES.items()},
-    }
-
-
-@lru_cache(maxsize=1)
-def describe() -> dict:
-    path = _cache_path()
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        pass
-    summary = compute()
-    try:  # best effort: a read-only home only costs the recomputation next time
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(summary, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    return summary
-
-
-def teacher_modality(spec: dict) -> str:
-    """Which input a teacher reads: its `modality` argument where the backend takes one, else
-    the backend's own."""
-    b = describe()["backends"][spec["backend"]]
-    if b["modality_arg_default"] is not None:
-        return spec.get("args", {}).get("modality", b["modality_arg_default"])
-    return b["modality"]
-
-
-def target_source(penalty: str) -> str | None:
-    """Where a penalty's Φ comes from when it is not the cached teacher features."""
-    return describe()["penalties"].get(penalty)
+    def summary(self) -> dict:
+        """Each entry's declaration, as JSON (aftbench.registry_summary caches it)."""
+        return {name: summarize(entry, self.injected) for name, entry in self.items() if entry is not None}

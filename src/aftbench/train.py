@@ -23,25 +23,35 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import load_split
-from .io import atomic_path, write_json
-from .methods import PENALTIES, build_penalty, target_source
+from .device import autocast, resolve_device
+from .features import load_features, rms_scale
+from .io import atomic_path
+from .methods import build_penalty, penalty_class
+from .results import method_role, write_run_record
+from .schema import defaults
+from .splits import SPLITS, load_split
 from .students import build_student
-from .teachers import load_features, rms_scale
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 300
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    eval_batch_size: int = 512
-    log_every: int = 50
-    device: str = "cpu"
-    threads: int = 1
-    checkpoint_every: int = 100  # steps between resumable checkpoints (0: none)
-    amp: bool = False  # bf16 autocast of the student's forward pass on GPUs (losses stay float32)
+    """A run's training settings: config.yaml's `train:` (and the block's overrides) over the
+    schema's defaults (aftbench.schema)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    eval_batch_size: int
+    log_every: int
+    device: str
+    threads: int
+    checkpoint_every: int  # steps between resumable checkpoints (0: none)
+    amp: bool  # bf16 autocast of the student's forward pass on GPUs (losses stay float32)
+
+    @classmethod
+    def resolve(cls, settings: dict | None = None) -> "TrainConfig":
+        return cls(**{**defaults("train"), **(settings or {})})
 
 
 @dataclass
@@ -55,21 +65,13 @@ class RunSpec:
     teacher_set: str
     teachers: list[str]
     seed: int
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=TrainConfig.resolve)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
         d = dict(d)
-        d["train"] = TrainConfig(**d.get("train", {}))
+        d["train"] = TrainConfig.resolve(d.get("train"))
         return cls(**d)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
 
 
 def _to(batch: dict, device) -> dict:
@@ -155,8 +157,8 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
 
     split = load_split(split_path)
     student = build_student(spec.student, split)
-    x = {s: student.encode_inputs(split.parts[s]) for s in ("train", "val", "test")}
-    y = {s: torch.from_numpy(split.parts[s].labels) for s in ("train", "val", "test")}
+    x = {s: student.encode_inputs(split.parts[s]) for s in SPLITS}
+    y = {s: torch.from_numpy(split.parts[s].labels) for s in SPLITS}
     student.to(device)
 
     penalty_name = spec.method.get("penalty", "none")
@@ -167,14 +169,13 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
             raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
         cached = load_features(feature_paths, split.sha256, spec.teachers)
         train_feats = cached.splits["train"] / rms_scale(cached.splits["train"])
-        prepare = getattr(PENALTIES.get(penalty_name), "prepare_targets", None)
-        if prepare is not None:  # e.g. B-Tuning: per-example targets built once from the features
-            train_feats, penalty_info = prepare(train_feats, split.parts["train"].labels, cached.dims,
-                                                split.n_classes, **spec.method.get("args", {}))
-        if target_source(penalty_name):
+        cls = penalty_class(penalty_name)
+        # e.g. B-Tuning: per-example targets built once from the features (others: unchanged)
+        train_feats, penalty_info = cls.prepare_targets(train_feats, split.parts["train"].labels, cached.dims,
+                                                        split.n_classes, **spec.method.get("args", {}))
+        if cls.target_source:
             if not targets_path:
-                raise ValueError(f"run {spec.run_id}: penalty {penalty_name!r} needs its "
-                                 f"{target_source(penalty_name)} file")
+                raise ValueError(f"run {spec.run_id}: penalty {penalty_name!r} needs its {cls.target_source} file")
             train_feats = load_targets(targets_path, len(y["train"]))
         phi = torch.from_numpy(np.ascontiguousarray(train_feats, dtype=np.float32))
         d_h = student.head.in_features  # no dummy forward: it would touch BatchNorm statistics
@@ -212,14 +213,14 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos:pos + bs]
         pos += bs
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+        with autocast(device, cfg.amp):
             logits, h = student(_to(_slice(x["train"], idx), device))
         logits, h = logits.float(), h.float()
         ce = F.cross_entropy(logits, y["train"][idx].to(device))
         if penalty is None:
             pen = torch.zeros((), device=device)
         else:  # logit distillation compares logits; every other penalty compares features
-            pen = penalty(logits if getattr(penalty, "uses_logits", False) else h, phi[idx].to(device))
+            pen = penalty(logits if penalty.uses_logits else h, phi[idx].to(device))
         loss = ce + beta * pen
         if not torch.isfinite(loss):
             raise FloatingPointError(f"run {spec.run_id}: non-finite loss at step {step} "
@@ -240,24 +241,24 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
                 "train_seconds": seconds_before + time.time() - t0})
     train_seconds = seconds_before + time.time() - t0
 
-    metrics = {
-        "run_id": spec.run_id, "dataset": spec.dataset, "modality": split.modality,
-        "student": spec.student_id, "student_arch": spec.student["arch"], "student_init": student.init,
-        "student_params": student.n_params(), "method": spec.method_id, "penalty": penalty_name,
-        "teacher_set": spec.teacher_set, "teachers": spec.teachers, "beta": beta, "seed": spec.seed,
-        "steps": cfg.steps, "batch_size": bs, "lr": cfg.lr, "checkpoint": "final step",
-        "val_acc": accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device),
-        "test_acc": accuracy(student, x["test"], y["test"], cfg.eval_batch_size, device),
-        "final_ce": history[-1]["ce"], "final_penalty": history[-1]["penalty"], "history": history,
-        "train_seconds": round(train_seconds, 3), "device": str(device), "resumed_from_steps": resumed_from,
-    }
+    val_acc = accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device)
+    test_acc = accuracy(student, x["test"], y["test"], cfg.eval_batch_size, device)
+    metrics = dict(
+        run_id=spec.run_id, kind="train", role=method_role(spec.method), dataset=spec.dataset,
+        modality=split.modality, student=spec.student_id, student_arch=spec.student["arch"], student_init=student.init,
+        student_params=student.n_params(), method=spec.method_id, penalty=penalty_name, teacher_set=spec.teacher_set,
+        teachers=spec.teachers, beta=beta, seed=spec.seed, val_acc=val_acc, test_acc=test_acc,
+        checkpoint="final step", train_seconds=round(train_seconds, 3), steps=cfg.steps, batch_size=bs, lr=cfg.lr,
+        final_ce=history[-1]["ce"], final_penalty=history[-1]["penalty"], history=history, device=str(device),
+        resumed_from_steps=resumed_from,
+    )
     if penalty is not None and hasattr(penalty, "rho"):
         metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)
     if cached is not None:
         metrics["teachers_pretrained"] = cached.pretrained
     if penalty_info:
         metrics["penalty_info"] = penalty_info
-    write_json(out_json, metrics)
+    write_run_record(out_json, **metrics)
     if os.path.exists(ckpt_path):
         os.unlink(ckpt_path)  # the metrics are the result; a finished run needs no resume point
     return metrics

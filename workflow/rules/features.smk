@@ -3,21 +3,21 @@ rule extract_features:
     input:
         split=rules.split.output.npz,
     output:
-        features=f"{R}/features/{{dataset}}/{{teacher}}.safetensors",
-        meta=f"{R}/features/{{dataset}}/{{teacher}}.json",
+        features=features_path("{dataset}", "{teacher}"),
+        meta=sidecar(features_path("{dataset}", "{teacher}")),
     params:
-        spec=lambda w: shlex.quote(json.dumps(config["teachers"][w.teacher], sort_keys=True)),
-        options=shlex.quote(json.dumps(config["extract"], sort_keys=True)),
-    threads: config["extract"].get("threads", 1)
+        spec=lambda w: shlex.quote(json.dumps(CONFIG["teachers"][w.teacher], sort_keys=True)),
+        options=shlex.quote(json.dumps(CONFIG["extract"], sort_keys=True)),
+    threads: setting(CONFIG, "extract", "threads")
     resources:
         launcher=LAUNCHER,
         job=job_arg("extract"),
     conda:
         "../../envs/aftbench.yaml"
     log:
-        f"{R}/logs/features/{{dataset}}/{{teacher}}.log",
+        f"{LOGS_DIR}/features/{{dataset}}/{{teacher}}.log",
     benchmark:
-        f"{R}/benchmarks/features/{{dataset}}/{{teacher}}.tsv"
+        f"{BENCHMARKS_DIR}/features/{{dataset}}/{{teacher}}.tsv"
     shell:
         "python -m aftbench extract --launcher {resources.launcher} --job {resources.job}"
         " --teacher {wildcards.teacher} --spec {params.spec} --split {input.split}"

@@ -3,17 +3,17 @@ rule aggregate:
     input:
         run_targets(),
     output:
-        runs=f"{R}/runs.csv",
-        md=report(f"{R}/tables/main.md", caption="../report/main_table.rst", category="Tables"),
-        tex=f"{R}/tables/main.tex",
-        csv=f"{R}/tables/main.csv",
+        runs=RUNS_CSV,
+        md=report(f"{TABLES_DIR}/main.md", caption="../report/main_table.rst", category="Tables"),
+        tex=f"{TABLES_DIR}/main.tex",
+        csv=f"{TABLES_DIR}/main.csv",
         figures=[
-            report(f"{R}/figures/{d}_accuracy.png", caption="../report/accuracy_figure.rst", category="Figures",
+            report(f"{FIGURES_DIR}/{d}_accuracy.png", caption="../report/accuracy_figure.rst", category="Figures",
                    labels={"dataset": d})
             for d in DATASETS
         ],
         claims=[
-            report(f"{R}/figures/{f}.png", caption="../report/claim_figure.rst", category="Paper claims",
+            report(f"{FIGURES_DIR}/{f}.png", caption="../report/claim_figure.rst", category="Paper claims",
                    labels={"figure": f})
             for f in CLAIM_FIGURES
         ],
@@ -22,7 +22,7 @@ rule aggregate:
     params:
         out_dir=lambda w, output: os.path.dirname(output.runs),
     log:
-        f"{R}/logs/aggregate.log",
+        f"{LOGS_DIR}/aggregate.log",
     shell:
         "python -m aftbench report --metrics {input} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -33,9 +33,9 @@ rule tables:
     conda:
         "../../envs/aftbench.yaml"
     log:
-        f"{R}/logs/tables.log",
+        f"{LOGS_DIR}/tables.log",
     params:
         existing=lambda w: " ".join(p for p in run_targets() if os.path.exists(p)),
-        out_dir=R,
+        out_dir=RESULTS,
     shell:
         "python -m aftbench report --metrics {params.existing} --out-dir {params.out_dir} > {log} 2>&1; cat {log}"

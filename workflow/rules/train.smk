@@ -1,28 +1,24 @@
-RUN = RUN_TEMPLATE
-FACTORS = FACTORS_TEMPLATE
-
-
 rule train:
     """One student, one method, one teacher set, one seed: the one training loop."""
     input:
         unpack(train_inputs),
         split=rules.split.output.npz,
     output:
-        metrics=f"{R}/runs/{RUN}/metrics.json",
+        metrics=metrics_path(RUN_TEMPLATE),
     wildcard_constraints:
-        student=_alt(config["students"]),
+        student=_alt(CONFIG["students"]),
     params:
         spec=run_spec,
-    threads: config["train"].get("threads", 1)
+    threads: setting(CONFIG, "train", "threads")
     resources:
         launcher=LAUNCHER,
         job=job_arg("train"),
     conda:
         "../../envs/aftbench.yaml"
     log:
-        f"{R}/logs/runs/{RUN}.log",
+        f"{LOGS_DIR}/runs/{RUN_TEMPLATE}.log",
     benchmark:
-        f"{R}/benchmarks/runs/{RUN}.tsv"
+        f"{BENCHMARKS_DIR}/runs/{RUN_TEMPLATE}.tsv"
     shell:
         "python -m aftbench train --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split}"
@@ -35,8 +31,8 @@ rule probe:
         split=rules.split.output.npz,
         features=feature_files,
     output:
-        metrics=f"{R}/runs/{RUN}/metrics.json",
-        logits=f"{R}/runs/{RUN}/logits.safetensors",
+        metrics=metrics_path(RUN_TEMPLATE),
+        logits=probe_logits_path(RUN_TEMPLATE),
     wildcard_constraints:
         student="probe",
     params:
@@ -47,9 +43,9 @@ rule probe:
     conda:
         "../../envs/aftbench.yaml"
     log:
-        f"{R}/logs/runs/{RUN}.log",
+        f"{LOGS_DIR}/runs/{RUN_TEMPLATE}.log",
     benchmark:
-        f"{R}/benchmarks/runs/{RUN}.tsv"
+        f"{BENCHMARKS_DIR}/runs/{RUN_TEMPLATE}.tsv"
     shell:
         "python -m aftbench probe --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split}"
@@ -63,20 +59,20 @@ rule train_paraphraser:
         split=rules.split.output.npz,
         features=feature_files,
     output:
-        factors=f"{R}/factors/{FACTORS}/factors.safetensors",
-        meta=f"{R}/factors/{FACTORS}/factors.json",
+        factors=factors_path("{dataset}", "{tset}", "{method}"),
+        meta=sidecar(factors_path("{dataset}", "{tset}", "{method}")),
     params:
-        teachers=lambda w: " ".join(teachers_of(config, w.tset)),
-        args=lambda w: shlex.quote(json.dumps(config["methods"][w.method].get("args", {}), sort_keys=True)),
+        teachers=lambda w: " ".join(teachers_of(CONFIG, w.tset)),
+        args=lambda w: shlex.quote(json.dumps(CONFIG["methods"][w.method].get("args", {}), sort_keys=True)),
     resources:
         launcher=LAUNCHER,
         job=job_arg("paraphraser"),
     conda:
         "../../envs/aftbench.yaml"
     log:
-        f"{R}/logs/factors/{FACTORS}.log",
+        f"{LOGS_DIR}/factors/{FACTORS_TEMPLATE}.log",
     benchmark:
-        f"{R}/benchmarks/factors/{FACTORS}.tsv"
+        f"{BENCHMARKS_DIR}/factors/{FACTORS_TEMPLATE}.tsv"
     shell:
         "python -m aftbench paraphraser --launcher {resources.launcher} --job {resources.job}"
         " --teachers {params.teachers} --features {input.features}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import Penalty
+
 EPS = 1e-8
 
 
@@ -25,7 +27,7 @@ def kernel_penalty(h: torch.Tensor, phi: torch.Tensor, rho: torch.Tensor) -> tor
     return torch.sqrt(((k - k_rho) ** 2).mean() + EPS)
 
 
-class AFT(nn.Module):
+class AFT(Penalty):
     """ρ = sigmoid(s), s learned (own learning rate) jointly with the student."""
 
     def __init__(self, d_h: int, d_phi: int, rho_lr: float = 1e-2, learn_rho: bool = True):
@@ -46,7 +48,7 @@ class AFT(nn.Module):
         return kernel_penalty(h, phi, self.rho)
 
 
-class AFTNoKernel(nn.Module):
+class AFTNoKernel(Penalty):
     """Ablation: AFT without the kernel. A learned linear map from teacher to student features,
     MSE between the centred student features and the centred mapped teacher features."""
 

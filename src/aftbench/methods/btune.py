@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
+
+from .base import Penalty
 
 
 def logme_column(f_svd, y: np.ndarray, max_iter: int = 100, tol: float = 1e-6):
@@ -59,7 +60,7 @@ def logme(features: np.ndarray, labels: np.ndarray, n_classes: int | None = None
     return float(np.mean(evidences)), np.stack(means, axis=1)
 
 
-class BTuning(nn.Module):
+class BTuning(Penalty):
     """Penalty: MSE between the student's batch posterior-mean label predictions (ridge
     regression of the batch's one-hot labels on its standardised features, ridge λ) and the
     LogME-weighted teachers' predictions. `prepare_targets` builds the per-example target once,

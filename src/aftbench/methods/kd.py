@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from .base import Penalty
 
-class FeatureKD(nn.Module):
+
+class FeatureKD(Penalty):
     def __init__(self, d_h: int, d_phi: int, lr: float | None = None):
         super().__init__()
         self.proj = nn.Linear(d_h, d_phi)

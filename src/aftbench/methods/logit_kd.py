@@ -5,10 +5,11 @@ step (one file per dataset × teacher set); training never refits it."""
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import nn
+
+from .base import Penalty
 
 
-class LogitKD(nn.Module):
+class LogitKD(Penalty):
     target_source = "probe_logits"  # Φ = the probe's logits on the training split
     uses_logits = True  # the penalty compares the student's logits, not its features
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from .base import Penalty
 
 
 def distance_loss(h: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
@@ -43,7 +44,7 @@ def angle_loss(h: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     return F.smooth_l1_loss(triplet_cosines(h), t)
 
 
-class RKD(nn.Module):
+class RKD(Penalty):
     def __init__(self, d_h: int, d_phi: int, dist_weight: float = 1.0, angle_weight: float = 2.0):
         super().__init__()
         # Park et al. use 25 and 50 with their CE; only the ratio matters here since β scales both.
