@@ -4,6 +4,7 @@
 #   snakemake tables --cores 1               rebuild runs.csv, tables and figures from finished runs only
 # config.yaml is validated (workflow/schemas/config.schema.yaml + cross-references) before any job.
 
+
 configfile: "config.yaml"
 
 

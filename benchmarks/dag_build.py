@@ -68,16 +68,19 @@ def main() -> None:
     _, plan = timed([sm, "-n", "--quiet", "rules", "--config", f"sweep={args.sweep}"], ROOT)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, re.M))
     if "total" not in counts:
-        raise SystemExit(f"sweep {args.sweep!r} has nothing left to plan here (its results exist?); measure in a "
-                         f"fresh clone, where every job of the sweep is planned")
+        raise SystemExit(
+            f"sweep {args.sweep!r} has nothing left to plan here (its results exist?); measure in a "
+            f"fresh clone, where every job of the sweep is planned"
+        )
     n_jobs, n_train = int(counts["total"]), int(counts.get("train", 0))
     floor = Path(tempfile.mkdtemp(prefix="dag_floor_"))
     (floor / "Snakefile").write_text(FLOOR_SNAKEFILE.format(n=n_jobs - 102))  # + all, split, 100 feat
     variants = {
-        f"aftbench `{args.sweep}`: `-n --quiet` (no plan printed)":
-            ([sm, "-n", "--quiet", "--config", f"sweep={args.sweep}"], ROOT),
-        f"aftbench `{args.sweep}`: `-n` (plan printed per job)":
-            ([sm, "-n", "--config", f"sweep={args.sweep}"], ROOT),
+        f"aftbench `{args.sweep}`: `-n --quiet` (no plan printed)": (
+            [sm, "-n", "--quiet", "--config", f"sweep={args.sweep}"],
+            ROOT,
+        ),
+        f"aftbench `{args.sweep}`: `-n` (plan printed per job)": ([sm, "-n", "--config", f"sweep={args.sweep}"], ROOT),
         "floor, same job count: `-n --quiet`": ([sm, "-n", "--quiet", "--cores", "1"], floor),
         "floor, same job count: `-n`": ([sm, "-n", "--cores", "1"], floor),
     }
@@ -86,8 +89,10 @@ def main() -> None:
         for name, (cmd, cwd) in variants.items():
             times[name].append(timed(cmd, cwd)[0])
     shutil.rmtree(floor)
-    print(f"{n_jobs:,} jobs ({n_train:,} training runs); floor: {n_jobs:,} trivial jobs with log, benchmark, "
-          f"one input and one params function; {args.repeats} interleaved runs each\n")
+    print(
+        f"{n_jobs:,} jobs ({n_train:,} training runs); floor: {n_jobs:,} trivial jobs with log, benchmark, "
+        f"one input and one params function; {args.repeats} interleaved runs each\n"
+    )
     print("| what | min | median | max |\n| --- | ---: | ---: | ---: |")
     for name, t in times.items():
         print(f"| {name} | {min(t):.1f} s | {statistics.median(t):.1f} s | {max(t):.1f} s |")

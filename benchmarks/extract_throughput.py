@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from aftbench.datasets import LOADERS
+from aftbench.extract import extract
 from aftbench.sources import Pool, Source
 from aftbench.splits import make_split
-from aftbench.extract import extract
 from aftbench.teachers import build_teacher
 
 
@@ -100,8 +100,13 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         LOADERS["synthetic_bench"] = lambda: synthetic_images(a.n, 256)  # benchmark-only source
         n_tr = a.n // 2
-        spec = {"loader": "synthetic_bench", "modality": "image", "n_train": n_tr, "n_val": a.n // 4,
-                "n_test": a.n - n_tr - a.n // 4}
+        spec = {
+            "loader": "synthetic_bench",
+            "modality": "image",
+            "n_train": n_tr,
+            "n_val": a.n // 4,
+            "n_test": a.n - n_tr - a.n // 4,
+        }
         make_split("bench", spec, str(tmp / "s.npz"), str(tmp / "s.json"))
         for model in a.models:
             tspec = {"backend": "timm", "args": {"model": model, "pretrained": False, "transform_on": a.transform_on}}
@@ -112,24 +117,41 @@ def main(argv=None) -> int:
             best = 0.0
             for r in range(a.repeats):
                 out = tmp / f"{model}-{r}.safetensors"
-                extract(model, tspec, str(tmp / "s.npz"), str(out), str(out.with_suffix(".json")), threads=a.threads,
-                        device=a.device, amp=a.amp, batch_size=a.batch, workers=a.workers)
+                extract(
+                    model,
+                    tspec,
+                    str(tmp / "s.npz"),
+                    str(out),
+                    str(out.with_suffix(".json")),
+                    threads=a.threads,
+                    device=a.device,
+                    amp=a.amp,
+                    batch_size=a.batch,
+                    workers=a.workers,
+                )
                 meta = json.loads(out.with_suffix(".json").read_text())
                 best = max(best, meta["examples_per_second"])
                 print(f"  {model} run {r}: {meta['seconds']} s, by stage {meta['seconds_by_stage']}", flush=True)
             rows.append((model, raw, best, meta["stored"]["train"]["dtype"], tr, meta["inputs_resident_on_device"]))
-            print(f"{model}: raw {raw:.1f} img/s, pipeline {best:.1f} img/s, ratio {best / raw:.3f}, "
-                  f"transform alone {tr or float('nan'):.1f} img/s", flush=True)
+            print(
+                f"{model}: raw {raw:.1f} img/s, pipeline {best:.1f} img/s, ratio {best / raw:.3f}, "
+                f"transform alone {tr or float('nan'):.1f} img/s",
+                flush=True,
+            )
 
     dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else platform.processor() or platform.machine()
-    lines = [f"\n### Extraction on {dev} ({a.device}, amp={a.amp}, batch {a.batch}, workers {a.workers}, "
-             f"transform_on {a.transform_on}, "
-             f"{a.n} images of 256 px, torch {torch.__version__})\n",
-             "| teacher (timm, random init) | raw forward (img/s) | aftbench extract (img/s) | ratio | eval transform "
-             "alone on the device (img/s) | inputs resident on device | stored |",
-             "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
-    lines += [f"| {m} | {r:.1f} | {p:.1f} | {p / r:.3f} | {'—' if t is None else f'{t:.1f}'} | {res} | {d} |"
-              for m, r, p, d, t, res in rows]
+    lines = [
+        f"\n### Extraction on {dev} ({a.device}, amp={a.amp}, batch {a.batch}, workers {a.workers}, "
+        f"transform_on {a.transform_on}, "
+        f"{a.n} images of 256 px, torch {torch.__version__})\n",
+        "| teacher (timm, random init) | raw forward (img/s) | aftbench extract (img/s) | ratio | eval transform "
+        "alone on the device (img/s) | inputs resident on device | stored |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    lines += [
+        f"| {m} | {r:.1f} | {p:.1f} | {p / r:.3f} | {'—' if t is None else f'{t:.1f}'} | {res} | {d} |"
+        for m, r, p, d, t, res in rows
+    ]
     text = "\n".join(lines) + "\n"
     if a.out:
         with open(a.out, "a") as f:

@@ -63,22 +63,32 @@ def stage(name: str, n: int, size: int, folder: Path) -> dict:
     peak.start()
     t = time.perf_counter()
     if name == "write":
-        spec = {"loader": SYNTHETIC, "args": {"n": n, "image_size": size},
-                "n_train": int(n * 0.7), "n_val": int(n * 0.1), "n_test": n - int(n * 0.7) - int(n * 0.1)}
+        spec = {
+            "loader": SYNTHETIC,
+            "args": {"n": n, "image_size": size},
+            "n_train": int(n * 0.7),
+            "n_val": int(n * 0.1),
+            "n_test": n - int(n * 0.7) - int(n * 0.1),
+        }
         datasets.make_split("bench", spec, str(npz), str(folder / "bench.json"))
     else:
         split = datasets.load_split(str(npz))
         images = split.parts["train"].images
         total = 0
         for i in range(0, len(images), 256):
-            total += int(np.asarray(images[i:i + 256]).sum(dtype=np.int64) % 7)
+            total += int(np.asarray(images[i : i + 256]).sum(dtype=np.int64) % 7)
     seconds = time.perf_counter() - t
     time.sleep(0.05)
     peak.stop = True
     peak.join()
     on_disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    return {"stage": name, "seconds": round(seconds, 1), "peak_anon_gb": peak.anon / 1e9,
-            "peak_file_gb": peak.file / 1e9, "on_disk_gb": on_disk / 1e9}
+    return {
+        "stage": name,
+        "seconds": round(seconds, 1),
+        "peak_anon_gb": peak.anon / 1e9,
+        "peak_file_gb": peak.file / 1e9,
+        "on_disk_gb": on_disk / 1e9,
+    }
 
 
 def main(argv=None):
@@ -98,10 +108,16 @@ def main(argv=None):
     print("| stage | seconds | peak anonymous memory | peak file-backed resident | on disk |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name in ("write", "read"):
-        out = subprocess.run([sys.executable, __file__, "--n", str(a.n), "--size", str(a.size), "--dir", a.dir,
-                              "--stage", name], check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--n", str(a.n), "--size", str(a.size), "--dir", a.dir, "--stage", name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        print(f"| {name} | {r['seconds']} | {r['peak_anon_gb']:.2f} GB | {r['peak_file_gb']:.2f} GB | {r['on_disk_gb']:.2f} GB |")
+        print(
+            f"| {name} | {r['seconds']} | {r['peak_anon_gb']:.2f} GB | {r['peak_file_gb']:.2f} GB | {r['on_disk_gb']:.2f} GB |"
+        )
     shutil.rmtree(folder, ignore_errors=True)
 
 

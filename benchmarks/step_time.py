@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aftbench.methods import PENALTIES, build_penalty
 from aftbench.sources import Pool
 from aftbench.splits import Split
-from aftbench.methods import PENALTIES, build_penalty
 from aftbench.students import build_student
 
 STUDENTS = {
@@ -100,11 +100,14 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     methods = ["stl"] + sorted(m for m in PENALTIES if m != "none")
-    lines = [f"Median of {a.repeats} steps (methods interleaved) after {a.warmup} warm-up steps; batch {a.batch}, teacher dim {a.d_phi}, "
-             f"{a.threads} CPU thread(s); torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-             f"{time.strftime('%Y-%m-%d')}. `python benchmarks/step_time.py`.",
-             "On a shared 2-core VM the step-to-step spread (IQR) is several percent: ratios within ~5% of 1 "
-             "are not distinguishable from STL here. Goal from the issue: AFT ≤ 1.03× STL.", ""]
+    lines = [
+        f"Median of {a.repeats} steps (methods interleaved) after {a.warmup} warm-up steps; batch {a.batch}, teacher dim {a.d_phi}, "
+        f"{a.threads} CPU thread(s); torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{time.strftime('%Y-%m-%d')}. `python benchmarks/step_time.py`.",
+        "On a shared 2-core VM the step-to-step spread (IQR) is several percent: ratios within ~5% of 1 "
+        "are not distinguishable from STL here. Goal from the issue: AFT ≤ 1.03× STL.",
+        "",
+    ]
     for name, (spec, kind) in STUDENTS.items():
         lines += [f"### {name}", "", "| method | median step (ms) | IQR (ms) | × STL |", "| --- | ---: | ---: | ---: |"]
         res = time_methods(spec, kind, methods, a.d_phi, a.batch, a.repeats, a.warmup)

@@ -5,8 +5,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from aftbench.splits import make_split
 
@@ -55,8 +55,15 @@ def text_tsv(tmp_path_factory):
 @pytest.fixture(scope="session")
 def text_split(tmp_path_factory, text_tsv):
     d = tmp_path_factory.mktemp("textsplit")
-    spec = {"loader": "tsv", "modality": "text", "args": {"path": text_tsv}, "n_train": 60, "n_val": 24,
-            "n_test": 36, "split_seed": 0}
+    spec = {
+        "loader": "tsv",
+        "modality": "text",
+        "args": {"path": text_tsv},
+        "n_train": 60,
+        "n_val": 24,
+        "n_test": 36,
+        "split_seed": 0,
+    }
     make_split("tiny_text", spec, str(d / "t.npz"), str(d / "t.json"))
     return str(d / "t.npz")
 
@@ -72,8 +79,14 @@ def tiny_bert(tmp_path_factory):
     (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
     BertTokenizerFast(vocab_file=str(d / "vocab.txt")).save_pretrained(d)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=5 + len(words), hidden_size=12, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=16, max_position_embeddings=64)
+    cfg = BertConfig(
+        vocab_size=5 + len(words),
+        hidden_size=12,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=64,
+    )
     BertModel(cfg).save_pretrained(d)
     return str(d)
 
@@ -116,13 +129,24 @@ def write_tiny_clip(d, embed_dim: int = 16, resize_mode: str = "shortest") -> st
     import open_clip
     from safetensors.torch import save_file
 
-    model_cfg = {"embed_dim": embed_dim, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8,
-                                                        "head_width": 16},
-                 "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
-    (d / "open_clip_config.json").write_text(json.dumps({
-        "model_cfg": model_cfg,
-        "preprocess_cfg": {"mean": [0.48, 0.46, 0.41], "std": [0.27, 0.26, 0.28], "interpolation": "bicubic",
-                           "resize_mode": resize_mode}}))
+    model_cfg = {
+        "embed_dim": embed_dim,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
+    (d / "open_clip_config.json").write_text(
+        json.dumps(
+            {
+                "model_cfg": model_cfg,
+                "preprocess_cfg": {
+                    "mean": [0.48, 0.46, 0.41],
+                    "std": [0.27, 0.26, 0.28],
+                    "interpolation": "bicubic",
+                    "resize_mode": resize_mode,
+                },
+            }
+        )
+    )
     torch.manual_seed(0)
     save_file(open_clip.CLIP(**model_cfg).state_dict(), str(d / "open_clip_model.safetensors"))
     return f"local-dir:{d}"

@@ -20,8 +20,11 @@ from aftbench.students import ARCHS, INJECTED_ARGS
 from aftbench.teachers import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRIES = ([("loader", n, f) for n, f in LOADERS.items()] + [("backend", n, c) for n, c in BACKENDS.items()]
-           + [("arch", n, c) for n, c in ARCHS.items()])
+ENTRIES = (
+    [("loader", n, f) for n, f in LOADERS.items()]
+    + [("backend", n, c) for n, c in BACKENDS.items()]
+    + [("arch", n, c) for n, c in ARCHS.items()]
+)
 
 
 @pytest.mark.parametrize("kind,name,obj", ENTRIES, ids=[f"{k}:{n}" for k, n, _ in ENTRIES])
@@ -52,8 +55,9 @@ def test_type_choice_and_pattern_checks():
     assert check_args(s, {"variant": "lite3", "image_size": 64, "pretrained": False}, "t") == []
     assert check_args(s, {"image_size": "64"}, "t") == ["t.args.image_size: '64' is not int"]
     assert check_args(s, {"pretrained": 1}, "t") == ["t.args.pretrained: 1 is not bool"]
-    assert check_args(s, {"variant": "b0"}, "t") == ["t.args.variant: 'b0' is not valid; valid: lite0, lite1, lite2, "
-                                                     "lite3, lite4"]
+    assert check_args(s, {"variant": "b0"}, "t") == [
+        "t.args.variant: 'b0' is not valid; valid: lite0, lite1, lite2, lite3, lite4"
+    ]
 
 
 def test_missing_weights_package_names_the_pip_line():
@@ -104,18 +108,31 @@ def tiny(text_tsv):
 
 
 BAD = [  # (what is changed, the key path the message must name)
-    (lambda c: c["teachers"].update(lt={"backend": "effnet_lite", "args": {"variant": "lite9"}}),
-     "teachers.lt.args.variant: 'lite9' is not valid"),
+    (
+        lambda c: c["teachers"].update(lt={"backend": "effnet_lite", "args": {"variant": "lite9"}}),
+        "teachers.lt.args.variant: 'lite9' is not valid",
+    ),
     (lambda c: c["teachers"].update(g="hf:openai-community/gpt2#maxpool"), "teachers.g.args.pooling: 'maxpool'"),
     (lambda c: c["teachers"]["rp_a"]["args"].update(dims=4), "teachers.rp_a.args.dims: unknown argument"),
     (lambda c: c["students"]["cnn_t"]["args"].update(width="4"), "students.cnn_t.args.width: '4' is not int"),
     (lambda c: c["datasets"]["tinytext"]["args"].update(sep=","), "datasets.tinytext.args.sep: unknown argument"),
-    (lambda c: c["datasets"].update(
-        folder={"loader": "hf_dataset", "modality": "text", "args": {"path": "d", "image_field": "image"},
-                "n_train": 2, "n_val": 1, "n_test": 1}),
-     "datasets.folder.modality: declared 'text', but loader 'hf_dataset' produces 'image'"),
-    (lambda c: c["teachers"].update(lt={"backend": "effnet_lite", "args": {"variant": "lite3"}}),
-     "teachers.lt: needs the Python package 'efficientnet-lite3-pytorch-model'"),
+    (
+        lambda c: c["datasets"].update(
+            folder={
+                "loader": "hf_dataset",
+                "modality": "text",
+                "args": {"path": "d", "image_field": "image"},
+                "n_train": 2,
+                "n_val": 1,
+                "n_test": 1,
+            }
+        ),
+        "datasets.folder.modality: declared 'text', but loader 'hf_dataset' produces 'image'",
+    ),
+    (
+        lambda c: c["teachers"].update(lt={"backend": "effnet_lite", "args": {"variant": "lite3"}}),
+        "teachers.lt: needs the Python package 'efficientnet-lite3-pytorch-model'",
+    ),
 ]
 
 
@@ -138,8 +155,9 @@ def test_every_problem_is_reported_at_once(text_tsv):
 
 
 def validate(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "aftbench", "validate", *args], cwd=cwd, capture_output=True,
-                          text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "aftbench", "validate", *args], cwd=cwd, capture_output=True, text=True
+    )
 
 
 def test_validate_cli_speaks_snakemake(tmp_path, text_tsv):

@@ -18,7 +18,7 @@ def cfg():
 
 def check(c):
     validate_schema(c)
-    check_config(c)
+    return check_config(c)
 
 
 def test_shipped_config_is_valid(cfg):
@@ -36,29 +36,50 @@ def test_every_teacher_and_student_in_registries(cfg):
     from aftbench.students import ARCHS
     from aftbench.teachers import BACKENDS
 
-    assert all(t["backend"] in BACKENDS for t in cfg["teachers"].values())
-    assert all(s["arch"] in ARCHS for s in cfg["students"].values())
+    resolved = check(cfg)  # one-line specs expanded
+    assert all(t["backend"] in BACKENDS for t in resolved["teachers"].values())
+    assert all(s["arch"] in ARCHS for s in resolved["students"].values())
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda c: c["train"].update(stpes=3), "stpes"),
-    (lambda c: c["teachers"]["effnet_lite0"].update(backnd="x"), "backnd"),
-    (lambda c: c["datasets"]["fmnist"].update(n_train="many"), r"datasets\.fmnist\.n_train"),
-    (lambda c: c["methods"]["aft"].update(beta=-1), r"methods\.aft\.beta: -1 is less than the minimum of 0"),
-    (lambda c: c.update(sweep="nope"), "unknown sweep 'nope'"),
-    (lambda c: c["teacher_sets"]["lite2"].append("effnet_lite9"), r"teacher_sets\.lite2: unknown teacher 'effnet_lite9'"),
-    (lambda c: c["teachers"].update(bad={"backend": "timmm"}), r"teachers\.bad\.backend: unknown 'timmm'"),
-    (lambda c: c["students"].update(bad={"arch": "resnet"}), r"students\.bad\.arch: unknown 'resnet'"),
-    (lambda c: c["sweeps"]["offline"][0]["students"].append("cnn_xl"), r"sweeps\.offline\[0\]\.students: unknown id 'cnn_xl'"),
-    (lambda c: c["sweeps"]["offline"][0]["teacher_sets"].append("minilm"), "teacher 'minilm' .* reads text but dataset 'fmnist' is image"),
-    (lambda c: c["sweeps"]["offline"][1]["students"].append("cnn_s"), "student 'cnn_s' needs image inputs but dataset 'wordnet10' is text"),
-    (lambda c: c["teachers"].update({"Bad.Name": {"backend": "glove"}}), "Bad.Name"),
-    (lambda c: c["teachers"].update(dino="timm"), r"teachers\.dino"),
-    (lambda c: c.update(launcher="slrum"), r"launcher: 'slrum' is not one of"),
-    (lambda c: c.update(launch={"resources": {"trian": {}}}), "'trian' was unexpected"),
-    (lambda c: (c["teachers"].update(clip_txt="open_clip:ViT-B-32/laion2b_s34b_b79k:text"),
-                c["teacher_sets"]["lite2"].append("clip_txt")), "teacher 'clip_txt' .* reads text but dataset 'fmnist'"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda c: c["train"].update(stpes=3), "stpes"),
+        (lambda c: c["teachers"]["effnet_lite0"].update(backnd="x"), "backnd"),
+        (lambda c: c["datasets"]["fmnist"].update(n_train="many"), r"datasets\.fmnist\.n_train"),
+        (lambda c: c["methods"]["aft"].update(beta=-1), r"methods\.aft\.beta: -1 is less than the minimum of 0"),
+        (lambda c: c.update(sweep="nope"), "unknown sweep 'nope'"),
+        (
+            lambda c: c["teacher_sets"]["lite2"].append("effnet_lite9"),
+            r"teacher_sets\.lite2: unknown teacher 'effnet_lite9'",
+        ),
+        (lambda c: c["teachers"].update(bad={"backend": "timmm"}), r"teachers\.bad\.backend: unknown 'timmm'"),
+        (lambda c: c["students"].update(bad={"arch": "resnet"}), r"students\.bad\.arch: unknown 'resnet'"),
+        (
+            lambda c: c["sweeps"]["offline"][0]["students"].append("cnn_xl"),
+            r"sweeps\.offline\[0\]\.students: unknown id 'cnn_xl'",
+        ),
+        (
+            lambda c: c["sweeps"]["offline"][0]["teacher_sets"].append("minilm"),
+            "teacher 'minilm' .* reads text but dataset 'fmnist' is image",
+        ),
+        (
+            lambda c: c["sweeps"]["offline"][1]["students"].append("cnn_s"),
+            "student 'cnn_s' needs image inputs but dataset 'wordnet10' is text",
+        ),
+        (lambda c: c["teachers"].update({"Bad.Name": {"backend": "glove"}}), "Bad.Name"),
+        (lambda c: c["teachers"].update(dino="timm"), r"teachers\.dino"),
+        (lambda c: c.update(launcher="slrum"), r"launcher: 'slrum' is not one of"),
+        (lambda c: c.update(launch={"resources": {"trian": {}}}), "'trian' was unexpected"),
+        (
+            lambda c: (
+                c["teachers"].update(clip_txt="open_clip:ViT-B-32/laion2b_s34b_b79k:text"),
+                c["teacher_sets"]["lite2"].append("clip_txt"),
+            ),
+            "teacher 'clip_txt' .* reads text but dataset 'fmnist'",
+        ),
+    ],
+)
 def test_bad_config_names_the_culprit(cfg, mutate, match):
     c = copy.deepcopy(cfg)
     mutate(c)
@@ -75,10 +96,14 @@ def test_adding_a_teacher_is_one_line(cfg):
 
 def test_one_line_teacher_specs_expand(cfg):
     c = copy.deepcopy(cfg)
-    c["teachers"].update(dino="timm:vit_small_patch14_dinov2.lvd142m", t5="hf:google/flan-t5-base#encoder_mean",
-                         clip_img="open_clip:ViT-L-14/laion2b_s32b_b82k")
+    c["teachers"].update(
+        dino="timm:vit_small_patch14_dinov2.lvd142m",
+        t5="hf:google/flan-t5-base#encoder_mean",
+        clip_img="open_clip:ViT-L-14/laion2b_s32b_b82k",
+    )
     c["teacher_sets"]["lite2"] += ["dino", "clip_img"]
     c["teacher_sets"]["minilm"].append("t5")
-    check(c)
-    assert c["teachers"]["dino"] == {"backend": "timm", "args": {"model": "vit_small_patch14_dinov2.lvd142m"}}
-    assert c["teachers"]["t5"]["args"]["pooling"] == "encoder_mean"
+    resolved = check(c)
+    assert c["teachers"]["dino"] == "timm:vit_small_patch14_dinov2.lvd142m"  # the input is not changed
+    assert resolved["teachers"]["dino"] == {"backend": "timm", "args": {"model": "vit_small_patch14_dinov2.lvd142m"}}
+    assert resolved["teachers"]["t5"]["args"]["pooling"] == "encoder_mean"

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from aftbench.datasets import LOADERS
+from aftbench.io import file_sha256
 from aftbench.sources import LazyImages, MissingDataError
 from aftbench.splits import build_split, load_split, make_split
-from aftbench.io import file_sha256
 
 
 def write_idx(path, arr):
@@ -56,7 +56,9 @@ def clipart_root(tmp_path):
             rgba[..., 0] = 200 if cat == "animals" else 10
             rgba[5:15, 5:25, 3] = 255  # opaque centre, transparent border
             Image.fromarray(rgba, "RGBA").save(tmp_path / "png" / cat / sub / f"art{i}.png")
-            (tmp_path / "svg" / cat / sub / f"art{i}.svg").write_text(SVG.format(title=f"{cat[:-1]} art {i}", desc="", cat=cat))
+            (tmp_path / "svg" / cat / sub / f"art{i}.svg").write_text(
+                SVG.format(title=f"{cat[:-1]} art {i}", desc="", cat=cat)
+            )
     # a duplicate (same SVG bytes under another folder) and a symlinked PNG must be dropped
     (tmp_path / "svg/food/dup.svg").write_bytes((tmp_path / "svg/food/art1.svg").read_bytes())
     Image.new("RGB", (4, 4)).save(tmp_path / "png/food/dup.png")
@@ -85,7 +87,9 @@ def test_openclipart(clipart_root):
     assert src.train.images.shape == (16, 16, 16, 3)
     img = src.train.images[0]
     assert (img[0, 0] == 255).all(), "transparent border must be composited on white"
-    assert all("art" in t for t in src.train.texts) and not any(t.endswith(("animals", "food")) for t in src.train.texts)
+    assert all("art" in t for t in src.train.texts) and not any(
+        t.endswith(("animals", "food")) for t in src.train.texts
+    )
 
 
 def test_sklearn_digits_and_tsv(text_tsv):
@@ -127,8 +131,14 @@ def png_class_folders(tmp_path_factory):
 
 def test_image_class_folders_need_no_text_fields(png_class_folders, tmp_path):
     root, rows, images = png_class_folders
-    spec = {"loader": "hf_dataset", "modality": "image", "args": {"path": str(root), "image_field": "image"},
-            "n_train": 60, "n_val": 20, "n_test": 30}
+    spec = {
+        "loader": "hf_dataset",
+        "modality": "image",
+        "args": {"path": str(root), "image_field": "image"},
+        "n_train": 60,
+        "n_val": 20,
+        "n_test": 30,
+    }
     make_split("pngdigits", spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
     meta = json.loads((tmp_path / "s.json").read_text())
     assert meta["modality"] == "image" and meta["classes"] == [f"digit{k}" for k in range(10)]
@@ -137,7 +147,7 @@ def test_image_class_folders_need_no_text_fields(png_class_folders, tmp_path):
     # every stored image is one of the PNGs, with its folder's label
     by_pixels = {images[i].tobytes(): label for _, _, label, i in rows}
     train = split.parts["train"]
-    for img, y in zip(train.images[:10], train.labels[:10]):
+    for img, y in zip(train.images[:10], train.labels[:10], strict=False):
         assert by_pixels[np.ascontiguousarray(img[..., 0]).tobytes()] == meta["classes"][y]
 
 
@@ -147,16 +157,18 @@ def test_a_table_of_image_paths_with_class_names(png_class_folders, tmp_path):
     root, rows, images = png_class_folders
     table = pd.DataFrame([(path, label) for part, path, label, _ in rows if part == "train"], columns=["file", "label"])
     table.to_csv(root / "train.csv", index=False)
-    src = LOADERS["hf_dataset"](path="csv", data_files={"train": str(root / "train.csv")}, image_field="file",
-                                test_split=None)
+    src = LOADERS["hf_dataset"](
+        path="csv", data_files={"train": str(root / "train.csv")}, image_field="file", test_split=None
+    )
     assert src.modality == "image" and src.classes == sorted(set(table.label)) and src.train.texts is None
     first = np.asarray(src.train.images[:1])[0]
     i = next(i for part, path, _, i in rows if path == table.file[0])
     assert (first[..., 0] == images[i]).all() and src.classes[src.train.labels[0]] == table.label[0]
     bad = table.assign(file=["nowhere.png"] * len(table))
     bad.to_csv(tmp_path / "bad.csv", index=False)
-    src = LOADERS["hf_dataset"](path="csv", data_files={"train": str(tmp_path / "bad.csv")}, image_field="file",
-                                test_split=None)
+    src = LOADERS["hf_dataset"](
+        path="csv", data_files={"train": str(tmp_path / "bad.csv")}, image_field="file", test_split=None
+    )
     with pytest.raises(FileNotFoundError, match=r"image 'nowhere.png' \(row 0, column 'file'\) not found"):
         np.asarray(src.train.images[:1])
 
@@ -164,19 +176,30 @@ def test_a_table_of_image_paths_with_class_names(png_class_folders, tmp_path):
 def test_a_table_of_texts(tmp_path):
     import pandas as pd
 
-    pd.DataFrame({"sentence": ["a cat", "a dog", "a hammer", "a saw"], "label": ["animal", "animal", "tool", "tool"]}
-                 ).to_parquet(tmp_path / "train.parquet")
-    src = LOADERS["hf_dataset"](path="parquet", data_files={"train": str(tmp_path / "train.parquet")},
-                                text_fields=["sentence"], test_split=None)
+    pd.DataFrame(
+        {"sentence": ["a cat", "a dog", "a hammer", "a saw"], "label": ["animal", "animal", "tool", "tool"]}
+    ).to_parquet(tmp_path / "train.parquet")
+    src = LOADERS["hf_dataset"](
+        path="parquet", data_files={"train": str(tmp_path / "train.parquet")}, text_fields=["sentence"], test_split=None
+    )
     assert src.modality == "text" and src.classes == ["animal", "tool"] and src.train.labels.tolist() == [0, 0, 1, 1]
 
 
 def test_declared_modality_must_match_the_data(png_class_folders, tmp_path):
     root, _, _ = png_class_folders
-    spec = {"loader": "hf_dataset", "modality": "image+text", "args": {"path": str(root), "image_field": "image"},
-            "n_train": 20, "n_val": 10, "n_test": 10}
-    with pytest.raises(ValueError, match=r"datasets\.mine\.modality: declared 'image\+text', but loader "
-                                         r"'hf_dataset' produced 'image'"):
+    spec = {
+        "loader": "hf_dataset",
+        "modality": "image+text",
+        "args": {"path": str(root), "image_field": "image"},
+        "n_train": 20,
+        "n_val": 10,
+        "n_test": 10,
+    }
+    with pytest.raises(
+        ValueError,
+        match=r"datasets\.mine\.modality: declared 'image\+text', but loader "
+        r"'hf_dataset' produced 'image'",
+    ):
         make_split("mine", spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
     assert not (tmp_path / "s.json").exists()
     with pytest.raises(ValueError, match="give `text_fields`"):
@@ -196,8 +219,14 @@ def cifar10_root(tmp_path, monkeypatch):
     d.mkdir()
     rng = np.random.default_rng(0)
     written = {}
-    for fname, n in [("data_batch_1", 40), ("data_batch_2", 40), ("data_batch_3", 40), ("data_batch_4", 40),
-                     ("data_batch_5", 40), ("test_batch", 50)]:
+    for fname, n in [
+        ("data_batch_1", 40),
+        ("data_batch_2", 40),
+        ("data_batch_3", 40),
+        ("data_batch_4", 40),
+        ("data_batch_5", 40),
+        ("test_batch", 50),
+    ]:
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         labels = [i % 10 for i in range(n)]
         with open(d / fname, "wb") as f:
@@ -216,8 +245,14 @@ def test_torchvision_cifar10_rows_and_order(cifar10_root, tmp_path):
     root, train_images, test_images = cifar10_root
     src = LOADERS["torchvision"](name="cifar10", root=str(root))
     assert src.classes == [f"class{i}" for i in range(10)] and len(src.train.labels) == 200
-    spec = {"loader": "torchvision", "modality": "image", "args": {"name": "cifar10", "root": str(root)},
-            "n_train": 50, "n_val": 20, "n_test": 30}
+    spec = {
+        "loader": "torchvision",
+        "modality": "image",
+        "args": {"name": "cifar10", "root": str(root)},
+        "n_train": 50,
+        "n_val": 20,
+        "n_test": 30,
+    }
     make_split("c10", spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
     s = load_split(str(tmp_path / "s.npz"))
     for part, source in (("train", train_images), ("val", train_images), ("test", test_images)):
@@ -263,12 +298,25 @@ def cifar100_root(tmp_path, monkeypatch):
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         fine = [(3, 17, 42, 99)[i % 4] for i in range(n)]
         with open(d / fname, "wb") as f:
-            pickle.dump({"filenames": [f"img_{fname}_{i}.png" for i in range(n)], "batch_label": f"{fname} batch",
-                         "fine_labels": fine, "coarse_labels": [lab // 5 for lab in fine], "data": data}, f)
+            pickle.dump(
+                {
+                    "filenames": [f"img_{fname}_{i}.png" for i in range(n)],
+                    "batch_label": f"{fname} batch",
+                    "fine_labels": fine,
+                    "coarse_labels": [lab // 5 for lab in fine],
+                    "data": data,
+                },
+                f,
+            )
         written[fname] = data.reshape(n, 3, 32, 32).transpose(0, 2, 3, 1), np.array(fine)
     with open(d / "meta", "wb") as f:
-        pickle.dump({"fine_label_names": [f"fine{i}" for i in range(100)],
-                     "coarse_label_names": [f"coarse{i}" for i in range(20)]}, f)
+        pickle.dump(
+            {
+                "fine_label_names": [f"fine{i}" for i in range(100)],
+                "coarse_label_names": [f"coarse{i}" for i in range(20)],
+            },
+            f,
+        )
     monkeypatch.setattr(CIFAR100, "train_list", [[f, None] for f, _ in CIFAR100.train_list])
     monkeypatch.setattr(CIFAR100, "test_list", [[f, None] for f, _ in CIFAR100.test_list])
     monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": None})
@@ -284,8 +332,14 @@ def test_torchvision_cifar100_fine_labels_rows_and_order(cifar100_root, tmp_path
         np.testing.assert_array_equal(np.asarray(pool.images), images)
     resized = LOADERS["torchvision"](name="cifar100", root=str(root), image_size=16)
     assert np.asarray(resized.test.images[np.array([0, 5])]).shape == (2, 16, 16, 3)
-    spec = {"loader": "torchvision", "modality": "image", "args": {"name": "cifar100", "root": str(root)},
-            "n_train": 24, "n_val": 12, "n_test": 12}
+    spec = {
+        "loader": "torchvision",
+        "modality": "image",
+        "args": {"name": "cifar100", "root": str(root)},
+        "n_train": 24,
+        "n_val": 12,
+        "n_test": 12,
+    }
     make_split("c100", spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
     s = load_split(str(tmp_path / "s.npz"))
     assert s.classes == src.classes
@@ -309,7 +363,7 @@ def fill(k):
 def banded_jpeg(path, k):
     s = 1 + k % 2
     a = np.full((24 * s, 72 * s), fill(k), np.uint8)
-    a[:, :16 * s], a[:, 56 * s:] = 0, 255
+    a[:, : 16 * s], a[:, 56 * s :] = 0, 255
     if k % 3 == 0:
         a = a.T
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -398,8 +452,12 @@ def write_fgvc_aircraft(root, monkeypatch):
     return variants, want["trainval"], want["test"]
 
 
-TV_FILE_DATASETS = {"flowers102": write_flowers102, "dtd": write_dtd, "food101": write_food101,
-                    "fgvc_aircraft": write_fgvc_aircraft}
+TV_FILE_DATASETS = {
+    "flowers102": write_flowers102,
+    "dtd": write_dtd,
+    "food101": write_food101,
+    "fgvc_aircraft": write_fgvc_aircraft,
+}
 
 
 def assert_fills(images, fills):
@@ -423,15 +481,22 @@ def test_torchvision_file_datasets_rows_labels_and_order(name, tmp_path, monkeyp
     assert_fills(np.asarray(src.test.images), test_fills)
 
     n_cls_train, n_cls_test = len(set(train_labels)), len(set(test_labels))
-    spec = {"loader": "torchvision", "modality": "image",
-            "args": {"name": name, "root": str(root), "image_size": TV_SIZE},
-            "n_train": len(train_labels) - 2 * n_cls_train, "n_val": n_cls_train,
-            "n_test": len(test_labels) - n_cls_test}
+    spec = {
+        "loader": "torchvision",
+        "modality": "image",
+        "args": {"name": name, "root": str(root), "image_size": TV_SIZE},
+        "n_train": len(train_labels) - 2 * n_cls_train,
+        "n_val": n_cls_train,
+        "n_test": len(test_labels) - n_cls_test,
+    }
     make_split(name, spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
     s = load_split(str(tmp_path / "s.npz"))
     assert s.classes == classes
-    for part, fills, labels in (("train", train_fills, train_labels), ("val", train_fills, train_labels),
-                                ("test", test_fills, test_labels)):
+    for part, fills, labels in (
+        ("train", train_fills, train_labels),
+        ("val", train_fills, train_labels),
+        ("test", test_fills, test_labels),
+    ):
         p = s.parts[part]
         assert p.labels.tolist() == np.asarray(labels)[p.index].tolist()
         assert_fills(p.images, np.asarray(fills)[p.index])
@@ -462,17 +527,29 @@ def hf_folder(tmp_path):
 
     import datasets as hfd
 
-    feats = hfd.Features({"premise": hfd.Value("string"), "hypothesis": hfd.Value("string"),
-                          "image": hfd.Image(), "label": hfd.ClassLabel(names=["no", "yes"])})
+    feats = hfd.Features(
+        {
+            "premise": hfd.Value("string"),
+            "hypothesis": hfd.Value("string"),
+            "image": hfd.Image(),
+            "label": hfd.ClassLabel(names=["no", "yes"]),
+        }
+    )
     (tmp_path / "data").mkdir()
     for split, n in (("train", 16), ("test", 8)):
-        rows = {"premise": [f"{split} premise {i}" for i in range(n)], "hypothesis": [f"hyp {i}" for i in range(n)],
-                "image": [], "label": [i % 2 for i in range(n)]}
+        rows = {
+            "premise": [f"{split} premise {i}" for i in range(n)],
+            "hypothesis": [f"hyp {i}" for i in range(n)],
+            "image": [],
+            "label": [i % 2 for i in range(n)],
+        }
         for i in range(n):
             buf = io.BytesIO()
             Image.fromarray(np.full((10 + i, 12, 3), i * 10, np.uint8)).save(buf, format="PNG")
             rows["image"].append({"bytes": buf.getvalue(), "path": None})
-        hfd.Dataset.from_dict(rows, features=feats).to_parquet(str(tmp_path / "data" / f"{split}-00000-of-00001.parquet"))
+        hfd.Dataset.from_dict(rows, features=feats).to_parquet(
+            str(tmp_path / "data" / f"{split}-00000-of-00001.parquet")
+        )
     return str(tmp_path)
 
 
@@ -526,7 +603,8 @@ def write_hub_layout(root, args, n=12):
                 rows[args["image_field"]].append({"bytes": buf.getvalue(), "path": None})
         (root / config_name).mkdir(parents=True, exist_ok=True)
         hfd.Dataset.from_dict(rows, features=hfd.Features(feats)).to_parquet(
-            str(root / config_name / f"{split}-00000-of-00001.parquet"))
+            str(root / config_name / f"{split}-00000-of-00001.parquet")
+        )
         files.append({"split": split, "path": f"{config_name}/{split}-*"})
     card = {"configs": [{"config_name": config_name, "data_files": files}]}
     (root / "README.md").write_text("---\n" + yaml.safe_dump(card) + "---\n")
@@ -633,7 +711,9 @@ def test_missing_or_corrupt_split_images_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"corrupt split images .*val.npy.*Delete .*d.npz and rerun"):
         load_split(str(p))
     np.save(val, np.zeros((19, 8, 8, 1), np.uint8))  # one row short
-    with pytest.raises(ValueError, match=r"corrupt split images .*val.npy: uint8 \(19, 8, 8, 1\), expected uint8 \(20, 8, 8, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"corrupt split images .*val.npy: uint8 \(19, 8, 8, 1\), expected uint8 \(20, 8, 8, 1\)"
+    ):
         load_split(str(p))
     val.unlink()
     with pytest.raises(MissingDataError, match=r"split images missing: .*val.npy"):
@@ -664,15 +744,26 @@ def test_images_of_different_sizes_need_image_size(tmp_path):
     assert np.load(tmp_path / "y.npy").shape == (3, 8, 8, 3)
 
 
-@pytest.mark.parametrize("rows,what", [
-    ([f"{c}\timages/{c}/{i:03d}.png" for i in range(20) for c in ("cat", "dog")], "image file paths"),
-    ([f"{c}\t" + ",".join(str((i * 7 + k) % 256) for k in range(64)) for i in range(20) for c in ("0", "1")],
-     "numbers only"),
-])
+@pytest.mark.parametrize(
+    "rows,what",
+    [
+        ([f"{c}\timages/{c}/{i:03d}.png" for i in range(20) for c in ("cat", "dog")], "image file paths"),
+        (
+            [f"{c}\t" + ",".join(str((i * 7 + k) % 256) for k in range(64)) for i in range(20) for c in ("0", "1")],
+            "numbers only",
+        ),
+    ],
+)
 def test_a_text_loader_refuses_what_is_not_text(tmp_path, rows, what):
     (tmp_path / "t.tsv").write_text("\n".join(rows) + "\n")
-    spec = {"loader": "tsv", "modality": "text", "args": {"path": str(tmp_path / "t.tsv")}, "n_train": 20,
-            "n_val": 10, "n_test": 10}
+    spec = {
+        "loader": "tsv",
+        "modality": "text",
+        "args": {"path": str(tmp_path / "t.tsv")},
+        "n_train": 20,
+        "n_val": 10,
+        "n_test": 10,
+    }
     with pytest.raises(ValueError, match=f"datasets.mine: .* texts from loader 'tsv' are {what}"):
         make_split("mine", spec, str(tmp_path / "s.npz"), str(tmp_path / "s.json"))
     assert not (tmp_path / "s.json").exists()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from aftbench.splits import load_split
 from aftbench.extract import extract
 from aftbench.features import load_features
+from aftbench.splits import load_split
 from aftbench.train import RunSpec, train_run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -20,8 +20,12 @@ def test_extraction_on_gpu_matches_cpu(tmp_path, digits_split, tiny_timm):
     spec = {"backend": "timm", "args": {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}}
     split = load_split(digits_split)
     feats = {}
-    runs = {"cpu": {"device": "cpu"}, "cuda": {"device": "cuda"}, "amp": {"device": "cuda", "amp": True},
-            "streamed": {"device": "cuda", "resident_gb": 0}}  # batches through DataLoader workers
+    runs = {
+        "cpu": {"device": "cpu"},
+        "cuda": {"device": "cuda"},
+        "amp": {"device": "cuda", "amp": True},
+        "streamed": {"device": "cuda", "resident_gb": 0},
+    }  # batches through DataLoader workers
     for name, kw in runs.items():
         out = tmp_path / f"{name}.safetensors"
         extract("t", spec, digits_split, str(out), str(out.with_suffix(".json")), store="float32", workers=2, **kw)
@@ -41,13 +45,28 @@ def test_extraction_on_gpu_matches_cpu(tmp_path, digits_split, tiny_timm):
 def test_training_on_gpu_with_amp_resumes(tmp_path, digits_split, tiny_timm, monkeypatch):
     import aftbench.train as train_mod
 
-    spec = RunSpec.from_dict({
-        "run_id": "gpu/stl", "dataset": "digits", "student_id": "vit",
-        "student": {"arch": "timm", "args": {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}},
-        "method_id": "stl", "method": {"kind": "train", "penalty": "none", "beta": 0.0}, "teacher_set": "none",
-        "teachers": [], "seed": 0,
-        "train": {"steps": 12, "batch_size": 16, "lr": 1e-3, "log_every": 4, "device": "cuda", "amp": True,
-                  "checkpoint_every": 4}})
+    spec = RunSpec.from_dict(
+        {
+            "run_id": "gpu/stl",
+            "dataset": "digits",
+            "student_id": "vit",
+            "student": {"arch": "timm", "args": {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}},
+            "method_id": "stl",
+            "method": {"kind": "train", "penalty": "none", "beta": 0.0},
+            "teacher_set": "none",
+            "teachers": [],
+            "seed": 0,
+            "train": {
+                "steps": 12,
+                "batch_size": 16,
+                "lr": 1e-3,
+                "log_every": 4,
+                "device": "cuda",
+                "amp": True,
+                "checkpoint_every": 4,
+            },
+        }
+    )
     full = train_run(spec, digits_split, [], str(tmp_path / "a" / "m.json"))
     assert full["device"].startswith("cuda") and np.isfinite(full["final_ce"])
 
@@ -65,7 +84,7 @@ def test_training_on_gpu_with_amp_resumes(tmp_path, digits_split, tiny_timm, mon
     resumed = train_run(spec, digits_split, [], str(tmp_path / "b" / "m.json"))
     assert resumed["resumed_from_steps"] == [8]
     # GPU kernels may differ in the last bits between runs; the trajectories must still agree closely
-    for a, b in zip(full["history"], resumed["history"]):
+    for a, b in zip(full["history"], resumed["history"], strict=False):
         assert a["step"] == b["step"] and abs(a["ce"] - b["ce"]) < 1e-2
 
 
@@ -85,10 +104,20 @@ def test_clip_two_tower_student_on_gpu(tmp_path, digits_split, tiny_open_clip):
         h_cpu = cpu.features(x)
         h_gpu = gpu.features({k: v.cuda() for k, v in x.items()}).cpu()
     assert torch.linalg.vector_norm(h_gpu - h_cpu) / torch.linalg.vector_norm(h_cpu) < 1e-3
-    spec = RunSpec.from_dict({
-        "run_id": "gpu/clip", "dataset": "digits", "student_id": "clip", "student": student_spec,
-        "method_id": "stl", "method": {"kind": "train", "penalty": "none", "beta": 0.0}, "teacher_set": "none",
-        "teachers": [], "seed": 0, "train": {"steps": 6, "batch_size": 16, "lr": 1e-3, "device": "cuda", "amp": True}})
+    spec = RunSpec.from_dict(
+        {
+            "run_id": "gpu/clip",
+            "dataset": "digits",
+            "student_id": "clip",
+            "student": student_spec,
+            "method_id": "stl",
+            "method": {"kind": "train", "penalty": "none", "beta": 0.0},
+            "teacher_set": "none",
+            "teachers": [],
+            "seed": 0,
+            "train": {"steps": 6, "batch_size": 16, "lr": 1e-3, "device": "cuda", "amp": True},
+        }
+    )
     m = train_run(spec, digits_split, [], str(tmp_path / "m.json"))
     assert m["device"].startswith("cuda") and np.isfinite(m["final_ce"])
 

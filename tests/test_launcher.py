@@ -17,15 +17,25 @@ from aftbench.launcher import JobFailed, job_spec, name_job, submit_and_wait
 
 
 def test_job_spec_merges_default_and_kind():
-    cfg = {"train": {"threads": 3}, "extract": {"threads": 2},
-           "launch": {"poll_s": 5, "max_requeues": 1,
-                      "resources": {"default": {"mem_gb": 6, "partition": "cpu"},
-                                    "extract": {"gpus": 1, "partition": "gpu", "sbatch": {"constraint": "a100"}}}}}
+    cfg = {
+        "train": {"threads": 3},
+        "extract": {"threads": 2},
+        "launch": {
+            "poll_s": 5,
+            "max_requeues": 1,
+            "resources": {
+                "default": {"mem_gb": 6, "partition": "cpu"},
+                "extract": {"gpus": 1, "partition": "gpu", "sbatch": {"constraint": "a100"}},
+            },
+        },
+    }
     t = job_spec(cfg, "train")
     assert t["resources"]["cpus"] == 3 and t["resources"]["mem_gb"] == 6 and t["resources"]["partition"] == "cpu"
     assert t["poll_s"] == 5 and t["deadline_s"] == 60 * (60 * 2 + 60)  # time_min × (requeues + 1) + 60
     named = name_job(t, "results/runs/dataset~d/run/metrics.json")
-    assert named["folder"] == "results/logs/jobs/train/dataset~d/run" and named["name"] == "aftbench:train:dataset~d/run"
+    assert (
+        named["folder"] == "results/logs/jobs/train/dataset~d/run" and named["name"] == "aftbench:train:dataset~d/run"
+    )
     x = name_job(job_spec(cfg, "extract"), "results/features/d/teacher.safetensors")
     assert x["name"] == "aftbench:extract:d/teacher"
     e = job_spec(cfg, "extract")
@@ -37,8 +47,11 @@ def test_job_spec_merges_default_and_kind():
 
 def test_launch_options_are_real_options(tmp_path, capsys):
     job = json.dumps({"kind": "train"})
-    assert _without_launch_options(["train", "--launcher", "slurm", "--job", job, "--out", "o.json"]) == \
-        ["train", "--out", "o.json"]
+    assert _without_launch_options(["train", "--launcher", "slurm", "--job", job, "--out", "o.json"]) == [
+        "train",
+        "--out",
+        "o.json",
+    ]
     assert _without_launch_options(["probe", "--launcher=local", f"--job={job}"]) == ["probe"]
     with pytest.raises(SystemExit):
         main(["train", "--launcher", "slrum", "--spec", "{}", "--split", "s", "--out", "o"])
@@ -61,10 +74,18 @@ def local_job(tmp_path, **kw):
 
 
 def long_train_argv(tmp_path, digits_split, steps=10**7):
-    spec = {"run_id": "long", "dataset": "digits", "student_id": "c",
-            "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
-            "method_id": "stl", "method": {"kind": "train", "penalty": "none", "beta": 0.0}, "teacher_set": "none",
-            "teachers": [], "seed": 0, "train": {"steps": steps, "batch_size": 16, "lr": 0.01, "log_every": 10**6}}
+    spec = {
+        "run_id": "long",
+        "dataset": "digits",
+        "student_id": "c",
+        "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
+        "method_id": "stl",
+        "method": {"kind": "train", "penalty": "none", "beta": 0.0},
+        "teacher_set": "none",
+        "teachers": [],
+        "seed": 0,
+        "train": {"steps": steps, "batch_size": 16, "lr": 0.01, "log_every": 10**6},
+    }
     return ["train", "--spec", json.dumps(spec), "--split", digits_split, "--out", str(tmp_path / "m.json")]
 
 
@@ -78,11 +99,30 @@ def test_submitit_local_runs_the_command_and_echoes_its_log(tmp_path, digits_spl
 
 def test_a_failing_command_fails_with_its_traceback(tmp_path):
     with pytest.raises(JobFailed, match=r"(?s)failed.*missing-config\.yaml"):
-        spec = {"loader": "tsv", "modality": "text", "args": {"path": str(tmp_path / "missing-config.yaml")},
-                "n_train": 2, "n_val": 1, "n_test": 1}
-        submit_and_wait("submitit_local", local_job(tmp_path),
-                        ["split", "--dataset", "d", "--spec", json.dumps(spec), "--out", str(tmp_path / "s.npz"),
-                         "--out-json", str(tmp_path / "s.json")], Command())
+        spec = {
+            "loader": "tsv",
+            "modality": "text",
+            "args": {"path": str(tmp_path / "missing-config.yaml")},
+            "n_train": 2,
+            "n_val": 1,
+            "n_test": 1,
+        }
+        submit_and_wait(
+            "submitit_local",
+            local_job(tmp_path),
+            [
+                "split",
+                "--dataset",
+                "d",
+                "--spec",
+                json.dumps(spec),
+                "--out",
+                str(tmp_path / "s.npz"),
+                "--out-json",
+                str(tmp_path / "s.json"),
+            ],
+            Command(),
+        )
 
 
 def _job_pids(folder) -> list[int]:
@@ -92,8 +132,16 @@ def _job_pids(folder) -> list[int]:
 
 def _start_waiter(tmp_path, digits_split, **launch):
     job = local_job(tmp_path, **launch)
-    cmd = [sys.executable, "-m", "aftbench", *long_train_argv(tmp_path, digits_split), "--launcher", "submitit_local",
-           "--job", json.dumps(job)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aftbench",
+        *long_train_argv(tmp_path, digits_split),
+        "--launcher",
+        "submitit_local",
+        "--job",
+        json.dumps(job),
+    ]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for _ in range(200):
         if _job_pids(job["folder"]):

@@ -65,7 +65,8 @@ def test_rkd_is_zero_for_similar_structures_and_scale_free():
     assert angle_loss(h, 7.0 * h).item() == pytest.approx(0.0, abs=1e-12)
     pen = build_penalty("rkd", 2, 2, {"dist_weight": 1.0, "angle_weight": 2.0})
     assert pen(torch.tensor(H), torch.tensor(PHI)).item() == pytest.approx(
-        smooth_l1(ref_distances(H), ref_distances(PHI)) + 2 * smooth_l1(ref_angles(H), ref_angles(PHI)), rel=1e-9)
+        smooth_l1(ref_distances(H), ref_distances(PHI)) + 2 * smooth_l1(ref_angles(H), ref_angles(PHI)), rel=1e-9
+    )
 
 
 def test_aft_nokernel_is_centred_mse():
@@ -132,7 +133,9 @@ def test_logme_evidence_is_the_marginal_likelihood(n, d):
     for fa, fb in ((1.3, 1), (1 / 1.3, 1), (1, 1.3), (1, 1 / 1.3)):
         assert direct(alpha * fa, beta * fb) <= ev + 1e-6  # (α → ∞ can be the optimum: a flat boundary)
     # posterior mean of the weights: β (αI + β FᵀF)⁻¹ Fᵀ y
-    np.testing.assert_allclose(mean, beta * np.linalg.solve(alpha * np.eye(d) + beta * f.T @ f, f.T @ y), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        mean, beta * np.linalg.solve(alpha * np.eye(d) + beta * f.T @ f, f.T @ y), rtol=1e-6, atol=1e-9
+    )
 
 
 def test_logme_prefers_informative_features_and_btune_weights_follow():
@@ -174,7 +177,11 @@ def test_factor_transfer_penalty_and_paraphraser():
     with torch.no_grad():
         factors = 5.0 * pen.translator(h)  # same direction, other scale: zero after L2 normalisation
     assert pen(h, factors).item() == pytest.approx(0.0, abs=1e-6)
-    hand = (torch.nn.functional.normalize(pen.translator(h), dim=1) - torch.nn.functional.normalize(-factors, dim=1)).abs().mean()
+    hand = (
+        (torch.nn.functional.normalize(pen.translator(h), dim=1) - torch.nn.functional.normalize(-factors, dim=1))
+        .abs()
+        .mean()
+    )
     assert pen(h, -factors).item() == pytest.approx(hand.item(), rel=1e-6)
     rng = np.random.default_rng(0)
     feats = rng.standard_normal((200, 3)) @ rng.standard_normal((3, 12))  # rank 3 in 12-d

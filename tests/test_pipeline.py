@@ -26,8 +26,14 @@ def tiny_config(text_tsv):
         "extract": {"threads": 1},
         "datasets": {
             "digits": {"loader": "sklearn_digits", "modality": "image", "n_train": 150, "n_val": 50, "n_test": 100},
-            "tinytext": {"loader": "tsv", "modality": "text", "args": {"path": text_tsv}, "n_train": 60,
-                         "n_val": 24, "n_test": 36},
+            "tinytext": {
+                "loader": "tsv",
+                "modality": "text",
+                "args": {"path": text_tsv},
+                "n_train": 60,
+                "n_val": 24,
+                "n_test": 36,
+            },
         },
         "teachers": {
             "rp_a": {"backend": "random_projection", "args": {"dim": 8}},
@@ -46,18 +52,39 @@ def tiny_config(text_tsv):
             "logit_kd": {"kind": "train", "penalty": "logit_kd", "beta": 1.0, "args": {"temperature": 2.0}},
             "probe": {"kind": "probe", "C_grid": [0.1, 1.0]},
         },
-        "sweeps": {"tiny": [
-            {"datasets": ["digits"], "students": ["cnn_t"], "methods": ["stl", "kd", "aft", "probe"],
-             "teacher_sets": ["a"], "seeds": [0, 1]},
-            {"datasets": ["tinytext"], "students": ["bag_t"], "methods": ["stl", "aft", "ft", "logit_kd", "probe"],
-             "teacher_sets": ["t"], "seeds": [0]},
-        ]},
+        "sweeps": {
+            "tiny": [
+                {
+                    "datasets": ["digits"],
+                    "students": ["cnn_t"],
+                    "methods": ["stl", "kd", "aft", "probe"],
+                    "teacher_sets": ["a"],
+                    "seeds": [0, 1],
+                },
+                {
+                    "datasets": ["tinytext"],
+                    "students": ["bag_t"],
+                    "methods": ["stl", "aft", "ft", "logit_kd", "probe"],
+                    "teacher_sets": ["t"],
+                    "seeds": [0],
+                },
+            ]
+        },
     }
 
 
 def smk(workdir, *args, check=True):
-    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-                       "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
+    cmd = SNAKEMAKE + [
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "tiny.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     # Rules call `python -m aftbench`: the interpreter running the tests must be first on PATH.
     path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PATH": path})
@@ -71,7 +98,7 @@ def planned(workdir) -> dict[str, int]:
     out = smk(workdir, "-n").stdout
     if "Nothing to be done" in out:
         return {}
-    stats = out[out.index("Job stats:"):]
+    stats = out[out.index("Job stats:") :]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
 
 
@@ -90,7 +117,9 @@ def test_outputs_exist_with_expected_rows(workdir):
     assert len(runs) == 2 + 2 + 4 + 1 + 1 + 2 + 1 + 1 + 1
     # one selected β per (student, method, teacher set, seed), chosen on validation
     sel = runs[runs.selected]
-    assert len(sel) == len(runs) - 3 and not sel.duplicated(["dataset", "student", "method", "teacher_set", "seed"]).any()
+    assert (
+        len(sel) == len(runs) - 3 and not sel.duplicated(["dataset", "student", "method", "teacher_set", "seed"]).any()
+    )
     aft = runs[(runs.method == "aft") & (runs.dataset == "digits")]
     for _, g in aft.groupby("seed"):
         assert g[g.selected].val_acc.item() == g.val_acc.max()
@@ -100,7 +129,10 @@ def test_outputs_exist_with_expected_rows(workdir):
     assert runs.test_acc.between(0, 1).all() and runs.student_params.gt(0).all()
     assert set(runs.modality) == {"image", "text"}
     table = pd.read_csv(r / "tables" / "main.csv")
-    assert sorted(zip(table.dataset, table.student, table.teacher_set)) == [("digits", "cnn_t", "a"), ("tinytext", "bag_t", "t")]
+    assert sorted(zip(table.dataset, table.student, table.teacher_set, strict=False)) == [
+        ("digits", "cnn_t", "a"),
+        ("tinytext", "bag_t", "t"),
+    ]
     md = (r / "tables" / "main.md").read_text()
     assert "## digits" in md and "## tinytext" in md and "**" in md and "± " in md and "probe − STL" in md
     assert "a (control: not pre-trained)" in md  # random-projection teachers are labelled as controls
@@ -117,10 +149,16 @@ def test_outputs_exist_with_expected_rows(workdir):
     assert (r / "features" / "digits" / "rp_a.json").exists()
     assert (r / "logs" / "aggregate.log").exists()
     assert list((r / "benchmarks" / "features").rglob("*.tsv"))
-    hidden = [p for p in r.rglob(".*") if p.is_file() and p.name != ".snakemake_timestamp"]  # Snakemake's marker in directory outputs
+    hidden = [
+        p for p in r.rglob(".*") if p.is_file() and p.name != ".snakemake_timestamp"
+    ]  # Snakemake's marker in directory outputs
     assert not hidden, f"temporary files left behind: {hidden}"
     assert sorted(p.name for p in (r / "splits" / "digits.images").iterdir()) == [
-        ".snakemake_timestamp", "test.npy", "train.npy", "val.npy"]
+        ".snakemake_timestamp",
+        "test.npy",
+        "train.npy",
+        "val.npy",
+    ]
     assert [p.name for p in (r / "splits" / "tinytext.images").iterdir()] == [".snakemake_timestamp"]
 
 
@@ -159,11 +197,38 @@ def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):
     assert planned(workdir) == {"extract_features": 1, "train": 6, "probe": 1, "aggregate": 1, "all": 1}
 
 
+def test_renaming_stl_gives_the_same_tables_under_the_new_name(workdir, text_tsv, tmp_path):
+    """Roles come from config, not ids: `stl` renamed to `baseline` (in methods and sweeps) retrains
+    only the renamed runs, to the same numbers, and every table holds them under the new name."""
+    wd = tmp_path / "renamed"
+    shutil.copytree(workdir, wd, symlinks=True)
+    cfg = tiny_config(text_tsv)
+    cfg["methods"] = {("baseline" if m == "stl" else m): v for m, v in cfg["methods"].items()}
+    for block in cfg["sweeps"]["tiny"]:
+        block["methods"] = ["baseline" if m == "stl" else m for m in block["methods"]]
+    (wd / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    # the 3 STL runs under their new name, and the tables; nothing else
+    assert planned(wd) == {"train": 3, "aggregate": 1, "all": 1}
+    smk(wd)
+    old, new = pd.read_csv(workdir / "results/tables/main.csv"), pd.read_csv(wd / "results/tables/main.csv")
+    assert list(new.columns) == [c.replace("stl_", "baseline_") for c in old.columns]
+    new.columns = old.columns
+    pd.testing.assert_frame_equal(old, new)
+
+    def cells(md):  # markdown cells, without the padding that column widths add
+        return re.sub(r"-{3,}", "---", re.sub(r" +", " ", md))
+
+    md = (workdir / "results/tables/main.md").read_text().replace("STL", "baseline")
+    assert cells((wd / "results/tables/main.md").read_text()) == cells(md)
+    runs = pd.read_csv(wd / "results/runs.csv")
+    assert set(runs[runs.role == "baseline"].method) == {"baseline"} and "stl" not in set(runs.method)
+
+
 def readme_teacher_lines() -> dict:
     """The yaml block of README's "Add a teacher" section, as a user would paste it."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Add a teacher"):]
-    section = section[:section.index("\n## ", 1)]
+    section = text[text.index("## Add a teacher") :]
+    section = section[: section.index("\n## ", 1)]
     return yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S)[1])
 
 
@@ -184,10 +249,13 @@ def test_adding_effnet_lite1_as_the_readme_says(workdir, text_tsv):
         (workdir / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(text_tsv), sort_keys=False))
 
 
-@pytest.mark.parametrize("entry,key", [
-    ({"backend": "effnet_lite", "args": {"variant": "lite9"}}, "teachers.bad.args.variant: 'lite9' is not valid"),
-    ("hf:openai-community/gpt2#maxpool", "teachers.bad.args.pooling: 'maxpool' is not valid"),
-])
+@pytest.mark.parametrize(
+    "entry,key",
+    [
+        ({"backend": "effnet_lite", "args": {"variant": "lite9"}}, "teachers.bad.args.variant: 'lite9' is not valid"),
+        ("hf:openai-community/gpt2#maxpool", "teachers.bad.args.pooling: 'maxpool' is not valid"),
+    ],
+)
 def test_bad_backend_args_fail_before_any_job(tmp_path, text_tsv, entry, key):
     cfg = tiny_config(text_tsv)
     cfg["teachers"]["bad"] = entry

@@ -37,13 +37,17 @@ def test_cache_is_keyed_on_the_package_sources(tmp_path, monkeypatch):
 
 
 def test_config_check_does_not_import_torch(tmp_path):
-    code = ("import sys, yaml; from aftbench.config import check_config, validate_schema; "
-            "c = yaml.safe_load(open('config.yaml')); validate_schema(c); check_config(c); "
-            "import aftbench.figures, aftbench.launcher, aftbench.registry_summary; "
-            "print('torch' in sys.modules, 'pandas' in sys.modules)")
+    code = (
+        "import sys, yaml; from aftbench.config import check_config, validate_schema; "
+        "c = yaml.safe_load(open('config.yaml')); validate_schema(c); check_config(c); "
+        "import aftbench.figures, aftbench.launcher, aftbench.registry_summary; "
+        "print('torch' in sys.modules, 'pandas' in sys.modules)"
+    )
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-c", "from aftbench.registry_summary import describe; describe()"], cwd=root, check=True)
+    subprocess.run(
+        [sys.executable, "-c", "from aftbench.registry_summary import describe; describe()"], cwd=root, check=True
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -10,10 +10,25 @@ from aftbench.tables import main_table
 
 
 def write_run(tmp_path, i, **kw):
-    m = {"dataset": "d", "modality": "image", "student": "s", "student_init": "scratch", "student_params": 10,
-         "method": "aft", "teachers": ["t"], "teacher_set": "ts", "beta": 1.0, "seed": 0, "val_acc": 0.5,
-         "test_acc": 0.5, "train_seconds": 1.0, "final_ce": 1.0, "final_penalty": 0.1, "run_id": f"r{i}",
-         "teachers_pretrained": [True]}
+    m = {
+        "dataset": "d",
+        "modality": "image",
+        "student": "s",
+        "student_init": "scratch",
+        "student_params": 10,
+        "method": "aft",
+        "teachers": ["t"],
+        "teacher_set": "ts",
+        "beta": 1.0,
+        "seed": 0,
+        "val_acc": 0.5,
+        "test_acc": 0.5,
+        "train_seconds": 1.0,
+        "final_ce": 1.0,
+        "final_penalty": 0.1,
+        "run_id": f"r{i}",
+        "teachers_pretrained": [True],
+    }
     m.update(kw)
     m.setdefault("penalty", "none" if m["method"] == "stl" else m["method"])
     p = tmp_path / f"{i}.json"
@@ -29,7 +44,9 @@ def test_beta_selected_on_validation_not_test(tmp_path):
         write_run(tmp_path, 3, beta=0.1, val_acc=0.60, test_acc=0.61, seed=1),
         write_run(tmp_path, 4, beta=1.0, val_acc=0.65, test_acc=0.62, seed=1),
         write_run(tmp_path, 5, method="stl", teachers=[], teacher_set="none", beta=0.0, val_acc=0.6, test_acc=0.55),
-        write_run(tmp_path, 6, method="stl", teachers=[], teacher_set="none", beta=0.0, val_acc=0.6, test_acc=0.57, seed=1),
+        write_run(
+            tmp_path, 6, method="stl", teachers=[], teacher_set="none", beta=0.0, val_acc=0.6, test_acc=0.57, seed=1
+        ),
     ]
     runs = collect_runs(paths)
     chosen = runs[runs.selected & (runs.method == "aft")].set_index("seed").beta
@@ -40,19 +57,30 @@ def test_beta_selected_on_validation_not_test(tmp_path):
 
 
 def test_select_beta_is_per_seed_and_student():
-    runs = pd.DataFrame({"dataset": "d", "student": ["a", "a", "b", "b"], "method": "kd", "teacher_set": "t",
-                         "seed": 0, "beta": [1.0, 2.0, 1.0, 2.0], "val_acc": [0.1, 0.2, 0.4, 0.3]})
+    runs = pd.DataFrame(
+        {
+            "dataset": "d",
+            "student": ["a", "a", "b", "b"],
+            "method": "kd",
+            "teacher_set": "t",
+            "seed": 0,
+            "beta": [1.0, 2.0, 1.0, 2.0],
+            "val_acc": [0.1, 0.2, 0.4, 0.3],
+        }
+    )
     assert select_beta(runs).tolist() == [False, True, True, False]
 
 
 def test_error_ratios_relative_to_stl(tmp_path):
     from aftbench.figures import error_ratios
 
-    paths = [write_run(tmp_path, 0, method="stl", teachers=[], teacher_set="none", beta=0.0, test_acc=0.80),
-             write_run(tmp_path, 1, method="stl", teachers=[], teacher_set="none", beta=0.0, test_acc=0.70, seed=1),
-             write_run(tmp_path, 2, method="aft", test_acc=0.85),
-             write_run(tmp_path, 3, method="aft", test_acc=0.79, seed=1),
-             write_run(tmp_path, 4, method="kd", test_acc=0.75)]
+    paths = [
+        write_run(tmp_path, 0, method="stl", teachers=[], teacher_set="none", beta=0.0, test_acc=0.80),
+        write_run(tmp_path, 1, method="stl", teachers=[], teacher_set="none", beta=0.0, test_acc=0.70, seed=1),
+        write_run(tmp_path, 2, method="aft", test_acc=0.85),
+        write_run(tmp_path, 3, method="aft", test_acc=0.79, seed=1),
+        write_run(tmp_path, 4, method="kd", test_acc=0.75),
+    ]
     r = error_ratios(collect_runs(paths)).set_index("method").ratio
     assert r["aft"] == pytest.approx((1 - 0.82) / (1 - 0.75))
     assert r["kd"] == pytest.approx((1 - 0.75) / (1 - 0.75))
@@ -62,14 +90,16 @@ def test_beta_gains_are_relative_to_stl_of_the_same_student_and_seed(tmp_path):
     from aftbench.figures import beta_gains
 
     stl = dict(method="stl", teachers=[], teacher_set="none", beta=0.0)
-    paths = [write_run(tmp_path, 0, student="small", val_acc=0.40, **stl),
-             write_run(tmp_path, 1, student="small", val_acc=0.50, seed=1, **stl),
-             write_run(tmp_path, 2, student="big", val_acc=0.80, **stl),
-             write_run(tmp_path, 3, student="small", beta=0.1, val_acc=0.45),
-             write_run(tmp_path, 4, student="small", beta=10.0, val_acc=0.30, seed=1),
-             write_run(tmp_path, 5, student="big", beta=0.1, val_acc=0.70),
-             write_run(tmp_path, 6, student="big", beta=10.0, val_acc=0.90, seed=1),  # no STL run for big, seed 1
-             write_run(tmp_path, 7, method="kd", student="big", beta=1.0, val_acc=0.9)]  # one β only
+    paths = [
+        write_run(tmp_path, 0, student="small", val_acc=0.40, **stl),
+        write_run(tmp_path, 1, student="small", val_acc=0.50, seed=1, **stl),
+        write_run(tmp_path, 2, student="big", val_acc=0.80, **stl),
+        write_run(tmp_path, 3, student="small", beta=0.1, val_acc=0.45),
+        write_run(tmp_path, 4, student="small", beta=10.0, val_acc=0.30, seed=1),
+        write_run(tmp_path, 5, student="big", beta=0.1, val_acc=0.70),
+        write_run(tmp_path, 6, student="big", beta=10.0, val_acc=0.90, seed=1),  # no STL run for big, seed 1
+        write_run(tmp_path, 7, method="kd", student="big", beta=1.0, val_acc=0.9),
+    ]  # one β only
     g = beta_gains(collect_runs(paths)).set_index("run_id").gain
     assert g.to_dict() == pytest.approx({"r3": 5.0, "r4": -20.0, "r5": -10.0})
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_pipeline import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(os.environ.get("AFTBENCH_SLURM") != "1",
-                                reason="needs the local SLURM cluster: run `make test-slurm`")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("AFTBENCH_SLURM") != "1", reason="needs the local SLURM cluster: run `make test-slurm`"
+)
 RUN = "results/runs/dataset~digits/student~cnn_t/method~aft/teachers~a/beta~1/seed~0"
 
 
@@ -36,8 +36,17 @@ def env():
 def snakemake_cmd(wd, *extra, profile=True):
     """Exactly the README's `snakemake --profile slurm`, from the project root, on a tiny config."""
     prof = ["--profile", "slurm"] if profile else ["--cores", "2"]
-    return [sys.executable, "-m", "snakemake", *prof, "--directory", str(wd), "--configfile", str(wd / "c.yaml"),
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *prof,
+        "--directory",
+        str(wd),
+        "--configfile",
+        str(wd / "c.yaml"),
+        *extra,
+    ]
 
 
 def write_config(wd, cfg):
@@ -52,8 +61,12 @@ def run(cmd, timeout=900):
 
 
 def sacct(job_ids):
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-D", "-o", "JobID,JobName,State", *sum([["-j", j] for j in job_ids], [])],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-D", "-o", "JobID,JobName,State", *sum([["-j", j] for j in job_ids], [])],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [line.split("|") for line in out.splitlines() if line]
 
 
@@ -66,7 +79,9 @@ def submitted_ids(wd):
 
 
 def squeue():
-    return subprocess.run(["squeue", "-h", "-o", "%A %j %T"], capture_output=True, text=True, check=True).stdout.split("\n")
+    return subprocess.run(["squeue", "-h", "-o", "%A %j %T"], capture_output=True, text=True, check=True).stdout.split(
+        "\n"
+    )
 
 
 def small(text_tsv):
@@ -79,8 +94,9 @@ def one_long_run(text_tsv, steps):
     cfg = small(text_tsv)
     cfg["train"].update(steps=steps, checkpoint_every=200, log_every=1000)
     cfg["methods"]["aft"]["beta"] = 1.0
-    cfg["sweeps"]["tiny"] = [{"datasets": ["digits"], "students": ["cnn_t"], "methods": ["aft"],
-                              "teacher_sets": ["a"], "seeds": [0]}]
+    cfg["sweeps"]["tiny"] = [
+        {"datasets": ["digits"], "students": ["cnn_t"], "methods": ["aft"], "teacher_sets": ["a"], "seeds": [0]}
+    ]
     return cfg
 
 
@@ -101,8 +117,11 @@ def test_sweep_runs_as_slurm_jobs_with_local_results(tmp_path, text_tsv):
     rows = sacct(list(ids))
     assert {r[0] for r in rows} == set(ids) and all(r[2] == "COMPLETED" for r in rows), rows
     assert {r[1] for r in rows} == set(ids.values())
-    n_heavy = sum(1 for _ in (wd / "results" / "runs").rglob("metrics.json")) + len(list((wd / "results" / "features").rglob("*.safetensors"))) \
+    n_heavy = (
+        sum(1 for _ in (wd / "results" / "runs").rglob("metrics.json"))
+        + len(list((wd / "results" / "features").rglob("*.safetensors")))
         + len(list((wd / "results" / "factors").rglob("factors.safetensors")))
+    )
     assert len(ids) == n_heavy  # every heavy job went to SLURM, each exactly once
     assert (wd / "results" / "tables" / "main.md").exists()
 
@@ -118,8 +137,9 @@ def test_sweep_runs_as_slurm_jobs_with_local_results(tmp_path, text_tsv):
 
 def test_requeued_training_resumes_from_its_checkpoint(tmp_path, text_tsv):
     wd = write_config(tmp_path / "rq", one_long_run(text_tsv, steps=8000))
-    sm = subprocess.Popen(snakemake_cmd(wd), cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+    sm = subprocess.Popen(
+        snakemake_cmd(wd), cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     ckpt = wd / RUN / "checkpoint.pt"
     for _ in range(300):
         if ckpt.exists():
@@ -148,8 +168,15 @@ def test_requeued_training_resumes_from_its_checkpoint(tmp_path, text_tsv):
 
 
 def _start_in_own_group(wd):
-    return subprocess.Popen(snakemake_cmd(wd), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        snakemake_cmd(wd),
+        cwd=ROOT,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_running_train(timeout=120):

@@ -7,8 +7,16 @@ import torch.nn.functional as F
 from aftbench.splits import load_split
 from aftbench.students import ARCHS, build_student
 
-ARCH_NAMES = ["cnn", "effnet_lite0", "timm", "wordpiece_bag", "glove_bag", "hf_classifier", "two_tower",
-              "clip_two_tower"]
+ARCH_NAMES = [
+    "cnn",
+    "effnet_lite0",
+    "timm",
+    "wordpiece_bag",
+    "glove_bag",
+    "hf_classifier",
+    "two_tower",
+    "clip_two_tower",
+]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +82,9 @@ def test_hub_students_load_their_weights_and_reinit_the_classifier(tiny_timm, ti
     tsplit = load_split(text_split)
     b = build_student({"arch": "hf_classifier", "args": {"model": tiny_bert}}, tsplit)
     c = build_student({"arch": "hf_classifier", "args": {"model": tiny_bert}}, tsplit)
-    assert torch.equal(b.net.base_model.embeddings.word_embeddings.weight, c.net.base_model.embeddings.word_embeddings.weight)
+    assert torch.equal(
+        b.net.base_model.embeddings.word_embeddings.weight, c.net.base_model.embeddings.word_embeddings.weight
+    )
     assert b.head.out_features == tsplit.n_classes and b.init.startswith("pretrained:")
 
 
@@ -118,8 +128,9 @@ def test_clip_two_tower_loads_both_towers_and_combines(tiny_open_clip, digits_sp
     from safetensors.torch import load_file
 
     split = load_split(digits_split)
-    s = build_student({"arch": "clip_two_tower", "args": {"model": tiny_open_clip, "combine": combine,
-                                                          "proj_dim": proj_dim}}, split)
+    s = build_student(
+        {"arch": "clip_two_tower", "args": {"model": tiny_open_clip, "combine": combine, "proj_dim": proj_dim}}, split
+    )
     saved = load_file(tiny_open_clip.removeprefix("local-dir:") + "/open_clip_model.safetensors")
     assert torch.equal(s.net.state_dict()["visual.conv1.weight"], saved["visual.conv1.weight"])
     assert torch.equal(s.net.state_dict()["token_embedding.weight"], saved["token_embedding.weight"])
@@ -146,8 +157,12 @@ def test_clip_two_tower_refuses_what_it_cannot_do(tiny_open_clip, digits_split, 
     wide = write_tiny_clip(tmp_path / "wide", embed_dim=300)  # outer product 90,000-d
     with pytest.raises(ValueError, match="90000-d h; set proj_dim"):
         build_student({"arch": "clip_two_tower", "args": {"model": wide, "combine": "outer"}}, split)
-    assert build_student({"arch": "clip_two_tower", "args": {"model": wide, "combine": "outer", "proj_dim": 8}},
-                         split).head.in_features == 64
+    assert (
+        build_student(
+            {"arch": "clip_two_tower", "args": {"model": wide, "combine": "outer", "proj_dim": 8}}, split
+        ).head.in_features
+        == 64
+    )
     (tmp_path / "longest").mkdir()
     longest = write_tiny_clip(tmp_path / "longest", resize_mode="longest")  # ResizeKeepRatio: PIL only
     with pytest.raises(ValueError, match="does not take image tensors"):
@@ -158,14 +173,19 @@ def test_clip_two_tower_refuses_what_it_cannot_do(tiny_open_clip, digits_split, 
 def tiny_hf_classifiers(tmp_path_factory, tiny_bert):
     """Tiny DistilBERT and GPT-2 base models (random init, save_pretrained with the tiny BERT's
     tokenizer): the sequence-classification auto class adds each architecture's own head."""
+    from conftest import save_tiny_hf
     from transformers import DistilBertConfig, DistilBertModel, GPT2Config, GPT2Model
 
-    from conftest import save_tiny_hf
-
-    return save_tiny_hf(tmp_path_factory, tiny_bert, {
-        "distilbert": lambda v: DistilBertModel(DistilBertConfig(vocab_size=v, dim=12, n_layers=1, n_heads=2,
-                                                                 hidden_dim=16, max_position_embeddings=64)),
-        "gpt2": lambda v: GPT2Model(GPT2Config(vocab_size=v, n_embd=12, n_layer=1, n_head=2, n_positions=64))})
+    return save_tiny_hf(
+        tmp_path_factory,
+        tiny_bert,
+        {
+            "distilbert": lambda v: DistilBertModel(
+                DistilBertConfig(vocab_size=v, dim=12, n_layers=1, n_heads=2, hidden_dim=16, max_position_embeddings=64)
+            ),
+            "gpt2": lambda v: GPT2Model(GPT2Config(vocab_size=v, n_embd=12, n_layer=1, n_head=2, n_positions=64)),
+        },
+    )
 
 
 @pytest.mark.parametrize("kind", ["distilbert", "gpt2"])
@@ -174,8 +194,9 @@ def test_hf_classifier_h_is_what_the_classifier_reads(kind, tiny_hf_classifiers,
     layer reads the last real token: h must be exactly the classifier's input for each, so the
     logits are head(h)."""
     split = load_split(text_split)
-    s = build_student({"arch": "hf_classifier", "args": {"model": tiny_hf_classifiers[kind], "max_length": 16}},
-                      split).eval()
+    s = build_student(
+        {"arch": "hf_classifier", "args": {"model": tiny_hf_classifiers[kind], "max_length": 16}}, split
+    ).eval()
     x = s.encode_inputs(split.parts["val"])
     batch = {k: v[:5] for k, v in x.items()}
     with torch.no_grad():

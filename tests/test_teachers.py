@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from aftbench.splits import load_split
 from aftbench.extract import extract
 from aftbench.features import load_features
+from aftbench.splits import load_split
 from aftbench.teachers import BACKENDS, build_teacher
 
 
@@ -16,14 +16,19 @@ from aftbench.teachers import BACKENDS, build_teacher
 def tiny_lms(tmp_path_factory, tiny_bert):
     """A tiny GPT-2 (decoder) and T5 (encoder-decoder) at random init, saved with
     save_pretrained beside the tiny BERT's tokenizer: the auto classes load them as hub models."""
+    from conftest import save_tiny_hf
     from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5Model
 
-    from conftest import save_tiny_hf
-
-    return save_tiny_hf(tmp_path_factory, tiny_bert, {
-        "gpt2": lambda v: GPT2LMHeadModel(GPT2Config(vocab_size=v, n_embd=12, n_layer=1, n_head=2, n_positions=64)),
-        "t5": lambda v: T5Model(T5Config(vocab_size=v, d_model=12, d_kv=6, d_ff=16, num_layers=1, num_heads=2,
-                                         decoder_start_token_id=0))})
+    return save_tiny_hf(
+        tmp_path_factory,
+        tiny_bert,
+        {
+            "gpt2": lambda v: GPT2LMHeadModel(GPT2Config(vocab_size=v, n_embd=12, n_layer=1, n_head=2, n_positions=64)),
+            "t5": lambda v: T5Model(
+                T5Config(vocab_size=v, d_model=12, d_kv=6, d_ff=16, num_layers=1, num_heads=2, decoder_start_token_id=0)
+            ),
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +50,10 @@ def tiny_specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms):
         "hf_gpt2": parse_spec(f"hf:{tiny_lms['gpt2']}"),
         "hf_t5": parse_spec(f"hf:{tiny_lms['t5']}"),
         "effnet_lite": {"backend": "effnet_lite", "args": {"variant": "lite0", "image_size": 32}},
-        "effnet_lite_random": {"backend": "effnet_lite", "args": {"variant": "lite0", "image_size": 32, "pretrained": False}},
+        "effnet_lite_random": {
+            "backend": "effnet_lite",
+            "args": {"variant": "lite0", "image_size": 32, "pretrained": False},
+        },
         "hf_text": {"backend": "hf_text", "args": {"path": tiny_bert}},
         "glove": {"backend": "glove"},
         "static_model": {"backend": "static_model"},
@@ -55,9 +63,22 @@ def tiny_specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms):
     }
 
 
-SPEC_NAMES = ["effnet_lite", "effnet_lite_random", "hf_text", "glove", "static_model", "random_projection",
-              "random_projection_text", "gaussian_noise", "timm", "open_clip_image", "open_clip_text", "hf_bert_cls",
-              "hf_gpt2", "hf_t5"]
+SPEC_NAMES = [
+    "effnet_lite",
+    "effnet_lite_random",
+    "hf_text",
+    "glove",
+    "static_model",
+    "random_projection",
+    "random_projection_text",
+    "gaussian_noise",
+    "timm",
+    "open_clip_image",
+    "open_clip_text",
+    "hf_bert_cls",
+    "hf_gpt2",
+    "hf_t5",
+]
 
 
 def test_every_backend_has_a_tiny_spec(specs):
@@ -109,8 +130,16 @@ def test_workers_and_float16_storage(tmp_path, digits_split, specs):
     paths = {}
     for workers, store in ((0, "float32"), (2, "float32"), (2, "auto")):
         out = tmp_path / f"w{workers}_{store}.safetensors"
-        extract("t", spec, digits_split, str(out), str(out.with_suffix(".json")), workers=workers, store=store,
-                batch_size=16)
+        extract(
+            "t",
+            spec,
+            digits_split,
+            str(out),
+            str(out.with_suffix(".json")),
+            workers=workers,
+            store=store,
+            batch_size=16,
+        )
         paths[workers, store] = out
     f0, f2, fa = (load_features([str(paths[k])], split.sha256, ["t"]).splits for k in paths)
     for s in ("train", "val", "test"):
@@ -150,8 +179,10 @@ def test_random_effnet_needs_bn_recalibration(digits_split):
     """Without re-estimated BatchNorm statistics a random Lite0's eval features collapse."""
     split = load_split(digits_split)
     imgs = split.parts["train"].images[:64]
-    spec = {"backend": "effnet_lite", "args": {"variant": "lite0", "image_size": 32, "pretrained": False,
-                                               "bn_recalibration_batches": 0}}
+    spec = {
+        "backend": "effnet_lite",
+        "args": {"variant": "lite0", "image_size": 32, "pretrained": False, "bn_recalibration_batches": 0},
+    }
     raw = build_teacher(spec)
     raw.prepare(imgs)
     spec["args"]["bn_recalibration_batches"] = 2
@@ -176,8 +207,9 @@ def test_unknown_backend_is_named():
         build_teacher({"backend": "timmm"})
 
 
-@pytest.mark.parametrize("name, pooling", [("hf_bert_cls", "cls"), ("hf_gpt2", "last_token"), ("hf_t5", "encoder_mean"),
-                                           ("hf_text", "mean")])
+@pytest.mark.parametrize(
+    "name, pooling", [("hf_bert_cls", "cls"), ("hf_gpt2", "last_token"), ("hf_t5", "encoder_mean"), ("hf_text", "mean")]
+)
 def test_hf_pooling_is_declared_and_ignores_padding(name, pooling, specs):
     """The pooling each spec declares (or its architecture's default), and a text's features do
     not depend on how much padding its batch-mates force on it."""
@@ -196,19 +228,29 @@ def test_one_line_specs_parse():
     from aftbench.teacher_specs import parse_spec
 
     assert parse_spec("timm:vit_small_patch14_dinov2.lvd142m") == {
-        "backend": "timm", "args": {"model": "vit_small_patch14_dinov2.lvd142m"}}
+        "backend": "timm",
+        "args": {"model": "vit_small_patch14_dinov2.lvd142m"},
+    }
     assert parse_spec("open_clip:ViT-L-14/laion2b_s32b_b82k:text")["args"] == {
-        "arch": "ViT-L-14", "pretrained": "laion2b_s32b_b82k", "modality": "text"}
-    assert parse_spec("hf:google/flan-t5-base#encoder_mean")["args"] == {"model": "google/flan-t5-base",
-                                                                        "pooling": "encoder_mean"}
+        "arch": "ViT-L-14",
+        "pretrained": "laion2b_s32b_b82k",
+        "modality": "text",
+    }
+    assert parse_spec("hf:google/flan-t5-base#encoder_mean")["args"] == {
+        "model": "google/flan-t5-base",
+        "pooling": "encoder_mean",
+    }
     with pytest.raises(ValueError, match="unknown backend 'torchhub'"):
         parse_spec("torchhub:resnet50")
 
 
-@pytest.mark.parametrize("spec, fix", [
-    ({"backend": "timm", "args": {"model": "test_vit.r160_in1k"}}, "checkpoint"),
-    ({"backend": "hf", "args": {"model": "no-such-org/no-such-model"}}, "save_pretrained"),
-])
+@pytest.mark.parametrize(
+    "spec, fix",
+    [
+        ({"backend": "timm", "args": {"model": "test_vit.r160_in1k"}}, "checkpoint"),
+        ({"backend": "hf", "args": {"model": "no-such-org/no-such-model"}}, "save_pretrained"),
+    ],
+)
 def test_a_missing_download_says_what_to_fetch(spec, fix, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match=rf"(?s)could not be loaded.*Offline here\\?.*{fix}"):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from aftbench.probe import probe_run
 from aftbench.extract import extract
+from aftbench.probe import probe_run
 from aftbench.train import RunSpec, train_run
 
 
@@ -18,16 +18,33 @@ def feats(tmp_path_factory, digits_split):
 
 
 def spec(method, penalty, beta=1.0, train=None, **kw):
-    return RunSpec.from_dict({
-        "run_id": f"tiny/{method}", "dataset": "digits", "student_id": "cnn_t",
-        "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
-        "method_id": method, "method": {"kind": "train", "penalty": penalty, "beta": beta, **kw},
-        "teacher_set": "rp" if penalty != "none" else "none", "teachers": ["rp"] if penalty != "none" else [],
-        "seed": 0, "train": {"steps": 20, "batch_size": 32, "lr": 0.01, "log_every": 10, **(train or {})}})
+    return RunSpec.from_dict(
+        {
+            "run_id": f"tiny/{method}",
+            "dataset": "digits",
+            "student_id": "cnn_t",
+            "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
+            "method_id": method,
+            "method": {"kind": "train", "penalty": penalty, "beta": beta, **kw},
+            "teacher_set": "rp" if penalty != "none" else "none",
+            "teachers": ["rp"] if penalty != "none" else [],
+            "seed": 0,
+            "train": {"steps": 20, "batch_size": 32, "lr": 0.01, "log_every": 10, **(train or {})},
+        }
+    )
 
 
-@pytest.mark.parametrize("method, penalty", [("stl", "none"), ("kd", "kd"), ("aft", "aft"), ("btune", "btune"),
-                                             ("rkd", "rkd"), ("aft_nokernel", "aft_nokernel")])
+@pytest.mark.parametrize(
+    "method, penalty",
+    [
+        ("stl", "none"),
+        ("kd", "kd"),
+        ("aft", "aft"),
+        ("btune", "btune"),
+        ("rkd", "rkd"),
+        ("aft_nokernel", "aft_nokernel"),
+    ],
+)
 def test_train_writes_metrics(tmp_path, digits_split, feats, method, penalty):
     out = tmp_path / "m.json"
     m = train_run(spec(method, penalty), digits_split, [feats] if penalty != "none" else [], str(out))
@@ -104,7 +121,17 @@ def test_nan_loss_names_the_run_and_writes_nothing(tmp_path, digits_split, feats
 
 
 def test_probe(tmp_path, digits_split, feats):
-    m = probe_run("p", "digits", "rp", ["rp"], "probe", {"kind": "probe", "C_grid": [0.1, 1.0]}, digits_split, [feats], str(tmp_path / "p.json"))
+    m = probe_run(
+        "p",
+        "digits",
+        "rp",
+        ["rp"],
+        "probe",
+        {"kind": "probe", "C_grid": [0.1, 1.0]},
+        digits_split,
+        [feats],
+        str(tmp_path / "p.json"),
+    )
     assert set(m["val_acc_by_C"]) == {"0.1", "1.0"} and m["C"] in (0.1, 1.0)
     assert m["val_acc"] == max(m["val_acc_by_C"].values())
     assert m["test_acc"] > 0.2  # random projection of digit pixels still beats chance (0.1)
@@ -117,7 +144,19 @@ def test_method_without_its_target_file_is_named(tmp_path, digits_split, feats):
 
 def test_logit_kd_from_probe_logits(tmp_path, digits_split, feats):
     logits = tmp_path / "logits.safetensors"
-    probe_run("p", "digits", "rp", ["rp"], "probe", {"kind": "probe", "C_grid": [1.0]}, digits_split, [feats], str(tmp_path / "p.json"),
-              logits_out=str(logits))
-    m = train_run(spec("logit_kd", "logit_kd"), digits_split, [feats], str(tmp_path / "m.json"), targets_path=str(logits))
+    probe_run(
+        "p",
+        "digits",
+        "rp",
+        ["rp"],
+        "probe",
+        {"kind": "probe", "C_grid": [1.0]},
+        digits_split,
+        [feats],
+        str(tmp_path / "p.json"),
+        logits_out=str(logits),
+    )
+    m = train_run(
+        spec("logit_kd", "logit_kd"), digits_split, [feats], str(tmp_path / "m.json"), targets_path=str(logits)
+    )
     assert m["final_penalty"] > 0 and 0 <= m["test_acc"] <= 1

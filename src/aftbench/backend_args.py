@@ -31,8 +31,13 @@ class Needs:
     when: dict = field(default_factory=dict)
 
 
-def declare(*, choices: dict | None = None, patterns: dict | None = None, needs: tuple[Needs, ...] = (),
-            produces: str | dict | None = None):
+def declare(
+    *,
+    choices: dict | None = None,
+    patterns: dict | None = None,
+    needs: tuple[Needs, ...] = (),
+    produces: str | dict | None = None,
+):
     """Attach a declaration to a loader function or backend class.
     `choices`: {arg: [valid values]}; `patterns`: {arg: (regex a string value must match fully,
     the valid values in words)};
@@ -40,17 +45,31 @@ def declare(*, choices: dict | None = None, patterns: dict | None = None, needs:
     string or {modality part: arg} where a part is present exactly when that argument is set."""
 
     def attach(obj):
-        setattr(obj, DECLARATION, {"choices": {k: list(v) for k, v in (choices or {}).items()},
-                                   "patterns": {k: list(v) for k, v in (patterns or {}).items()}, "needs": [asdict(n) for n in needs],
-                                   "produces": produces})
+        setattr(
+            obj,
+            DECLARATION,
+            {
+                "choices": {k: list(v) for k, v in (choices or {}).items()},
+                "patterns": {k: list(v) for k, v in (patterns or {}).items()},
+                "needs": [asdict(n) for n in needs],
+                "produces": produces,
+            },
+        )
         return obj
 
     return attach
 
 
 # Simple annotations are checked (the rest pass): what a YAML value of each type looks like.
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,),
-          "dict": (dict,), "None": (type(None),)}
+_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+    "None": (type(None),),
+}
 
 
 def _annotation_types(annotation) -> list[str] | None:
@@ -73,15 +92,21 @@ def summarize(obj, injected: tuple[str, ...] = ()) -> dict:
             var_kw = True
             continue
         default = None if p.default is p.empty else p.default
-        params[name] = {"required": p.default is p.empty, "default": default if _jsonable(default) else None,
-                        "types": _annotation_types(p.annotation)}
+        params[name] = {
+            "required": p.default is p.empty,
+            "default": default if _jsonable(default) else None,
+            "types": _annotation_types(p.annotation),
+        }
     decl = getattr(obj, DECLARATION, None) or {"choices": {}, "patterns": {}, "needs": [], "produces": None}
     return {"params": params, "var_kw": var_kw, **decl}
 
 
 def _jsonable(v) -> bool:
-    return v is None or isinstance(v, (bool, int, float, str)) or (
-        isinstance(v, (list, tuple)) and all(_jsonable(x) for x in v))
+    return (
+        v is None
+        or isinstance(v, (bool, int, float, str))
+        or (isinstance(v, (list, tuple)) and all(_jsonable(x) for x in v))
+    )
 
 
 def resolved(summary: dict, args: dict) -> dict:
@@ -133,9 +158,11 @@ def missing_packages(summary: dict, args: dict, where: str) -> list[str]:
         except (KeyError, IndexError):
             continue  # an argument it names is missing: check_args reports that
         if importlib.util.find_spec(module) is None:
-            problems.append(f"{where}: needs the Python package {pip!r}, which is not installed: "
-                            f"`pip install {pip}` (into this project's venv: .venv/bin/pip), and add it to "
-                            f"`dependencies` in pyproject.toml so every fresh set-up has it")
+            problems.append(
+                f"{where}: needs the Python package {pip!r}, which is not installed: "
+                f"`pip install {pip}` (into this project's venv: .venv/bin/pip), and add it to "
+                f"`dependencies` in pyproject.toml so every fresh set-up has it"
+            )
     return problems
 
 

@@ -16,6 +16,7 @@ from submitit.helpers import Checkpointable
 
 from . import __version__
 from .launcher import LAUNCHERS, name_job, submit_and_wait
+from .layout import RESULTS
 
 
 class Command(Checkpointable):
@@ -55,8 +56,13 @@ def _cmd_extract(a):
 def _cmd_train(a):
     from .train import RunSpec, train_run
 
-    m = train_run(RunSpec.from_dict(json.loads(a.spec)), a.split, a.features, a.out,
-                  targets_path=a.targets[0] if a.targets else None)
+    m = train_run(
+        RunSpec.from_dict(json.loads(a.spec)),
+        a.split,
+        a.features,
+        a.out,
+        targets_path=a.targets[0] if a.targets else None,
+    )
     print(f"val_acc={m['val_acc']:.4f} test_acc={m['test_acc']:.4f} train_seconds={m['train_seconds']}")
 
 
@@ -64,8 +70,18 @@ def _cmd_probe(a):
     from .probe import probe_run
 
     s = json.loads(a.spec)
-    m = probe_run(s["run_id"], s["dataset"], s["teacher_set"], s["teachers"], s["method_id"], s["method"], a.split,
-                  a.features, a.out, logits_out=a.logits_out)
+    m = probe_run(
+        s["run_id"],
+        s["dataset"],
+        s["teacher_set"],
+        s["teachers"],
+        s["method_id"],
+        s["method"],
+        a.split,
+        a.features,
+        a.out,
+        logits_out=a.logits_out,
+    )
     print(f"val_acc={m['val_acc']:.4f} test_acc={m['test_acc']:.4f} C={m['C']}")
 
 
@@ -110,10 +126,18 @@ def main(argv=None) -> int:
     p.add_argument("--version", action="version", version=f"aftbench {__version__}")
     launch = argparse.ArgumentParser(add_help=False)
     g = launch.add_argument_group("where the job runs (aftbench.launcher)")
-    g.add_argument("--launcher", choices=LAUNCHERS, default="local",
-                   help="local: in this process; submitit_local / slurm: submitted as a job, this process waits")
-    g.add_argument("--job", type=json.loads, help="the job spec (resources, deadline, requeues) from "
-                                                  "aftbench.launcher.job_spec, as JSON; needed by submitit_local / slurm")
+    g.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="local: in this process; submitit_local / slurm: submitted as a job, this process waits",
+    )
+    g.add_argument(
+        "--job",
+        type=json.loads,
+        help="the job spec (resources, deadline, requeues) from "
+        "aftbench.launcher.job_spec, as JSON; needed by submitit_local / slurm",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("split", help="draw and write a dataset's fixed train/val/test split")
     s.add_argument("--dataset", required=True)
@@ -127,11 +151,16 @@ def main(argv=None) -> int:
     s.add_argument("--split", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--out-json", required=True)
-    s.add_argument("--options", default="{}", help="config.yaml's `extract:` block, as JSON (threads, device, amp, "
-                                                  "batch_size, workers, store)")
+    s.add_argument(
+        "--options",
+        default="{}",
+        help="config.yaml's `extract:` block, as JSON (threads, device, amp, batch_size, workers, store)",
+    )
     s.set_defaults(fn=_cmd_extract)
-    for name, fn, helptext in (("train", _cmd_train, "train one student with one method"),
-                               ("probe", _cmd_probe, "linear probe on a teacher set's features")):
+    for name, fn, helptext in (
+        ("train", _cmd_train, "train one student with one method"),
+        ("probe", _cmd_probe, "linear probe on a teacher set's features"),
+    ):
         s = sub.add_parser(name, help=helptext, parents=[launch])
         s.add_argument("--spec", required=True, help="resolved run spec, as JSON")
         s.add_argument("--split", required=True)
@@ -139,11 +168,14 @@ def main(argv=None) -> int:
         s.add_argument("--out", required=True)
         s.set_defaults(fn=fn)
         if name == "train":
-            s.add_argument("--targets", nargs="*", default=[], help="Φ file (factors / probe logits), if the method needs one")
+            s.add_argument(
+                "--targets", nargs="*", default=[], help="Φ file (factors / probe logits), if the method needs one"
+            )
         else:
             s.add_argument("--logits-out", help="also write the probe's logits on every split here")
-    s = sub.add_parser("paraphraser", help="factor transfer: fit the paraphraser on train features, cache factors",
-                       parents=[launch])
+    s = sub.add_parser(
+        "paraphraser", help="factor transfer: fit the paraphraser on train features, cache factors", parents=[launch]
+    )
     s.add_argument("--teachers", nargs="+", required=True)
     s.add_argument("--features", nargs="+", required=True)
     s.add_argument("--split", required=True)
@@ -154,14 +186,28 @@ def main(argv=None) -> int:
     s = sub.add_parser("report", help="aggregate finished runs into runs.csv, tables and figures")
     s.add_argument("--metrics", nargs="*", default=[])
     s.add_argument("--metrics-list", help="file listing metrics paths (whitespace separated)")
-    s.add_argument("--out-dir", default="results")
+    s.add_argument("--out-dir", default=RESULTS)
     s.set_defaults(fn=_cmd_report)
-    s = sub.add_parser("validate", help="check a config against the schema, the registries and every backend's "
-                                         "arguments, before any job (exit 1 listing every problem)")
-    s.add_argument("--configfile", nargs="+", action="extend", metavar="FILE",
-                   help="config file(s) merged over ./config.yaml in order, as Snakemake's --configfile")
-    s.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="overrides, as Snakemake's --config (e.g. sweep=offline_full)")
+    s = sub.add_parser(
+        "validate",
+        help="check a config against the schema, the registries and every backend's "
+        "arguments, before any job (exit 1 listing every problem)",
+    )
+    s.add_argument(
+        "--configfile",
+        nargs="+",
+        action="extend",
+        metavar="FILE",
+        help="config file(s) merged over ./config.yaml in order, as Snakemake's --configfile",
+    )
+    s.add_argument(
+        "--config",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides, as Snakemake's --config (e.g. sweep=offline_full)",
+    )
     s.set_defaults(fn=_cmd_validate)
     a = p.parse_args(argv)
     if getattr(a, "launcher", "local") != "local":

@@ -24,7 +24,9 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str] | str, header: str = "config is not valid"):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         text = self.problems[0] if len(self.problems) == 1 else f"{header}: {len(self.problems)} problems"
-        super().__init__(text if len(self.problems) == 1 else text + "\n" + "\n".join(f"  - {p}" for p in self.problems))
+        super().__init__(
+            text if len(self.problems) == 1 else text + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+        )
 
 
 def _schema_message(err) -> str:
@@ -70,9 +72,7 @@ def validate_config(config: dict) -> dict:
     schema's defaults on what the user set (`defaults`), so a rule's params hold only the user's
     settings and a finished run stays valid when a default is added."""
     validate_schema(config)
-    resolved = copy.deepcopy(config)
-    check_config(resolved)
-    return resolved
+    return check_config(config)
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -93,8 +93,9 @@ def load_config(configfiles: list[str], overrides: list[str]) -> dict:
         try:
             text = open(path).read()
         except OSError as err:
-            raise ConfigError(f"{path}: cannot read it ({err.strerror}); run from the project folder or pass "
-                              f"--configfile FILE") from None
+            raise ConfigError(
+                f"{path}: cannot read it ({err.strerror}); run from the project folder or pass --configfile FILE"
+            ) from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
@@ -105,8 +106,10 @@ def load_config(configfiles: list[str], overrides: list[str]) -> dict:
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--config {item!r}: expected KEY=VALUE, as Snakemake takes it (a config file goes "
-                              f"with --configfile FILE)")
+            raise ConfigError(
+                f"--config {item!r}: expected KEY=VALUE, as Snakemake takes it (a config file goes "
+                f"with --configfile FILE)"
+            )
         cfg = _merge(cfg, {key: yaml.safe_load(value) if value else value})
     return cfg
 
@@ -127,12 +130,14 @@ def expand_teacher_specs(config: dict) -> dict:
     return config
 
 
-def check_config(config: dict) -> None:
+def check_config(config: dict) -> dict:
     """Cross-reference and backend-argument checks; raises ConfigError listing every problem,
-    each naming its key path. Expands `config`'s one-line teacher specs in place
-    (validate_config calls it on a copy)."""
+    each naming its key path. Returns a copy with one-line teacher specs expanded; `config`
+    itself is not changed."""
     from .backend_args import check_args, missing_packages, produced_modality
     from .registry_summary import describe
+
+    config = copy.deepcopy(config)
 
     reg = describe()  # the registries' names, arguments and modalities, without importing torch
     LOADERS, BACKENDS, ARCHS, PENALTIES = reg["loaders"], reg["backends"], reg["archs"], reg["penalties"]
@@ -155,11 +160,15 @@ def check_config(config: dict) -> None:
             entry_args(f"datasets.{did}", summary, args)
             produced = produced_modality(summary, args)
             if produced is None and summary.get("produces") is not None:
-                problems.append(f"datasets.{did}.args: loader {d['loader']!r} gets no data columns; set "
-                                f"{' and/or '.join(summary['produces'].values())}")
+                problems.append(
+                    f"datasets.{did}.args: loader {d['loader']!r} gets no data columns; set "
+                    f"{' and/or '.join(summary['produces'].values())}"
+                )
             elif produced is not None and produced != d["modality"]:
-                problems.append(f"datasets.{did}.modality: declared {d['modality']!r}, but loader {d['loader']!r} "
-                                f"produces {produced!r} with these args")
+                problems.append(
+                    f"datasets.{did}.modality: declared {d['modality']!r}, but loader {d['loader']!r} "
+                    f"produces {produced!r} with these args"
+                )
     spec_lines = {tid: t for tid, t in config["teachers"].items() if isinstance(t, str)}
     try:
         expand_teacher_specs(config)
@@ -190,6 +199,7 @@ def check_config(config: dict) -> None:
             problems.extend(_block_problems(config, f"sweeps.{name}[{i}]", b, reg))
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))
+    return config
 
 
 def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
@@ -213,12 +223,15 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
                     continue  # reported with the teacher
                 tm = teacher_modality(spec)
                 if tm not in modality.split("+"):
-                    problems.append(f"{where}: teacher {t!r} (in set {ts!r}) reads {tm} but dataset {did!r} is {modality}")
+                    problems.append(
+                        f"{where}: teacher {t!r} (in set {ts!r}) reads {tm} but dataset {did!r} is {modality}"
+                    )
         for sid in b["students"]:
             arch = reg["archs"].get(config["students"][sid]["arch"])
             if arch is not None and not set(arch["modality"].split("+")) <= set(modality.split("+")):
-                problems.append(f"{where}: student {sid!r} needs {arch['modality']} inputs but dataset {did!r} is "
-                                f"{modality}")
+                problems.append(
+                    f"{where}: student {sid!r} needs {arch['modality']} inputs but dataset {did!r} is {modality}"
+                )
     for m in b.get("beta", {}):
         if m not in b["methods"]:
             problems.append(f"{where}.beta: {m!r} is not one of this block's methods {b['methods']}")
@@ -229,8 +242,11 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
         probe = distilled_probe(mspec)
         if probe is not None and probe not in b["methods"]:
             problems.append(f"{where}: method {m!r} distils the {probe!r} probe; add {probe!r} to methods")
-    needs_teacher = [m for m in b["methods"] if config["methods"][m]["kind"] == "probe"
-                     or config["methods"][m].get("penalty", "none") != "none"]
+    needs_teacher = [
+        m
+        for m in b["methods"]
+        if config["methods"][m]["kind"] == "probe" or config["methods"][m].get("penalty", "none") != "none"
+    ]
     if needs_teacher and not b.get("teacher_sets"):
         problems.append(f"{where}: methods {needs_teacher} need teacher_sets")
     return problems
@@ -290,8 +306,10 @@ def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
                 for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):
                     r = Run("train", d, s, m, ts, int(seed), train, beta)
                     if r.run_id in runs and runs[r.run_id].train != train:
-                        raise ConfigError(f"sweep {sweep or config['sweep']!r}: run {r.run_id} appears in two "
-                                          f"blocks with different train settings")
+                        raise ConfigError(
+                            f"sweep {sweep or config['sweep']!r}: run {r.run_id} appears in two "
+                            f"blocks with different train settings"
+                        )
                     runs.setdefault(r.run_id, r)
     return list(runs.values())
 
@@ -301,10 +319,15 @@ def train_spec(config: dict, run: Run) -> dict:
     what this run depends on, and nothing else, makes Snakemake rerun it)."""
     train = {**config["train"], **json.loads(run.train)}
     return {
-        "run_id": run.run_id, "dataset": run.dataset, "student_id": run.student,
-        "student": config["students"].get(run.student, {"arch": "linear_probe"}), "method_id": run.method,
+        "run_id": run.run_id,
+        "dataset": run.dataset,
+        "student_id": run.student,
+        "student": config["students"].get(run.student, {"arch": "linear_probe"}),
+        "method_id": run.method,
         "method": {**config["methods"][run.method], "beta": run.beta},  # this run's one β of the grid
-        "teacher_set": run.teacher_set, "teachers": teachers_of(config, run.teacher_set), "seed": run.seed,
+        "teacher_set": run.teacher_set,
+        "teachers": teachers_of(config, run.teacher_set),
+        "seed": run.seed,
         "train": train,
     }
 

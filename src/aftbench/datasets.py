@@ -8,19 +8,28 @@ seeded split from it once; everything downstream reads that split, never the raw
 from __future__ import annotations
 
 from .library_datasets import load_hf_dataset, load_torchvision
-from .offline_datasets import load_fashion_mnist, load_openclipart, load_sklearn_digits, load_tsv, load_wordnet_supersenses
+from .offline_datasets import (
+    load_fashion_mnist,
+    load_openclipart,
+    load_sklearn_digits,
+    load_tsv,
+    load_wordnet_supersenses,
+)
 from .registry import Registry
 from .sources import Source
 
-LOADERS = Registry("dataset loader", {
-    "fashion_mnist": load_fashion_mnist,
-    "wordnet_supersenses": load_wordnet_supersenses,
-    "openclipart": load_openclipart,
-    "sklearn_digits": load_sklearn_digits,
-    "tsv": load_tsv,
-    "torchvision": load_torchvision,
-    "hf_dataset": load_hf_dataset,
-})
+LOADERS = Registry(
+    "dataset loader",
+    {
+        "fashion_mnist": load_fashion_mnist,
+        "wordnet_supersenses": load_wordnet_supersenses,
+        "openclipart": load_openclipart,
+        "sklearn_digits": load_sklearn_digits,
+        "tsv": load_tsv,
+        "torchvision": load_torchvision,
+        "hf_dataset": load_hf_dataset,
+    },
+)
 
 
 def load_source(spec: dict) -> Source:

@@ -30,6 +30,7 @@ def _versions() -> dict:
             pass
     return out
 
+
 class _Batches(torch.utils.data.Dataset):
     """Every batch of every split, preprocessed (one DataLoader item = one batch), so CPU
     preprocessing runs in `workers` processes while the model runs on the device."""
@@ -44,7 +45,8 @@ class _Batches(torch.utils.data.Dataset):
 
     def __getitem__(self, k):
         name, inputs, i = self.items[k]
-        return name, self.teacher.preprocess(inputs[i:i + self.batch_size])
+        return name, self.teacher.preprocess(inputs[i : i + self.batch_size])
+
 
 def _uploaded_chunks(array: np.ndarray, dev: torch.device, chunk: int, first: int = 256):
     """Yield `array` in device-resident chunks. A background thread copies the next chunk into a
@@ -60,8 +62,9 @@ def _uploaded_chunks(array: np.ndarray, dev: torch.device, chunk: int, first: in
         return
     with torch.cuda.device(dev):
         stream = torch.cuda.Stream(dev)
-        staging = torch.empty((max(b - a for a, b in bounds), *array.shape[1:]),
-                              dtype=torch.from_numpy(array[:1]).dtype, pin_memory=True)
+        staging = torch.empty(
+            (max(b - a for a, b in bounds), *array.shape[1:]), dtype=torch.from_numpy(array[:1]).dtype, pin_memory=True
+        )
 
     def upload(a: int, b: int) -> torch.Tensor:
         buf = staging[: b - a]
@@ -78,6 +81,7 @@ def _uploaded_chunks(array: np.ndarray, dev: torch.device, chunk: int, first: in
             x.record_stream(torch.cuda.current_stream(dev))  # used on the compute stream from here on
             pending = pool.submit(upload, *bounds[k + 1]) if k + 1 < len(bounds) else None
             yield x
+
 
 def _transformed_ahead(teacher, batches, dev: torch.device):
     """Yield each batch eval-transformed, the next batch's transform running on a second CUDA
@@ -107,14 +111,17 @@ def _transformed_ahead(teacher, batches, dev: torch.device):
     if pending is not None:
         yield _await(pending, main)
 
+
 def _await(pending, stream) -> torch.Tensor:
     y, done = pending
     stream.wait_event(done)
     y.record_stream(stream)
     return y
 
+
 def _as_is(item):
     return item
+
 
 def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json: str, **options) -> None:
     """Run one teacher over every split of one dataset; write features + sidecar atomically.
@@ -150,8 +157,11 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     if not resident:
         batches = _Batches(teacher, list(parts.items()), bs)
         # Workers fork when the iterator is created: before the model moves to the GPU.
-        loader = iter(torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers, collate_fn=_as_is,
-                                                  pin_memory=dev.type == "cuda"))
+        loader = iter(
+            torch.utils.data.DataLoader(
+                batches, batch_size=None, num_workers=workers, collate_fn=_as_is, pin_memory=dev.type == "cuda"
+            )
+        )
     teacher.to(dev, amp=amp)
     teacher.prepare(parts["train"])
     t = time.time()
@@ -162,11 +172,12 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
         # The finite check and the float16 decision run there too; only the stored dtype comes back.
         for name, inputs in parts.items():
             with contextlib.closing(_uploaded_chunks(inputs, dev, 16 * bs, first=bs)) as chunks:
-                batches = (teacher.preprocess(chunk[i:i + bs]) for chunk in chunks for i in range(0, len(chunk), bs))
+                batches = (teacher.preprocess(chunk[i : i + bs]) for chunk in chunks for i in range(0, len(chunk), bs))
                 rows[name] = [teacher.forward_on_device(x) for x in _transformed_ahead(teacher, batches, dev)]
     else:
-        for name, batch in tqdm(loader, total=len(batches), desc=f"{teacher_id}/{split.dataset}", file=sys.stderr,
-                                mininterval=5):
+        for name, batch in tqdm(
+            loader, total=len(batches), desc=f"{teacher_id}/{split.dataset}", file=sys.stderr, mininterval=5
+        ):
             on_device = getattr(teacher, "forward_on_device", None)  # keep rows where they are made
             rows[name].append(on_device(batch) if on_device else torch.from_numpy(teacher.forward(batch)))
     if dev.type == "cuda":
@@ -189,15 +200,28 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
         save_file(feats, str(tmp))
     timing["write"] = time.time() - t
     seconds = time.time() - t0
-    write_json(out_json, {
-        "teacher": teacher_id, "spec": spec, "dataset": split.dataset, "split_sha256": split.sha256,
-        "modality": teacher.modality, "pretrained": bool(teacher.pretrained),
-        "preprocessing": teacher.preprocessing(), "dim": teacher.dim,
-        "shapes": {k: list(v.shape) for k, v in feats.items()}, "stored": stored,
-        "feature_std": pooled_std(feats.values()),
-        "seconds": round(seconds, 2), "device": str(dev), "amp": bool(amp and dev.type == "cuda"),
-        "batch_size": bs, "workers": 0 if resident else workers, "inputs_resident_on_device": resident,
-        "examples_per_second": round(sum(len(v) for v in feats.values()) / max(seconds, 1e-9), 1),
-        "seconds_by_stage": {k: round(v, 3) for k, v in timing.items()},
-        "versions": _versions(),
-    })
+    write_json(
+        out_json,
+        {
+            "teacher": teacher_id,
+            "spec": spec,
+            "dataset": split.dataset,
+            "split_sha256": split.sha256,
+            "modality": teacher.modality,
+            "pretrained": bool(teacher.pretrained),
+            "preprocessing": teacher.preprocessing(),
+            "dim": teacher.dim,
+            "shapes": {k: list(v.shape) for k, v in feats.items()},
+            "stored": stored,
+            "feature_std": pooled_std(feats.values()),
+            "seconds": round(seconds, 2),
+            "device": str(dev),
+            "amp": bool(amp and dev.type == "cuda"),
+            "batch_size": bs,
+            "workers": 0 if resident else workers,
+            "inputs_resident_on_device": resident,
+            "examples_per_second": round(sum(len(v) for v in feats.values()) / max(seconds, 1e-9), 1),
+            "seconds_by_stage": {k: round(v, 3) for k, v in timing.items()},
+            "versions": _versions(),
+        },
+    )

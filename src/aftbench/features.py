@@ -32,25 +32,29 @@ def store_dtype(f, store: str, tol: float = 1e-3) -> tuple[np.ndarray, dict]:
     ok = finite and rel <= tol and worst <= 10 * tol
     info = {"relative_error": rel, "max_error_over_rms": worst}
     if store == "float16" and not ok:
-        raise ValueError(f"features do not fit float16 (relative error {rel:.2g}, max {worst:.2g} × RMS, "
-                         f"finite={finite})")
+        raise ValueError(
+            f"features do not fit float16 (relative error {rel:.2g}, max {worst:.2g} × RMS, finite={finite})"
+        )
     if ok:
         return half.cpu().numpy(), {"dtype": "float16", **info}
     return f.cpu().numpy(), {"dtype": "float32", "float16": info}
+
 
 def pooled_std(matrices) -> float:
     """Standard deviation of every entry of several matrices together, without concatenating them."""
     n = total = total_sq = 0.0
     for m in matrices:
         for i in range(0, len(m), 4096):  # float64 sums, 4,096 rows at a time
-            c = m[i:i + 4096].astype(np.float64)
+            c = m[i : i + 4096].astype(np.float64)
             n, total, total_sq = n + c.size, total + c.sum(), total_sq + (c * c).sum()
     return float(np.sqrt(max(total_sq / n - (total / n) ** 2, 0.0))) if n else 0.0
+
 
 def rms_scale(train_feats: np.ndarray) -> float:
     """The one scalar every consumer divides cached features by (train-split RMS), so penalties
     such as KD's MSE see a sane scale whatever the teacher; scale-free ones (AFT) are unaffected."""
     return float(np.sqrt((train_feats**2).mean())) or 1.0
+
 
 @dataclass
 class CachedFeatures:
@@ -60,6 +64,7 @@ class CachedFeatures:
     splits: dict[str, np.ndarray]
     dims: list[int]
     pretrained: list[bool]
+
 
 def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -> CachedFeatures:
     """Load and concatenate cached features of several teachers, checking each cache was
@@ -71,8 +76,10 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
     for tid, path in zip(teacher_ids, paths, strict=True):
         meta = read_json(Path(path).with_suffix(".json"))
         if meta["split_sha256"] != split_sha256:
-            raise ValueError(f"feature cache {path} (teacher {tid!r}) was computed on another split "
-                             f"({meta['split_sha256'][:12]} != {split_sha256[:12]}); delete it and rerun")
+            raise ValueError(
+                f"feature cache {path} (teacher {tid!r}) was computed on another split "
+                f"({meta['split_sha256'][:12]} != {split_sha256[:12]}); delete it and rerun"
+            )
         try:
             arrays = load_file(path)
         except Exception as err:

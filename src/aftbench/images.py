@@ -17,12 +17,14 @@ def images_to_float(images: np.ndarray, size: int) -> torch.Tensor:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x
 
+
 def uint8_nchw(images) -> torch.Tensor:
     """uint8 N×H×W×C (numpy, or a tensor already on a device) -> N×3×H×W, grey repeated to RGB
     (contiguous, so it can be pinned and copied)."""
     x = images if torch.is_tensor(images) else torch.from_numpy(np.ascontiguousarray(images))
     x = x.permute(0, 3, 1, 2)
     return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
+
 
 def pil_batch(images: np.ndarray, transform) -> torch.Tensor:
     """uint8 N×H×W×C -> the model's own eval transform applied to each image as PIL RGB."""

@@ -39,9 +39,22 @@ LAUNCHERS = ("local", "submitit_local", "slurm")
 KINDS = ("extract", "paraphraser", "probe", "train")
 
 # SLURM states after which a job will not produce anything more (sacct prints e.g. "CANCELLED by 0").
-_RUNNING_STATES = {"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED",
-                   "CONFIGURING", "RESIZING", "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING",
-                   "STAGE_OUT"}
+_RUNNING_STATES = {
+    "READY",
+    "PENDING",
+    "RUNNING",
+    "UNKNOWN",
+    "REQUEUED",
+    "COMPLETING",
+    "PREEMPTED",
+    "CONFIGURING",
+    "RESIZING",
+    "SUSPENDED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+}
 
 
 class JobFailed(RuntimeError):
@@ -64,19 +77,30 @@ def job_spec(config: dict, kind: str) -> dict:
     deadline_min = launch["deadline_min"]
     if deadline_min is None:  # queueing + every allowed requeue of a job that uses its full time
         deadline_min = resources["time_min"] * (launch["max_requeues"] + 1) + 60
-    return {"kind": kind, "resources": resources, "poll_s": float(launch["poll_s"]), "deadline_s": 60.0 * deadline_min,
-            "max_requeues": int(launch["max_requeues"])}
+    return {
+        "kind": kind,
+        "resources": resources,
+        "poll_s": float(launch["poll_s"]),
+        "deadline_s": 60.0 * deadline_min,
+        "max_requeues": int(launch["max_requeues"]),
+    }
 
 
 def _executor(launcher: str, job: dict):
     import submitit
 
     r = job["resources"]
-    ex = submitit.AutoExecutor(folder=str(Path(job["folder"]).resolve() / "%j"),
-                               cluster="slurm" if launcher == "slurm" else "local",
-                               slurm_max_num_timeout=job["max_requeues"])
-    params = {"name": job["name"], "timeout_min": int(r["time_min"]), "cpus_per_task": int(r["cpus"]),
-              "mem_gb": r["mem_gb"]}
+    ex = submitit.AutoExecutor(
+        folder=str(Path(job["folder"]).resolve() / "%j"),
+        cluster="slurm" if launcher == "slurm" else "local",
+        slurm_max_num_timeout=job["max_requeues"],
+    )
+    params = {
+        "name": job["name"],
+        "timeout_min": int(r["time_min"]),
+        "cpus_per_task": int(r["cpus"]),
+        "mem_gb": r["mem_gb"],
+    }
     if r["gpus"]:
         params["gpus_per_node"] = int(r["gpus"])
     if launcher == "slurm":
@@ -158,8 +182,7 @@ def submit_and_wait(launcher: str, job: dict, argv: list[str], command) -> int:
     try:
         ex = _executor(launcher, job)
         sub = ex.submit(command, argv)
-        print(f"submitted {launcher} job {sub.job_id} ({job['name']}); submitit folder {sub.paths.folder}",
-              flush=True)
+        print(f"submitted {launcher} job {sub.job_id} ({job['name']}); submitit folder {sub.paths.folder}", flush=True)
         deadline = time.monotonic() + job["deadline_s"]
         ancestors = _watched_ancestors()
         state = _state(sub, launcher)
@@ -168,33 +191,43 @@ def submit_and_wait(launcher: str, job: dict, argv: list[str], command) -> int:
                 break
             if not all(_alive(p) for p in ancestors):
                 sub.cancel(check=False)
-                raise JobFailed(f"the process that launched {launcher} job {sub.job_id} ({job['name']}) is gone "
-                                f"(Snakemake killed?): cancelled the job")
+                raise JobFailed(
+                    f"the process that launched {launcher} job {sub.job_id} ({job['name']}) is gone "
+                    f"(Snakemake killed?): cancelled the job"
+                )
             if time.monotonic() > deadline:
                 sub.cancel(check=False)
-                raise JobFailed(f"{launcher} job {sub.job_id} ({job['name']}) still {state} after the "
-                                f"{job['deadline_s'] / 60:.0f}-min deadline (launch.deadline_min): cancelled it. "
-                                f"Logs: {sub.paths.stdout} {sub.paths.stderr}")
+                raise JobFailed(
+                    f"{launcher} job {sub.job_id} ({job['name']}) still {state} after the "
+                    f"{job['deadline_s'] / 60:.0f}-min deadline (launch.deadline_min): cancelled it. "
+                    f"Logs: {sub.paths.stdout} {sub.paths.stderr}"
+                )
             time.sleep(job["poll_s"])
             state = _state(sub, launcher)
         if not sub.paths.result_pickle.exists() and not state.upper().startswith("COMPLETED"):
             _echo_logs(sub, state)
-            raise JobFailed(f"{launcher} job {sub.job_id} ({job['name']}) ended {state} without a result. "
-                            f"stdout: {sub.paths.stdout}\nstderr: {sub.paths.stderr}\n"
-                            f"last lines of stderr:\n{_tail(sub.paths.stderr)}")
+            raise JobFailed(
+                f"{launcher} job {sub.job_id} ({job['name']}) ended {state} without a result. "
+                f"stdout: {sub.paths.stdout}\nstderr: {sub.paths.stderr}\n"
+                f"last lines of stderr:\n{_tail(sub.paths.stderr)}"
+            )
         try:
             code = sub.result()
         except Exception as err:  # the command raised on the job side: its traceback is in err
             _echo_logs(sub, state)
-            raise JobFailed(f"{launcher} job {sub.job_id} ({job['name']}) failed (state {state}); "
-                            f"stderr: {sub.paths.stderr}\n{err}") from None
+            raise JobFailed(
+                f"{launcher} job {sub.job_id} ({job['name']}) failed (state {state}); stderr: {sub.paths.stderr}\n{err}"
+            ) from None
         _echo_logs(sub, state)
         return int(code or 0)
     except KeyboardInterrupt:
         if sub is not None:
             sub.cancel(check=False)
-            print(f"cancelled {launcher} job {sub.job_id} ({job['name']}) on signal "
-                  f"{signal.Signals(caught[0]).name if caught else 'SIGINT'}", flush=True)
+            print(
+                f"cancelled {launcher} job {sub.job_id} ({job['name']}) on signal "
+                f"{signal.Signals(caught[0]).name if caught else 'SIGINT'}",
+                flush=True,
+            )
         sys.exit(128 + (caught[0] if caught else signal.SIGINT))
     finally:
         for s, h in previous.items():

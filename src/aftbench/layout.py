@@ -37,8 +37,9 @@ def format_beta(beta: float) -> str:
 
 
 def run_id(dataset: str, student: str, method: str, tset: str, beta: float, seed: int) -> str:
-    return RUN_TEMPLATE.format(dataset=dataset, student=student, method=method, tset=tset, beta=format_beta(beta),
-                               seed=seed)
+    return RUN_TEMPLATE.format(
+        dataset=dataset, student=student, method=method, tset=tset, beta=format_beta(beta), seed=seed
+    )
 
 
 def probe_run_id(dataset: str, method: str, tset: str) -> str:
@@ -75,8 +76,12 @@ def sidecar(path) -> str:
 
 def report_paths(datasets, figures) -> list[str]:
     """Everything the aggregate step writes: runs.csv, the main table, per-dataset and claim figures."""
-    return ([RUNS_CSV] + [f"{TABLES_DIR}/main.{ext}" for ext in ("md", "tex", "csv")]
-            + [f"{FIGURES_DIR}/{d}_accuracy.png" for d in datasets] + [f"{FIGURES_DIR}/{f}.png" for f in figures])
+    return (
+        [RUNS_CSV]
+        + [f"{TABLES_DIR}/main.{ext}" for ext in ("md", "tex", "csv")]
+        + [f"{FIGURES_DIR}/{d}_accuracy.png" for d in datasets]
+        + [f"{FIGURES_DIR}/{f}.png" for f in figures]
+    )
 
 
 def features_path(dataset: str, teacher: str) -> str:

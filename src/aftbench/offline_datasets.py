@@ -22,8 +22,20 @@ def _read_idx(path: Path) -> np.ndarray:
     dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(int)
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
-FMNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat",
-                  "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+
+FMNIST_CLASSES = [
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+]
+
 
 @declare(produces="image")
 def load_fashion_mnist(root: str = "/usr/share/datasets/fashion-mnist") -> Source:
@@ -31,20 +43,45 @@ def load_fashion_mnist(root: str = "/usr/share/datasets/fashion-mnist") -> Sourc
     root = require(Path(root), "Fashion-MNIST", "dataset-fashion-mnist")
 
     def pool(prefix):
-        images = _read_idx(require(root / f"{prefix}-images-idx3-ubyte.gz", "Fashion-MNIST images", "dataset-fashion-mnist"))
+        images = _read_idx(
+            require(root / f"{prefix}-images-idx3-ubyte.gz", "Fashion-MNIST images", "dataset-fashion-mnist")
+        )
         labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
         return Pool(labels, images=images[..., None])  # N×28×28×1
 
     return Source("image", FMNIST_CLASSES, pool("train"), pool("t10k"), notes="official test split")
 
+
 # Noun lexicographer files of WordNet 3.0 (lexnames(5WN)): the supersense of each synset.
 NOUN_LEXNAMES = {
-    3: "Tops", 4: "act", 5: "animal", 6: "artifact", 7: "attribute", 8: "body", 9: "cognition",
-    10: "communication", 11: "event", 12: "feeling", 13: "food", 14: "group", 15: "location",
-    16: "motive", 17: "object", 18: "person", 19: "phenomenon", 20: "plant", 21: "possession",
-    22: "process", 23: "quantity", 24: "relation", 25: "shape", 26: "state", 27: "substance",
+    3: "Tops",
+    4: "act",
+    5: "animal",
+    6: "artifact",
+    7: "attribute",
+    8: "body",
+    9: "cognition",
+    10: "communication",
+    11: "event",
+    12: "feeling",
+    13: "food",
+    14: "group",
+    15: "location",
+    16: "motive",
+    17: "object",
+    18: "person",
+    19: "phenomenon",
+    20: "plant",
+    21: "possession",
+    22: "process",
+    23: "quantity",
+    24: "relation",
+    25: "shape",
+    26: "state",
+    27: "substance",
     28: "time",
 }
+
 
 @declare(produces="text")
 def load_wordnet_supersenses(root: str = "/usr/share/wordnet", n_classes: int = 10) -> Source:
@@ -64,15 +101,21 @@ def load_wordnet_supersenses(root: str = "/usr/share/wordnet", n_classes: int = 
     keep = np.sort(keep)
     mask = np.isin(lex, keep)
     labels = np.searchsorted(keep, lex[mask]).astype(np.int64)
-    texts = np.asarray([g for g, m in zip(glosses, mask) if m])
-    return Source("text", [NOUN_LEXNAMES[int(k)] for k in keep], Pool(labels, texts=texts),
-                  notes=f"{n_classes} largest noun supersenses; gloss only")
+    texts = np.asarray([g for g, m in zip(glosses, mask, strict=False) if m])
+    return Source(
+        "text",
+        [NOUN_LEXNAMES[int(k)] for k in keep],
+        Pool(labels, texts=texts),
+        notes=f"{n_classes} largest noun supersenses; gloss only",
+    )
+
 
 _SVG_TITLE = re.compile(r"<dc:title>(.*?)</dc:title>", re.S)
 
 _SVG_DESC = re.compile(r"<dc:description>(.*?)</dc:description>", re.S)
 
 _TAGS = re.compile(r"<[^>]+>")
+
 
 def _svg_text(svg: bytes) -> str:
     """Title (+ description) of the artwork. Never the keyword list: it names the category."""
@@ -81,6 +124,7 @@ def _svg_text(svg: bytes) -> str:
     desc = _SVG_DESC.search(s)
     parts = [_TAGS.sub("", m.group(1)).strip() for m in (title, desc) if m]
     return ". ".join(p for p in parts if p)
+
 
 def _load_rgb_on_white(path: Path, size: int, max_pixels: int) -> np.ndarray | None:
     from PIL import Image
@@ -100,10 +144,16 @@ def _load_rgb_on_white(path: Path, size: int, max_pixels: int) -> np.ndarray | N
         canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
         return np.asarray(canvas, dtype=np.uint8)
 
+
 @declare(produces="image+text")
-def load_openclipart(root: str = "/usr/share/openclipart", categories: list[str] | None = None,
-                     image_size: int = 96, max_per_class: int = 280, seed: int = 0,
-                     max_pixels: int = 16_000_000) -> Source:
+def load_openclipart(
+    root: str = "/usr/share/openclipart",
+    categories: list[str] | None = None,
+    image_size: int = 96,
+    max_per_class: int = 280,
+    seed: int = 0,
+    max_pixels: int = 16_000_000,
+) -> Source:
     """Clipart image + title -> top-level category. De-duplicated by SVG content (the Debian
     package repeats many artworks as symlinks or copies under several folders)."""
     root = Path(root)
@@ -142,9 +192,13 @@ def load_openclipart(root: str = "/usr/share/openclipart", categories: list[str]
             texts.append(text)
             labels.append(k)
             taken += 1
-    return Source("image+text", categories,
-                  Pool(np.asarray(labels, np.int64), np.stack(images), np.asarray(texts)),
-                  notes=f"{skipped} oversized PNGs skipped; text = title + description")
+    return Source(
+        "image+text",
+        categories,
+        Pool(np.asarray(labels, np.int64), np.stack(images), np.asarray(texts)),
+        notes=f"{skipped} oversized PNGs skipped; text = title + description",
+    )
+
 
 @declare(produces="image")
 def load_sklearn_digits() -> Source:
@@ -155,6 +209,7 @@ def load_sklearn_digits() -> Source:
     images = (d.images * (255.0 / 16.0)).round().astype(np.uint8)[..., None]
     texts = np.asarray([f"digit sample {i % 7}" for i in range(len(d.target))])  # uninformative text
     return Source("image", [str(c) for c in d.target_names], Pool(d.target.astype(np.int64), images, texts))
+
 
 @declare(produces="text")
 def load_tsv(path: str) -> Source:

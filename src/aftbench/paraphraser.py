@@ -26,8 +26,9 @@ class Paraphraser(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def train_paraphraser(train_feats: np.ndarray, rate: float = 0.5, steps: int = 500, lr: float = 1e-3,
-                      batch_size: int = 128, seed: int = 0) -> tuple[Paraphraser, dict]:
+def train_paraphraser(
+    train_feats: np.ndarray, rate: float = 0.5, steps: int = 500, lr: float = 1e-3, batch_size: int = 128, seed: int = 0
+) -> tuple[Paraphraser, dict]:
     """Reconstruction MSE on the training split only; returns the paraphraser and a summary."""
     torch.manual_seed(seed)
     x = torch.from_numpy(np.asarray(train_feats, np.float32))
@@ -48,8 +49,9 @@ def train_paraphraser(train_feats: np.ndarray, rate: float = 0.5, steps: int = 5
     return model.eval(), {"d_factor": d_factor, "first_batch_mse": first, "final_train_mse": final, "steps": steps}
 
 
-def make_factors(feature_paths: list[str], teachers: list[str], split_path: str, args: dict,
-                 out_path: str, out_json: str) -> None:
+def make_factors(
+    feature_paths: list[str], teachers: list[str], split_path: str, args: dict, out_path: str, out_json: str
+) -> None:
     """The `train_paraphraser` rule: fit on train features, cache factors for every split."""
     from safetensors.numpy import save_file
 
@@ -57,11 +59,20 @@ def make_factors(feature_paths: list[str], teachers: list[str], split_path: str,
     cached = load_features(feature_paths, split.sha256, teachers)
     scale = rms_scale(cached.splits["train"])  # the same rescale as training
     t0 = time.time()
-    model, info = train_paraphraser(cached.splits["train"] / scale, rate=args.get("rate", 0.5),
-                                    steps=args.get("paraphraser_steps", 500))
+    model, info = train_paraphraser(
+        cached.splits["train"] / scale, rate=args.get("rate", 0.5), steps=args.get("paraphraser_steps", 500)
+    )
     with torch.no_grad():
         factors = {s: model.encoder(torch.from_numpy(f / scale)).numpy() for s, f in cached.splits.items()}
     with atomic_path(out_path) as tmp:
         save_file(factors, str(tmp))
-    write_json(out_json, {**info, "teachers": teachers, "split_sha256": split.sha256, "args": args,
-                          "seconds": round(time.time() - t0, 2)})
+    write_json(
+        out_json,
+        {
+            **info,
+            "teachers": teachers,
+            "split_sha256": split.sha256,
+            "args": args,
+            "seconds": round(time.time() - t0, 2),
+        },
+    )

@@ -14,13 +14,34 @@ import pandas as pd
 
 from .figures import accuracy_figure, claim_figures
 from .io import atomic_path, read_json
-from .layout import NO_TEACHERS
+from .layout import NO_TEACHERS, RESULTS
 from .results import role_of_record
 from .tables import write_tables
 
-RUN_COLUMNS = ["dataset", "modality", "student", "student_init", "student_params", "method", "role", "penalty", "teachers",
-               "teacher_set", "control_teacher", "beta", "seed", "val_acc", "test_acc", "train_seconds", "final_ce",
-               "final_penalty", "rho_mean", "rho_by_teacher", "selected", "run_id"]
+RUN_COLUMNS = [
+    "dataset",
+    "modality",
+    "student",
+    "student_init",
+    "student_params",
+    "method",
+    "role",
+    "penalty",
+    "teachers",
+    "teacher_set",
+    "control_teacher",
+    "beta",
+    "seed",
+    "val_acc",
+    "test_acc",
+    "train_seconds",
+    "final_ce",
+    "final_penalty",
+    "rho_mean",
+    "rho_by_teacher",
+    "selected",
+    "run_id",
+]
 SELECTION_KEYS = ["dataset", "student", "method", "teacher_set", "seed"]
 
 
@@ -29,15 +50,17 @@ def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
     for p in metrics_paths:
         m = read_json(p)
         rho = m.get("rho")
-        rows.append({
-            **{k: m.get(k) for k in RUN_COLUMNS},
-            "role": role_of_record(m),
-            "teachers": "+".join(m.get("teachers") or []) or NO_TEACHERS,
-            "rho_mean": float(np.mean([v["mean"] for v in rho.values()])) if rho else np.nan,
-            "rho_by_teacher": json.dumps({t: v["mean"] for t, v in rho.items()}) if rho else None,
-            # a teacher set holding any teacher that is not pre-trained (e.g. a random-init control)
-            "control_teacher": not all(m.get("teachers_pretrained") or [True]),
-        })
+        rows.append(
+            {
+                **{k: m.get(k) for k in RUN_COLUMNS},
+                "role": role_of_record(m),
+                "teachers": "+".join(m.get("teachers") or []) or NO_TEACHERS,
+                "rho_mean": float(np.mean([v["mean"] for v in rho.values()])) if rho else np.nan,
+                "rho_by_teacher": json.dumps({t: v["mean"] for t, v in rho.items()}) if rho else None,
+                # a teacher set holding any teacher that is not pre-trained (e.g. a random-init control)
+                "control_teacher": not all(m.get("teachers_pretrained") or [True]),
+            }
+        )
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     df = df.sort_values(SELECTION_KEYS + ["beta"], kind="stable").reset_index(drop=True)
     df["selected"] = select_beta(df)
@@ -52,7 +75,7 @@ def select_beta(runs: pd.DataFrame) -> pd.Series:
     return runs.index.isin(best.values)
 
 
-def build_report(metrics_paths: list[str], out_dir: str = "results") -> pd.DataFrame:
+def build_report(metrics_paths: list[str], out_dir: str = RESULTS) -> pd.DataFrame:
     """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_accuracy.png and the claim
     figures (aftbench.figures.CLAIM_FIGURES)."""
     out = Path(out_dir)

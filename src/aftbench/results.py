@@ -19,9 +19,27 @@ ROLE_ORDER = (BASELINE, TRANSFER, PROBE)
 PENALTY_ORDER = ("kd", "logit_kd", "rkd", "btune", "ft", "aft_nokernel", "aft")
 
 # Fields every record has, in this order (each writer adds its own after them).
-COMMON_FIELDS = ("run_id", "kind", "role", "dataset", "modality", "student", "student_arch", "student_init",
-                 "student_params", "method", "penalty", "teacher_set", "teachers", "beta", "seed", "val_acc",
-                 "test_acc", "checkpoint", "train_seconds")
+COMMON_FIELDS = (
+    "run_id",
+    "kind",
+    "role",
+    "dataset",
+    "modality",
+    "student",
+    "student_arch",
+    "student_init",
+    "student_params",
+    "method",
+    "penalty",
+    "teacher_set",
+    "teachers",
+    "beta",
+    "seed",
+    "val_acc",
+    "test_acc",
+    "checkpoint",
+    "train_seconds",
+)
 
 
 def method_role(method: dict) -> str:

@@ -20,8 +20,13 @@ def schema() -> dict:
 def defaults(section: str) -> dict:
     """The schema's `default:` of every key of one config section (`train`, `extract`, `launch`,
     `resources`, `probe`): the one place defaults live. A consumer overlays what the user set."""
-    where = {"train": ["$defs", "train"], "resources": ["$defs", "resources"], "probe": ["$defs", "probe"],
-             "extract": ["properties", "extract"], "launch": ["properties", "launch"]}[section]
+    where = {
+        "train": ["$defs", "train"],
+        "resources": ["$defs", "resources"],
+        "probe": ["$defs", "probe"],
+        "extract": ["properties", "extract"],
+        "launch": ["properties", "launch"],
+    }[section]
     node = schema()
     for key in where:
         node = node[key]

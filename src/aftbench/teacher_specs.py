@@ -29,5 +29,7 @@ def parse_spec(entry: str | dict) -> dict:
         else:
             arch, _, tag = rest.partition("/")
         return {"backend": "open_clip", "args": {"arch": arch, "pretrained": tag or None, "modality": modality}}
-    raise ValueError(f"teacher spec {entry!r}: unknown backend {backend!r} for a one-line spec; "
-                     f"use timm:, open_clip: or hf:, or a mapping with `backend:`")
+    raise ValueError(
+        f"teacher spec {entry!r}: unknown backend {backend!r} for a one-line spec; "
+        f"use timm:, open_clip: or hf:, or a mapping with `backend:`"
+    )

@@ -50,7 +50,7 @@ class TrainConfig:
     amp: bool  # bf16 autocast of the student's forward pass on GPUs (losses stay float32)
 
     @classmethod
-    def resolve(cls, settings: dict | None = None) -> "TrainConfig":
+    def resolve(cls, settings: dict | None = None) -> TrainConfig:
         return cls(**{**defaults("train"), **(settings or {})})
 
 
@@ -68,7 +68,7 @@ class RunSpec:
     train: TrainConfig = field(default_factory=TrainConfig.resolve)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunSpec":
+    def from_dict(cls, d: dict) -> RunSpec:
         d = dict(d)
         d["train"] = TrainConfig.resolve(d.get("train"))
         return cls(**d)
@@ -88,17 +88,22 @@ def accuracy(model, x: dict, y: torch.Tensor, bs: int, device) -> float:
     correct = 0
     for i in range(0, len(y), bs):
         logits, _ = model(_to(_slice(x, slice(i, i + bs)), device))
-        correct += (logits.argmax(1).cpu() == y[i:i + bs]).sum().item()
+        correct += (logits.argmax(1).cpu() == y[i : i + bs]).sum().item()
     model.train()
     return correct / len(y)
 
 
 def rho_summary(rho: np.ndarray, teachers: list[str], dims: list[int]) -> dict:
     out, start = {}, 0
-    for t, d in zip(teachers, dims):
-        r = rho[start:start + d]
-        out[t] = {"mean": float(r.mean()), "std": float(r.std()), "frac_above_half": float((r > 0.5).mean()),
-                  "min": float(r.min()), "max": float(r.max())}
+    for t, d in zip(teachers, dims, strict=False):
+        r = rho[start : start + d]
+        out[t] = {
+            "mean": float(r.mean()),
+            "std": float(r.std()),
+            "frac_above_half": float((r > 0.5).mean()),
+            "min": float(r.min()),
+            "max": float(r.max()),
+        }
         start += d
     return out
 
@@ -118,8 +123,14 @@ def load_targets(path: str, n_train: int) -> np.ndarray:
 
 def spec_fingerprint(spec: RunSpec) -> str:
     """What a checkpoint must match to be resumed: everything that determines the trajectory."""
-    d = {**spec.__dict__, "train": {k: v for k, v in spec.train.__dict__.items()
-                                    if k not in ("log_every", "eval_batch_size", "checkpoint_every", "threads")}}
+    d = {
+        **spec.__dict__,
+        "train": {
+            k: v
+            for k, v in spec.train.__dict__.items()
+            if k not in ("log_every", "eval_batch_size", "checkpoint_every", "threads")
+        },
+    }
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -147,8 +158,9 @@ def load_checkpoint(path: str, fingerprint: str, run_id: str) -> dict | None:
     return state
 
 
-def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str,
-              targets_path: str | None = None) -> dict:
+def train_run(
+    spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str, targets_path: str | None = None
+) -> dict:
     cfg = spec.train
     torch.set_num_threads(max(1, cfg.threads))
     torch.manual_seed(spec.seed)
@@ -171,16 +183,18 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
         train_feats = cached.splits["train"] / rms_scale(cached.splits["train"])
         cls = penalty_class(penalty_name)
         # e.g. B-Tuning: per-example targets built once from the features (others: unchanged)
-        train_feats, penalty_info = cls.prepare_targets(train_feats, split.parts["train"].labels, cached.dims,
-                                                        split.n_classes, **spec.method.get("args", {}))
+        train_feats, penalty_info = cls.prepare_targets(
+            train_feats, split.parts["train"].labels, cached.dims, split.n_classes, **spec.method.get("args", {})
+        )
         if cls.target_source:
             if not targets_path:
                 raise ValueError(f"run {spec.run_id}: penalty {penalty_name!r} needs its {cls.target_source} file")
             train_feats = load_targets(targets_path, len(y["train"]))
         phi = torch.from_numpy(np.ascontiguousarray(train_feats, dtype=np.float32))
         d_h = student.head.in_features  # no dummy forward: it would touch BatchNorm statistics
-    penalty = build_penalty(penalty_name, d_h if phi is not None else 0, phi.shape[1] if phi is not None else 0,
-                            spec.method.get("args", {}))
+    penalty = build_penalty(
+        penalty_name, d_h if phi is not None else 0, phi.shape[1] if phi is not None else 0, spec.method.get("args", {})
+    )
     groups = [{"params": list(student.parameters()), "lr": cfg.lr}]
     if penalty is not None:
         penalty.to(device)
@@ -211,7 +225,7 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
     for step in range(start, cfg.steps + 1):
         if pos + bs > n:  # new epoch; drop the ragged tail so every batch has bs rows
             perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos:pos + bs]
+        idx = perm[pos : pos + bs]
         pos += bs
         with autocast(device, cfg.amp):
             logits, h = student(_to(_slice(x["train"], idx), device))
@@ -223,9 +237,11 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
             pen = penalty(logits if penalty.uses_logits else h, phi[idx].to(device))
         loss = ce + beta * pen
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"run {spec.run_id}: non-finite loss at step {step} "
-                                     f"(ce={ce.item():.4g}, penalty={pen.item():.4g}, beta={beta}); "
-                                     f"lower train.lr or the method's beta")
+            raise FloatingPointError(
+                f"run {spec.run_id}: non-finite loss at step {step} "
+                f"(ce={ce.item():.4g}, penalty={pen.item():.4g}, beta={beta}); "
+                f"lower train.lr or the method's beta"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -233,23 +249,54 @@ def train_run(spec: RunSpec, split_path: str, feature_paths: list[str], out_json
             history.append({"step": step, "ce": ce.item(), "penalty": pen.item()})
             print(f"[{spec.run_id}] step {step}/{cfg.steps} ce {ce.item():.4f} penalty {pen.item():.4f}", flush=True)
         if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            save_checkpoint(ckpt_path, {
-                "fingerprint": fingerprint, "step": step, "student": student.state_dict(),
-                "penalty": penalty.state_dict() if penalty is not None else {}, "optimizer": opt.state_dict(),
-                "sampler_generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "perm": perm,
-                "pos": pos, "history": history, "resumed_from": resumed_from,
-                "train_seconds": seconds_before + time.time() - t0})
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "fingerprint": fingerprint,
+                    "step": step,
+                    "student": student.state_dict(),
+                    "penalty": penalty.state_dict() if penalty is not None else {},
+                    "optimizer": opt.state_dict(),
+                    "sampler_generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "perm": perm,
+                    "pos": pos,
+                    "history": history,
+                    "resumed_from": resumed_from,
+                    "train_seconds": seconds_before + time.time() - t0,
+                },
+            )
     train_seconds = seconds_before + time.time() - t0
 
     val_acc = accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device)
     test_acc = accuracy(student, x["test"], y["test"], cfg.eval_batch_size, device)
     metrics = dict(
-        run_id=spec.run_id, kind="train", role=method_role(spec.method), dataset=spec.dataset,
-        modality=split.modality, student=spec.student_id, student_arch=spec.student["arch"], student_init=student.init,
-        student_params=student.n_params(), method=spec.method_id, penalty=penalty_name, teacher_set=spec.teacher_set,
-        teachers=spec.teachers, beta=beta, seed=spec.seed, val_acc=val_acc, test_acc=test_acc,
-        checkpoint="final step", train_seconds=round(train_seconds, 3), steps=cfg.steps, batch_size=bs, lr=cfg.lr,
-        final_ce=history[-1]["ce"], final_penalty=history[-1]["penalty"], history=history, device=str(device),
+        run_id=spec.run_id,
+        kind="train",
+        role=method_role(spec.method),
+        dataset=spec.dataset,
+        modality=split.modality,
+        student=spec.student_id,
+        student_arch=spec.student["arch"],
+        student_init=student.init,
+        student_params=student.n_params(),
+        method=spec.method_id,
+        penalty=penalty_name,
+        teacher_set=spec.teacher_set,
+        teachers=spec.teachers,
+        beta=beta,
+        seed=spec.seed,
+        val_acc=val_acc,
+        test_acc=test_acc,
+        checkpoint="final step",
+        train_seconds=round(train_seconds, 3),
+        steps=cfg.steps,
+        batch_size=bs,
+        lr=cfg.lr,
+        final_ce=history[-1]["ce"],
+        final_penalty=history[-1]["penalty"],
+        history=history,
+        device=str(device),
         resumed_from_steps=resumed_from,
     )
     if penalty is not None and hasattr(penalty, "rho"):

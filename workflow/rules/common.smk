@@ -8,10 +8,27 @@ from aftbench.figures import CLAIM_FIGURES
 from aftbench.registry_summary import target_source
 from aftbench.launcher import job_spec
 from aftbench.config import distilled_probe, expand_sweep, setting, teachers_of, train_spec, validate_config
-from aftbench.layout import (BENCHMARKS_DIR, FACTORS_TEMPLATE, FIGURES_DIR, LOGS_DIR, NO_TEACHERS, PROBE_STUDENT,
-                             RESULTS, RUN_TEMPLATE, RUNS_CSV, TABLES_DIR, factors_path, features_path, metrics_path,
-                             probe_logits_path, probe_run_id, report_paths, sidecar, split_images_dir, split_path)
-
+from aftbench.layout import (
+    BENCHMARKS_DIR,
+    FACTORS_TEMPLATE,
+    FIGURES_DIR,
+    LOGS_DIR,
+    NO_TEACHERS,
+    PROBE_STUDENT,
+    RESULTS,
+    RUN_TEMPLATE,
+    RUNS_CSV,
+    TABLES_DIR,
+    factors_path,
+    features_path,
+    metrics_path,
+    probe_logits_path,
+    probe_run_id,
+    report_paths,
+    sidecar,
+    split_images_dir,
+    split_path,
+)
 
 # The schema, cross-references and every backend's arguments, all problems at once (the same check
 # as `python -m aftbench validate`). CONFIG is the validated config with one-line teacher specs

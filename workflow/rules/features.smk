@@ -5,19 +5,19 @@ rule extract_features:
     output:
         features=features_path("{dataset}", "{teacher}"),
         meta=sidecar(features_path("{dataset}", "{teacher}")),
-    params:
-        spec=lambda w: shlex.quote(json.dumps(CONFIG["teachers"][w.teacher], sort_keys=True)),
-        options=shlex.quote(json.dumps(CONFIG["extract"], sort_keys=True)),
-    threads: setting(CONFIG, "extract", "threads")
-    resources:
-        launcher=LAUNCHER,
-        job=job_arg("extract"),
-    conda:
-        "../../envs/aftbench.yaml"
     log:
         f"{LOGS_DIR}/features/{{dataset}}/{{teacher}}.log",
     benchmark:
         f"{BENCHMARKS_DIR}/features/{{dataset}}/{{teacher}}.tsv"
+    conda:
+        "../../envs/aftbench.yaml"
+    threads: setting(CONFIG, "extract", "threads")
+    resources:
+        launcher=LAUNCHER,
+        job=job_arg("extract"),
+    params:
+        spec=lambda w: shlex.quote(json.dumps(CONFIG["teachers"][w.teacher], sort_keys=True)),
+        options=shlex.quote(json.dumps(CONFIG["extract"], sort_keys=True)),
     shell:
         "python -m aftbench extract --launcher {resources.launcher} --job {resources.job}"
         " --teacher {wildcards.teacher} --spec {params.spec} --split {input.split}"

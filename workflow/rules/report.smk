@@ -8,21 +8,29 @@ rule aggregate:
         tex=f"{TABLES_DIR}/main.tex",
         csv=f"{TABLES_DIR}/main.csv",
         figures=[
-            report(f"{FIGURES_DIR}/{d}_accuracy.png", caption="../report/accuracy_figure.rst", category="Figures",
-                   labels={"dataset": d})
+            report(
+                f"{FIGURES_DIR}/{d}_accuracy.png",
+                caption="../report/accuracy_figure.rst",
+                category="Figures",
+                labels={"dataset": d},
+            )
             for d in DATASETS
         ],
         claims=[
-            report(f"{FIGURES_DIR}/{f}.png", caption="../report/claim_figure.rst", category="Paper claims",
-                   labels={"figure": f})
+            report(
+                f"{FIGURES_DIR}/{f}.png",
+                caption="../report/claim_figure.rst",
+                category="Paper claims",
+                labels={"figure": f},
+            )
             for f in CLAIM_FIGURES
         ],
+    log:
+        f"{LOGS_DIR}/aggregate.log",
     conda:
         "../../envs/aftbench.yaml"
     params:
         out_dir=lambda w, output: os.path.dirname(output.runs),
-    log:
-        f"{LOGS_DIR}/aggregate.log",
     shell:
         "python -m aftbench report --metrics {input} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -30,10 +38,10 @@ rule aggregate:
 rule tables:
     """Rebuild runs.csv, tables and figures from the sweep's runs that have finished, without
     scheduling any training: `snakemake tables --cores 1`. (No outputs: it always runs.)"""
-    conda:
-        "../../envs/aftbench.yaml"
     log:
         f"{LOGS_DIR}/tables.log",
+    conda:
+        "../../envs/aftbench.yaml"
     params:
         existing=lambda w: " ".join(p for p in run_targets() if os.path.exists(p)),
         out_dir=RESULTS,

@@ -5,20 +5,20 @@ rule train:
         split=rules.split.output.npz,
     output:
         metrics=metrics_path(RUN_TEMPLATE),
-    wildcard_constraints:
-        student=_alt(CONFIG["students"]),
-    params:
-        spec=run_spec,
-    threads: setting(CONFIG, "train", "threads")
-    resources:
-        launcher=LAUNCHER,
-        job=job_arg("train"),
-    conda:
-        "../../envs/aftbench.yaml"
     log:
         f"{LOGS_DIR}/runs/{RUN_TEMPLATE}.log",
     benchmark:
         f"{BENCHMARKS_DIR}/runs/{RUN_TEMPLATE}.tsv"
+    wildcard_constraints:
+        student=_alt(CONFIG["students"]),
+    conda:
+        "../../envs/aftbench.yaml"
+    threads: setting(CONFIG, "train", "threads")
+    resources:
+        launcher=LAUNCHER,
+        job=job_arg("train"),
+    params:
+        spec=run_spec,
     shell:
         "python -m aftbench train --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split}"
@@ -33,19 +33,19 @@ rule probe:
     output:
         metrics=metrics_path(RUN_TEMPLATE),
         logits=probe_logits_path(RUN_TEMPLATE),
-    wildcard_constraints:
-        student="probe",
-    params:
-        spec=run_spec,
-    resources:
-        launcher=LAUNCHER,
-        job=job_arg("probe"),
-    conda:
-        "../../envs/aftbench.yaml"
     log:
         f"{LOGS_DIR}/runs/{RUN_TEMPLATE}.log",
     benchmark:
         f"{BENCHMARKS_DIR}/runs/{RUN_TEMPLATE}.tsv"
+    wildcard_constraints:
+        student="probe",
+    conda:
+        "../../envs/aftbench.yaml"
+    resources:
+        launcher=LAUNCHER,
+        job=job_arg("probe"),
+    params:
+        spec=run_spec,
     shell:
         "python -m aftbench probe --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split}"
@@ -61,18 +61,18 @@ rule train_paraphraser:
     output:
         factors=factors_path("{dataset}", "{tset}", "{method}"),
         meta=sidecar(factors_path("{dataset}", "{tset}", "{method}")),
-    params:
-        teachers=lambda w: " ".join(teachers_of(CONFIG, w.tset)),
-        args=lambda w: shlex.quote(json.dumps(CONFIG["methods"][w.method].get("args", {}), sort_keys=True)),
-    resources:
-        launcher=LAUNCHER,
-        job=job_arg("paraphraser"),
-    conda:
-        "../../envs/aftbench.yaml"
     log:
         f"{LOGS_DIR}/factors/{FACTORS_TEMPLATE}.log",
     benchmark:
         f"{BENCHMARKS_DIR}/factors/{FACTORS_TEMPLATE}.tsv"
+    conda:
+        "../../envs/aftbench.yaml"
+    resources:
+        launcher=LAUNCHER,
+        job=job_arg("paraphraser"),
+    params:
+        teachers=lambda w: " ".join(teachers_of(CONFIG, w.tset)),
+        args=lambda w: shlex.quote(json.dumps(CONFIG["methods"][w.method].get("args", {}), sort_keys=True)),
     shell:
         "python -m aftbench paraphraser --launcher {resources.launcher} --job {resources.job}"
         " --teachers {params.teachers} --features {input.features}"

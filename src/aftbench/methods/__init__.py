@@ -17,16 +17,20 @@ from .kd import FeatureKD
 from .logit_kd import LogitKD
 from .rkd import RKD
 
-PENALTIES = Registry("penalty", {
-    "none": None,
-    "kd": FeatureKD,
-    "aft": AFT,  # args: rho_lr, learn_rho (false = the fixed-ρ ablation)
-    "aft_nokernel": AFTNoKernel,
-    "rkd": RKD,
-    "btune": BTuning,  # prepare_targets: its Φ is built from the cached features before training
-    "ft": FactorTransfer,  # target_source "factors": Φ comes from the train_paraphraser step
-    "logit_kd": LogitKD,  # target_source "probe_logits": Φ = the teacher set's probe logits
-}, injected=("d_h", "d_phi"))
+PENALTIES = Registry(
+    "penalty",
+    {
+        "none": None,
+        "kd": FeatureKD,
+        "aft": AFT,  # args: rho_lr, learn_rho (false = the fixed-ρ ablation)
+        "aft_nokernel": AFTNoKernel,
+        "rkd": RKD,
+        "btune": BTuning,  # prepare_targets: its Φ is built from the cached features before training
+        "ft": FactorTransfer,  # target_source "factors": Φ comes from the train_paraphraser step
+        "logit_kd": LogitKD,  # target_source "probe_logits": Φ = the teacher set's probe logits
+    },
+    injected=("d_h", "d_phi"),
+)
 
 
 def penalty_class(name: str) -> type[Penalty] | None:
@@ -37,5 +41,17 @@ def build_penalty(name: str, d_h: int, d_phi: int, args: dict | None = None) -> 
     return PENALTIES.build(name, args, d_h=d_h, d_phi=d_phi)
 
 
-__all__ = ["AFT", "AFTNoKernel", "BTuning", "FactorTransfer", "FeatureKD", "LogitKD", "PENALTIES", "Penalty", "RKD",
-           "build_penalty", "kernel_penalty", "penalty_class"]
+__all__ = [
+    "AFT",
+    "AFTNoKernel",
+    "BTuning",
+    "FactorTransfer",
+    "FeatureKD",
+    "LogitKD",
+    "PENALTIES",
+    "Penalty",
+    "RKD",
+    "build_penalty",
+    "kernel_penalty",
+    "penalty_class",
+]

@@ -24,8 +24,9 @@ class Penalty(nn.Module):
     uses_logits: bool = False
 
     @staticmethod
-    def prepare_targets(train_feats: np.ndarray, labels: np.ndarray, dims: list[int], n_classes: int,
-                        **args) -> tuple[np.ndarray, dict | None]:
+    def prepare_targets(
+        train_feats: np.ndarray, labels: np.ndarray, dims: list[int], n_classes: int, **args
+    ) -> tuple[np.ndarray, dict | None]:
         return train_feats, None
 
     def param_groups(self) -> list[dict]:

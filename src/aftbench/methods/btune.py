@@ -39,8 +39,14 @@ def logme_column(f_svd, y: np.ndarray, max_iter: int = 100, tol: float = 1e-6):
     res2 = float((x2 * (t / (t + sigma)) ** 2).sum()) + res_x2
     k = len(s)
     logdet = float(np.log(alpha + beta * sigma).sum()) + (d - k) * math.log(alpha)  # zero eigenvalues beyond rank
-    evidence = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - logdet / 2 - beta / 2 * res2
-                - alpha / 2 * m2 - n / 2 * math.log(2 * math.pi))
+    evidence = (
+        d / 2 * math.log(alpha)
+        + n / 2 * math.log(beta)
+        - logdet / 2
+        - beta / 2 * res2
+        - alpha / 2 * m2
+        - n / 2 * math.log(2 * math.pi)
+    )
     mean = vh.T @ (s * x / (t + sigma))
     return evidence / n, alpha, beta, mean
 
@@ -73,11 +79,12 @@ class BTuning(Penalty):
         self.n_classes, self.ridge = d_phi // 2, ridge
 
     @staticmethod
-    def prepare_targets(train_feats: np.ndarray, labels: np.ndarray, dims: list[int], n_classes: int,
-                        temperature: float = 0.1, **_) -> tuple[np.ndarray, dict]:
+    def prepare_targets(
+        train_feats: np.ndarray, labels: np.ndarray, dims: list[int], n_classes: int, temperature: float = 0.1, **_
+    ) -> tuple[np.ndarray, dict]:
         preds, evid, start = [], [], 0
         for d in dims:
-            f = train_feats[:, start:start + d]
+            f = train_feats[:, start : start + d]
             f = (f - f.mean(0)) / (f.std() + 1e-12)  # LogME is not scale-free in α, β; standardise
             e, m = logme(f, labels, n_classes)
             evid.append(e)
@@ -85,7 +92,7 @@ class BTuning(Penalty):
             start += d
         w = np.exp((np.asarray(evid) - max(evid)) / temperature)
         w /= w.sum()
-        target = sum(wk * p for wk, p in zip(w, preds))
+        target = sum(wk * p for wk, p in zip(w, preds, strict=False))
         onehot = np.eye(n_classes)[labels]
         info = {"logme": [float(e) for e in evid], "teacher_weights": [float(x) for x in w]}
         return np.concatenate([target, onehot], axis=1).astype(np.float32), info
@@ -94,7 +101,7 @@ class BTuning(Penalty):
         return []
 
     def forward(self, h, phi):
-        target, y = phi[:, :self.n_classes], phi[:, self.n_classes:]
+        target, y = phi[:, : self.n_classes], phi[:, self.n_classes :]
         hc = h - h.mean(0, keepdim=True)
         hc = hc / (hc.pow(2).mean().sqrt() + 1e-8)
         eye = torch.eye(h.shape[1], dtype=h.dtype, device=h.device)

@@ -22,5 +22,13 @@ class LogitKD(Penalty):
 
     def forward(self, student_logits, teacher_logits):
         t = self.t
-        return F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
-                        log_target=True, reduction="batchmean") * t * t
+        return (
+            F.kl_div(
+                F.log_softmax(student_logits / t, dim=1),
+                F.log_softmax(teacher_logits / t, dim=1),
+                log_target=True,
+                reduction="batchmean",
+            )
+            * t
+            * t
+        )
