@@ -49,4 +49,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean-results:
-	rm -rf results/runs results/features results/splits results/logs results/benchmarks results/tables results/figures results/runs.csv .snakemake
+	rm -rf results/runs results/features results/splits results/logs results/benchmarks results/reports results/factors .snakemake

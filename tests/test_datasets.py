@@ -676,7 +676,7 @@ def test_corrupt_split_is_named(tmp_path):
 
 
 def test_too_few_examples_is_an_error():
-    with pytest.raises(ValueError, match="asked for"):
+    with pytest.raises(ValueError, match=r"n_train \+ n_val \+ n_test = 5000 \+ 10 \+ 10 exceeds the 1797 examples"):
         build_split({"loader": "sklearn_digits", "n_train": 5000, "n_val": 10, "n_test": 10})
 
 

@@ -112,7 +112,8 @@ def workdir(tmp_path_factory, text_tsv):
 
 def test_outputs_exist_with_expected_rows(workdir):
     r = workdir / "results"
-    runs = pd.read_csv(r / "runs.csv")
+    rep = r / "reports" / "tiny"  # each sweep has its own report folder
+    runs = pd.read_csv(rep / "runs.csv")
     # digits: stl×2 seeds + kd × 2 seeds + aft × 2 β × 2 seeds + probe; tinytext: stl + aft × 2 β + ft + logit_kd + probe
     assert len(runs) == 2 + 2 + 4 + 1 + 1 + 2 + 1 + 1 + 1
     # one selected β per (student, method, teacher set, seed), chosen on validation
@@ -128,26 +129,26 @@ def test_outputs_exist_with_expected_rows(workdir):
     assert (r / "runs/dataset~tinytext/student~probe/method~probe/teachers~t/beta~0/seed~0/logits.safetensors").exists()
     assert runs.test_acc.between(0, 1).all() and runs.student_params.gt(0).all()
     assert set(runs.modality) == {"image", "text"}
-    table = pd.read_csv(r / "tables" / "main.csv")
+    table = pd.read_csv(rep / "tables" / "main.csv")
     assert sorted(zip(table.dataset, table.student, table.teacher_set, strict=False)) == [
         ("digits", "cnn_t", "a"),
         ("tinytext", "bag_t", "t"),
     ]
-    md = (r / "tables" / "main.md").read_text()
+    md = (rep / "tables" / "main.md").read_text()
     assert "## digits" in md and "## tinytext" in md and "**" in md and "± " in md and "probe − STL" in md
     assert "a (control: not pre-trained)" in md  # random-projection teachers are labelled as controls
     assert "cnn_t (scratch, " in md and "by validation accuracy over the grid (aft: {0.5, 2}, ft: {1}, kd: {1}" in md
-    tex = (r / "tables" / "main.tex").read_text()
+    tex = (rep / "tables" / "main.tex").read_text()
     assert r"\begin{tabular}" in tex and r"accuracy (\%)" in tex and "(%)" not in tex  # a bare % comments out LaTeX
     from aftbench.figures import CLAIM_FIGURES
 
     for name in [f"{d}_accuracy" for d in ("digits", "tinytext")] + CLAIM_FIGURES:
-        png = r / "figures" / f"{name}.png"
+        png = rep / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     rho = runs[runs.method == "aft"].rho_by_teacher.map(json.loads)
     assert all(set(d) in ({"rp_a"}, {"rp_text"}) and all(0 < v < 1 for v in d.values()) for d in rho)
     assert (r / "features" / "digits" / "rp_a.json").exists()
-    assert (r / "logs" / "aggregate.log").exists()
+    assert (r / "logs" / "aggregate" / "tiny.log").exists()
     assert list((r / "benchmarks" / "features").rglob("*.tsv"))
     hidden = [
         p for p in r.rglob(".*") if p.is_file() and p.name != ".snakemake_timestamp"
@@ -179,13 +180,13 @@ def test_tables_target_reaggregates_without_training(workdir):
     shutil.move(run, workdir / "stash")
     try:
         p = smk(workdir, "tables")
-        assert "aggregated 14 runs" in (workdir / "results/logs/tables.log").read_text()
+        assert "aggregated 14 runs" in (workdir / "results/logs/tables/tiny.log").read_text()
         assert "rule train" not in p.stdout + p.stderr
-        assert len(pd.read_csv(workdir / "results/runs.csv")) == 14
+        assert len(pd.read_csv(workdir / "results/reports/tiny/runs.csv")) == 14
     finally:
         shutil.move(workdir / "stash", run)
     smk(workdir, "tables")
-    assert len(pd.read_csv(workdir / "results/runs.csv")) == 15
+    assert len(pd.read_csv(workdir / "results/reports/tiny/runs.csv")) == 15
 
 
 def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):
@@ -210,7 +211,10 @@ def test_renaming_stl_gives_the_same_tables_under_the_new_name(workdir, text_tsv
     # the 3 STL runs under their new name, and the tables; nothing else
     assert planned(wd) == {"train": 3, "aggregate": 1, "all": 1}
     smk(wd)
-    old, new = pd.read_csv(workdir / "results/tables/main.csv"), pd.read_csv(wd / "results/tables/main.csv")
+    old, new = (
+        pd.read_csv(workdir / "results/reports/tiny/tables/main.csv"),
+        pd.read_csv(wd / "results/reports/tiny/tables/main.csv"),
+    )
     assert list(new.columns) == [c.replace("stl_", "baseline_") for c in old.columns]
     new.columns = old.columns
     pd.testing.assert_frame_equal(old, new)
@@ -218,9 +222,9 @@ def test_renaming_stl_gives_the_same_tables_under_the_new_name(workdir, text_tsv
     def cells(md):  # markdown cells, without the padding that column widths add
         return re.sub(r"-{3,}", "---", re.sub(r" +", " ", md))
 
-    md = (workdir / "results/tables/main.md").read_text().replace("STL", "baseline")
-    assert cells((wd / "results/tables/main.md").read_text()) == cells(md)
-    runs = pd.read_csv(wd / "results/runs.csv")
+    md = (workdir / "results/reports/tiny/tables/main.md").read_text().replace("STL", "baseline")
+    assert cells((wd / "results/reports/tiny/tables/main.md").read_text()) == cells(md)
+    runs = pd.read_csv(wd / "results/reports/tiny/runs.csv")
     assert set(runs[runs.role == "baseline"].method) == {"baseline"} and "stl" not in set(runs.method)
 
 

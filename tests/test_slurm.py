@@ -123,7 +123,7 @@ def test_sweep_runs_as_slurm_jobs_with_local_results(tmp_path, text_tsv):
         + len(list((wd / "results" / "factors").rglob("factors.safetensors")))
     )
     assert len(ids) == n_heavy  # every heavy job went to SLURM, each exactly once
-    assert (wd / "results" / "tables" / "main.md").exists()
+    assert (wd / "results" / "reports" / "tiny" / "tables" / "main.md").exists()
 
     local = write_config(tmp_path / "local", small(text_tsv))
     p = run(snakemake_cmd(local, profile=False))

@@ -37,8 +37,11 @@ def declare(
     patterns: dict | None = None,
     needs: tuple[Needs, ...] = (),
     produces: str | dict | None = None,
+    paths: dict | None = None,
 ):
     """Attach a declaration to a loader function or backend class.
+    `paths`: {arg: the Debian package that provides it, or None}: arguments naming data on disk
+    that must exist (checked at validation, with the install line).
     `choices`: {arg: [valid values]}; `patterns`: {arg: (regex a string value must match fully,
     the valid values in words)};
     `needs`: packages (see Needs); `produces` (loaders): the modality the data has, either one
@@ -53,6 +56,7 @@ def declare(
                 "patterns": {k: list(v) for k, v in (patterns or {}).items()},
                 "needs": [asdict(n) for n in needs],
                 "produces": produces,
+                "paths": dict(paths or {}),
             },
         )
         return obj
@@ -97,7 +101,13 @@ def summarize(obj, injected: tuple[str, ...] = ()) -> dict:
             "default": default if _jsonable(default) else None,
             "types": _annotation_types(p.annotation),
         }
-    decl = getattr(obj, DECLARATION, None) or {"choices": {}, "patterns": {}, "needs": [], "produces": None}
+    decl = getattr(obj, DECLARATION, None) or {
+        "choices": {},
+        "patterns": {},
+        "needs": [],
+        "produces": None,
+        "paths": {},
+    }
     return {"params": params, "var_kw": var_kw, **decl}
 
 
@@ -175,3 +185,22 @@ def produced_modality(summary: dict, args: dict) -> str | None:
     values = resolved(summary, args)
     parts = [part for part in ("image", "text") if part in produces and values.get(produces[part])]
     return "+".join(parts) or None
+
+
+def missing_paths(summary: dict, args: dict, where: str) -> list[str]:
+    """The declared data paths (defaults applied) that do not exist, each with how to get them."""
+    from pathlib import Path
+
+    values = resolved(summary, args)
+    problems = []
+    for key, package in summary.get("paths", {}).items():
+        value = values.get(key)
+        if isinstance(value, str) and not Path(value).exists():
+            fix = (
+                f"`sudo apt-get install {package}` (or, without root, `apt-get download {package}`, `dpkg -x` "
+                f"each .deb into a folder DIR, and point `{key}` at the data under DIR)"
+                if package
+                else f"point `{key}` at the data"
+            )
+            problems.append(f"{where}.args.{key}: {value} does not exist; {fix}")
+    return problems

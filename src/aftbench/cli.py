@@ -17,6 +17,7 @@ from submitit.helpers import Checkpointable
 from . import __version__
 from .launcher import LAUNCHERS, name_job, submit_and_wait
 from .layout import RESULTS
+from .lifeline import stop_when_orphaned
 
 
 class Command(Checkpointable):
@@ -121,6 +122,7 @@ def _cmd_validate(a):
 
 
 def main(argv=None) -> int:
+    as_process = argv is None  # `python -m aftbench ...` (a rule's job), not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="aftbench", description=__doc__)
     p.add_argument("--version", action="version", version=f"aftbench {__version__}")
@@ -214,6 +216,8 @@ def main(argv=None) -> int:
         if a.job is None:
             p.error(f"--launcher {a.launcher} needs --job (the job spec from aftbench.launcher.job_spec)")
         return submit_and_wait(a.launcher, name_job(a.job, a.out), _without_launch_options(argv), Command())
+    if as_process and getattr(a, "launcher", None) == "local":
+        stop_when_orphaned()  # Snakemake killed (even -9): this job stops too, instead of running unowned
     return a.fn(a) or 0
 
 

@@ -10,11 +10,14 @@ sweep into one record per run; the Snakefile turns records into target paths.
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
 from dataclasses import dataclass
 
+from .input_checks import batch_sizes, control_characters, embedded_code, non_finite_numbers
 from .layout import NO_TEACHERS, PROBE_STUDENT, run_id
+from .provenance import stale_splits
 from .schema import defaults, schema
 
 
@@ -71,8 +74,18 @@ def validate_config(config: dict) -> dict:
     `config` itself is left as it was. Defaults are not filled in here: each job overlays the
     schema's defaults on what the user set (`defaults`), so a rule's params hold only the user's
     settings and a finished run stays valid when a default is added."""
-    validate_schema(config)
-    return check_config(config)
+    problems = schema_problems(config)
+    if isinstance(config, dict):
+        problems = embedded_code(config) + problems + non_finite_numbers(config) + control_characters(config)
+    resolved = None
+    if not schema_problems(config):  # the cross-checks read the shapes the schema guarantees
+        try:
+            resolved = check_config(config)
+        except ConfigError as err:
+            problems += err.problems
+    if problems:
+        raise ConfigError(list(dict.fromkeys(problems)), header="config is not valid")
+    return resolved
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -134,7 +147,7 @@ def check_config(config: dict) -> dict:
     """Cross-reference and backend-argument checks; raises ConfigError listing every problem,
     each naming its key path. Returns a copy with one-line teacher specs expanded; `config`
     itself is not changed."""
-    from .backend_args import check_args, missing_packages, produced_modality
+    from .backend_args import check_args, missing_packages, missing_paths, produced_modality
     from .registry_summary import describe
 
     config = copy.deepcopy(config)
@@ -197,6 +210,13 @@ def check_config(config: dict) -> dict:
     for name, blocks in config["sweeps"].items():
         for i, b in enumerate(blocks):
             problems.extend(_block_problems(config, f"sweeps.{name}[{i}]", b, reg))
+    problems.extend(batch_sizes(config, defaults("train")))
+    used = {d for b in config["sweeps"].get(sweep, []) for d in b.get("datasets", [])}
+    for did in sorted(used & set(config["datasets"])):  # data of the sweep that runs must be on disk
+        d = config["datasets"][did]
+        if d["loader"] in LOADERS:
+            problems.extend(missing_paths(LOADERS[d["loader"]], d.get("args", {}), f"datasets.{did}"))
+    problems.extend(stale_splits(config, LOADERS, used & set(config["datasets"])))
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))
     return config
@@ -264,8 +284,18 @@ class Run:
     beta: float = 0.0
 
     @property
+    def train_digest(self) -> str | None:
+        """A short digest of the block's own training settings (None without any): part of the
+        run's identity, so a block that trains differently never overwrites another's run."""
+        if self.train == "{}":
+            return None
+        return hashlib.sha256(self.train.encode()).hexdigest()[:8]
+
+    @property
     def run_id(self) -> str:
-        return run_id(self.dataset, self.student, self.method, self.teacher_set, self.beta, self.seed)
+        return run_id(
+            self.dataset, self.student, self.method, self.teacher_set, self.beta, self.seed, self.train_digest
+        )
 
 
 def distilled_probe(method: dict) -> str | None:

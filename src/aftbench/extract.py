@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from .device import resolve_device
-from .features import pooled_std, store_dtype
-from .io import atomic_path, write_json
+from .features import pooled_std, store_dtype, write_cache
 from .schema import defaults
 from .splits import SPLITS, load_split
 from .teachers import Teacher, build_teacher
@@ -137,7 +136,6 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     o = {**known, **options}
     threads, device, amp, batch_size = o["threads"], o["device"], o["amp"], o["batch_size"]
     workers, store, resident_gb = o["workers"], o["store"], o["resident_gb"]
-    from safetensors.numpy import save_file
     from tqdm import tqdm
 
     torch.set_num_threads(max(1, threads))
@@ -196,22 +194,23 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
         rows[name] = None  # free the device copy
     timing["checks_and_storage_choice"] = time.time() - t
     t = time.time()
-    with atomic_path(out_path) as tmp:
-        save_file(feats, str(tmp))
-    timing["write"] = time.time() - t
     seconds = time.time() - t0
-    write_json(
+    identity = {
+        "teacher": teacher_id,
+        "spec": spec,
+        "dataset": split.dataset,
+        "split_sha256": split.sha256,
+        "modality": teacher.modality,
+        "pretrained": bool(teacher.pretrained),
+    }
+    write_cache(
+        out_path,
         out_json,
+        feats,
+        identity,
         {
-            "teacher": teacher_id,
-            "spec": spec,
-            "dataset": split.dataset,
-            "split_sha256": split.sha256,
-            "modality": teacher.modality,
-            "pretrained": bool(teacher.pretrained),
             "preprocessing": teacher.preprocessing(),
             "dim": teacher.dim,
-            "shapes": {k: list(v.shape) for k, v in feats.items()},
             "stored": stored,
             "feature_std": pooled_std(feats.values()),
             "seconds": round(seconds, 2),
@@ -221,7 +220,7 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
             "workers": 0 if resident else workers,
             "inputs_resident_on_device": resident,
             "examples_per_second": round(sum(len(v) for v in feats.values()) / max(seconds, 1e-9), 1),
-            "seconds_by_stage": {k: round(v, 3) for k, v in timing.items()},
+            "seconds_by_stage": {k: round(v, 3) for k, v in {**timing, "write": time.time() - t}.items()},
             "versions": _versions(),
         },
     )

@@ -302,7 +302,7 @@ def beta_gains(runs) -> pd.DataFrame:
     student, seed), in points. Runs without a matching baseline run are left out."""
     import pandas as pd
 
-    r = runs[runs.role == TRANSFER]
+    r = runs[(runs.role == TRANSFER) & ~runs.diverged.astype(bool)]
     r = r[r.groupby(["dataset", "method"]).beta.transform("nunique") > 1]
     stl = runs[runs.method == baseline_method(runs)].groupby(["dataset", "student", "seed"]).val_acc.mean()
     r = r[pd.MultiIndex.from_arrays([r.dataset, r.student, r.seed]).isin(stl.index)]
@@ -366,6 +366,10 @@ def accuracy_figure(runs: pd.DataFrame, dataset: str, out_png: str) -> None:
     students = list(trained.sort_values(["student_params", "student"]).student.unique())
     tsets = sorted(d[(d.teacher_set != NO_TEACHERS)].teacher_set.unique())
     methods = transfer_methods(runs)
+    if not students:
+        return placeholder(
+            out_png, f"{dataset}: accuracy by method and teacher set", "no student runs on this dataset yet"
+        )
     fig, axes = plt.subplots(
         1,
         max(1, len(students)),

@@ -7,12 +7,15 @@ killed job never leaves a file that looks complete (rename is atomic on POSIX fi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
+# Errors of the disk, not of the caller's data: said with the path and the space left.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -29,9 +32,22 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it owner-only; results are shared like any file
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in _WRITE_ERRORS:
+            raise
+        raise OSError(err.errno, f"writing {path} failed: {err.strerror or err}; {_free_space(path.parent)}") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _free_space(folder: Path) -> str:
+    import shutil
+
+    try:
+        return f"{shutil.disk_usage(folder).free / 1e9:.2f} GB free on the filesystem of {folder}"
+    except OSError:
+        return f"free space of {folder} unknown"
 
 
 def write_text(path, text: str) -> None:

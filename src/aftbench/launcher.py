@@ -26,13 +26,13 @@ Nothing here imports torch: the waiting processes stay light on a login node (~0
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
 from .layout import JOBS_DIR, job_name
+from .lifeline import alive, watched_ancestors
 from .schema import defaults
 
 LAUNCHERS = ("local", "submitit_local", "slurm")
@@ -125,30 +125,6 @@ def _finished(state: str, launcher: str) -> bool:
     return state != "RUNNING"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def _watched_ancestors() -> list[int]:
-    """This process's parent and grandparent (the rule's shell and Snakemake): if either dies
-    (e.g. Snakemake was SIGKILLed), the job is cancelled instead of running on unowned."""
-    pids, pid = [], os.getpid()
-    for _ in range(2):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, IndexError, ValueError):
-            break
-        if pid <= 1:
-            break
-        pids.append(pid)
-    return pids
-
-
 def _tail(path: Path, n: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -184,12 +160,12 @@ def submit_and_wait(launcher: str, job: dict, argv: list[str], command) -> int:
         sub = ex.submit(command, argv)
         print(f"submitted {launcher} job {sub.job_id} ({job['name']}); submitit folder {sub.paths.folder}", flush=True)
         deadline = time.monotonic() + job["deadline_s"]
-        ancestors = _watched_ancestors()
+        ancestors = watched_ancestors()
         state = _state(sub, launcher)
         while not _finished(state, launcher):
             if sub.paths.result_pickle.exists():
                 break
-            if not all(_alive(p) for p in ancestors):
+            if not all(alive(p) for p in ancestors):
                 sub.cancel(check=False)
                 raise JobFailed(
                     f"the process that launched {launcher} job {sub.job_id} ({job['name']}) is gone "

@@ -26,9 +26,10 @@ SPLITS_DIR = f"{RESULTS}/splits"
 LOGS_DIR = f"{RESULTS}/logs"
 BENCHMARKS_DIR = f"{RESULTS}/benchmarks"
 JOBS_DIR = f"{LOGS_DIR}/jobs"  # submitit's folders, per job kind and job name
-RUNS_CSV = f"{RESULTS}/runs.csv"
-TABLES_DIR = f"{RESULTS}/tables"
-FIGURES_DIR = f"{RESULTS}/figures"
+REPORTS_DIR = f"{RESULTS}/reports"  # one folder per sweep: runs.csv, tables/, figures/
+# A run trained with a sweep block's own `train:` settings lives one level deeper, under a digest of
+# those settings, so two sweeps that differ only in training settings keep both results.
+TRAIN_VARIANT = "train~{tdigest}"
 
 
 def format_beta(beta: float) -> str:
@@ -36,10 +37,13 @@ def format_beta(beta: float) -> str:
     return format(float(beta), "g")
 
 
-def run_id(dataset: str, student: str, method: str, tset: str, beta: float, seed: int) -> str:
-    return RUN_TEMPLATE.format(
+def run_id(
+    dataset: str, student: str, method: str, tset: str, beta: float, seed: int, tdigest: str | None = None
+) -> str:
+    rid = RUN_TEMPLATE.format(
         dataset=dataset, student=student, method=method, tset=tset, beta=format_beta(beta), seed=seed
     )
+    return f"{rid}/{TRAIN_VARIANT.format(tdigest=tdigest)}" if tdigest else rid
 
 
 def probe_run_id(dataset: str, method: str, tset: str) -> str:
@@ -74,13 +78,19 @@ def sidecar(path) -> str:
     return str(PurePosixPath(path).with_suffix(".json"))
 
 
-def report_paths(datasets, figures) -> list[str]:
-    """Everything the aggregate step writes: runs.csv, the main table, per-dataset and claim figures."""
+def report_dir(sweep: str) -> str:
+    return f"{REPORTS_DIR}/{sweep}"
+
+
+def report_paths(sweep: str, datasets, figures) -> list[str]:
+    """Everything the aggregate step writes for one sweep: runs.csv, the main table, per-dataset and
+    claim figures. Each sweep has its own folder, so running one sweep never replaces another's."""
+    out = report_dir(sweep)
     return (
-        [RUNS_CSV]
-        + [f"{TABLES_DIR}/main.{ext}" for ext in ("md", "tex", "csv")]
-        + [f"{FIGURES_DIR}/{d}_accuracy.png" for d in datasets]
-        + [f"{FIGURES_DIR}/{f}.png" for f in figures]
+        [f"{out}/runs.csv"]
+        + [f"{out}/tables/main.{ext}" for ext in ("md", "tex", "csv")]
+        + [f"{out}/figures/{d}_accuracy.png" for d in datasets]
+        + [f"{out}/figures/{f}.png" for f in figures]
     )
 
 

@@ -37,7 +37,7 @@ FMNIST_CLASSES = [
 ]
 
 
-@declare(produces="image")
+@declare(produces="image", paths={"root": "dataset-fashion-mnist"})
 def load_fashion_mnist(root: str = "/usr/share/datasets/fashion-mnist") -> Source:
     """Fashion-MNIST from its idx files (Debian `dataset-fashion-mnist`): 60k train, 10k official test."""
     root = require(Path(root), "Fashion-MNIST", "dataset-fashion-mnist")
@@ -83,7 +83,7 @@ NOUN_LEXNAMES = {
 }
 
 
-@declare(produces="text")
+@declare(produces="text", paths={"root": "wordnet-base"})
 def load_wordnet_supersenses(root: str = "/usr/share/wordnet", n_classes: int = 10) -> Source:
     """Noun gloss -> supersense. Only the gloss is used: the lemma would make the task a lookup."""
     path = require(Path(root) / "data.noun", "WordNet noun data", "wordnet-base")
@@ -145,7 +145,7 @@ def _load_rgb_on_white(path: Path, size: int, max_pixels: int) -> np.ndarray | N
         return np.asarray(canvas, dtype=np.uint8)
 
 
-@declare(produces="image+text")
+@declare(produces="image+text", paths={"root": "openclipart-png openclipart-svg"})
 def load_openclipart(
     root: str = "/usr/share/openclipart",
     categories: list[str] | None = None,
@@ -211,7 +211,7 @@ def load_sklearn_digits() -> Source:
     return Source("image", [str(c) for c in d.target_names], Pool(d.target.astype(np.int64), images, texts))
 
 
-@declare(produces="text")
+@declare(produces="text", paths={"path": None})
 def load_tsv(path: str) -> Source:
     """A `label<TAB>text` file: the simplest way to bring your own text task."""
     rows = [ln.rstrip("\n").split("\t", 1) for ln in Path(path).read_text().splitlines() if ln.strip()]

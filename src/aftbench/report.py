@@ -40,6 +40,7 @@ RUN_COLUMNS = [
     "rho_mean",
     "rho_by_teacher",
     "selected",
+    "diverged",
     "run_id",
 ]
 SELECTION_KEYS = ["dataset", "student", "method", "teacher_set", "seed"]
@@ -54,6 +55,7 @@ def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
             {
                 **{k: m.get(k) for k in RUN_COLUMNS},
                 "role": role_of_record(m),
+                "diverged": bool(m.get("diverged", False)),
                 "teachers": "+".join(m.get("teachers") or []) or NO_TEACHERS,
                 "rho_mean": float(np.mean([v["mean"] for v in rho.values()])) if rho else np.nan,
                 "rho_by_teacher": json.dumps({t: v["mean"] for t, v in rho.items()}) if rho else None,
@@ -69,8 +71,11 @@ def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
 
 def select_beta(runs: pd.DataFrame) -> pd.Series:
     """Model selection: for each (dataset, student, method, teacher set, seed) keep the β with the
-    highest *validation* accuracy (ties: the smaller β). The test split plays no part."""
+    highest *validation* accuracy (ties: the smaller β) among the runs that did not diverge; a
+    cell whose every β diverged selects nothing. The test split plays no part."""
     ordered = runs.sort_values(SELECTION_KEYS + ["beta"], kind="stable")
+    if "diverged" in ordered:
+        ordered = ordered[~ordered.diverged.astype(bool)]
     best = ordered.groupby(SELECTION_KEYS, sort=False).val_acc.idxmax()
     return runs.index.isin(best.values)
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 from .io import write_json
 
 BASELINE, TRANSFER, PROBE = "baseline", "transfer", "probe"
+# A run diverged when the mean training CE of its last steps exceeds this × its first step's CE
+# (aftbench.train.divergence_check); it is recorded, never reported as a result.
+DIVERGENCE_FACTOR = 1.25
 ROLE_ORDER = (BASELINE, TRANSFER, PROBE)
 # Transfer methods in tables and legends: weakest link to the teacher first, AFT and its
 # ablations last; a penalty not listed here comes after these, by name.

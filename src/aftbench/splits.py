@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import load_source
+from .backend_args import summarize
+from .datasets import LOADERS, load_source
 from .io import atomic_path, file_sha256, read_json, write_json
 from .layout import split_images_dir
+from .provenance import data_paths, source_fingerprint
 from .sources import LazyImages, MissingDataError, Pool, Source
 
 SPLITS = ("train", "val", "test")
@@ -38,12 +40,28 @@ def _stratified_pick(labels: np.ndarray, n: int, rng: np.random.Generator) -> np
     return np.sort(picked)
 
 
-def build_split(spec: dict) -> tuple[Source, dict[str, Pool]]:
-    """Load the source named by `spec['loader']` and draw the seeded stratified split."""
+def build_split(spec: dict, dataset_id: str = "?") -> tuple[Source, dict[str, Pool]]:
+    """Load the source named by `spec['loader']` and draw the seeded stratified split. Asking for
+    more examples than the data holds is refused, naming the keys (never silently clamped)."""
     src = load_source(spec)
     rng = np.random.default_rng(spec.get("split_seed", 0))
     n_tr, n_va, n_te = spec["n_train"], spec["n_val"], spec["n_test"]
-    pool = src.train
+    pool, where = src.train, f"datasets.{dataset_id}"
+    if src.test is not None and n_te > len(src.test.labels):
+        raise ValueError(
+            f"{where}.n_test: {n_te} exceeds the {len(src.test.labels)} examples of its official test "
+            f"split; lower n_test"
+        )
+    if src.test is None and n_tr + n_va + n_te > len(pool.labels):
+        raise ValueError(
+            f"{where}: n_train + n_val + n_test = {n_tr} + {n_va} + {n_te} exceeds the "
+            f"{len(pool.labels)} examples it holds (it has no official test split); lower them"
+        )
+    if src.test is not None and n_tr + n_va > len(pool.labels):
+        raise ValueError(
+            f"{where}: n_train + n_val = {n_tr} + {n_va} exceeds the {len(pool.labels)} examples of "
+            f"its training pool; lower n_train or n_val"
+        )
     if src.test is not None:
         test = src.test.take(_stratified_pick(src.test.labels, n_te, rng)) if n_te < len(src.test.labels) else src.test
     else:  # no official test split: hold it out of the pool first
@@ -86,7 +104,9 @@ def check_texts(dataset_id: str, loader: str, texts: np.ndarray) -> None:
 
 
 def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None:
-    src, parts = build_split(spec)
+    loader = summarize(LOADERS.entry(spec["loader"]))
+    fingerprint = source_fingerprint(data_paths(loader, spec.get("args", {})))  # before reading: what it read
+    src, parts = build_split(spec, dataset_id)
     if spec.get("modality", src.modality) != src.modality:
         raise ValueError(
             f"datasets.{dataset_id}.modality: declared {spec['modality']!r}, but loader "
@@ -130,6 +150,7 @@ def make_split(dataset_id: str, spec: dict, out_npz: str, out_json: str) -> None
         "image_shape": image_shape,
         "image_files": [f.name for f in image_files],
         "notes": src.notes,
+        "source_fingerprint": fingerprint,
         "sha256": file_sha256(out_npz, *image_files),  # the npz, then the image files in this order
     }
     write_json(out_json, meta)

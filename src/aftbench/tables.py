@@ -12,38 +12,46 @@ import pandas as pd
 
 from .io import atomic_path, write_text
 from .layout import NO_TEACHERS
-from .results import BASELINE, PROBE, TRANSFER, method_label, method_order
+from .results import BASELINE, DIVERGENCE_FACTOR, PROBE, TRANSFER, method_label, method_order
 
 
 def teacher_label(teacher_set: str, control: bool) -> str:
     return f"{teacher_set} (control: not pre-trained)" if control else teacher_set
 
 
+CELL_KEYS = [
+    "dataset",
+    "modality",
+    "student",
+    "student_init",
+    "student_params",
+    "teacher_set",
+    "method",
+    "role",
+    "penalty",
+]
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std of test accuracy over seeds for each (dataset, student, teacher set, method),
-    over the runs whose β was selected on validation."""
-    runs = runs[runs.selected]
-    g = runs.groupby(
-        [
-            "dataset",
-            "modality",
-            "student",
-            "student_init",
-            "student_params",
-            "teacher_set",
-            "method",
-            "role",
-            "penalty",
-        ],
-        dropna=False,
+    over the runs whose β was selected on validation; `n_diverged` counts the cell's runs (any β)
+    that diverged, which are never selected. A cell whose every run diverged has no mean."""
+    counts = runs.assign(n_diverged=runs.diverged.astype(int)).groupby(CELL_KEYS, dropna=False).n_diverged.sum()
+    chosen = runs[runs.selected]
+    out = (
+        chosen.groupby(CELL_KEYS, dropna=False)
+        .agg(
+            test_mean=("test_acc", "mean"),
+            test_std=("test_acc", "std"),
+            val_mean=("val_acc", "mean"),
+            n_seeds=("seed", "nunique"),
+        )
+        .reindex(counts.index)
+        .join(counts)
+        .reset_index()
     )
-    out = g.agg(
-        test_mean=("test_acc", "mean"),
-        test_std=("test_acc", "std"),
-        val_mean=("val_acc", "mean"),
-        n_seeds=("seed", "nunique"),
-    ).reset_index()
     out["test_std"] = out["test_std"].fillna(0.0)
+    out["n_seeds"] = out["n_seeds"].fillna(0).astype(int)
     return out
 
 
@@ -90,6 +98,7 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{m}_mean"] = np.nan if r is None else r.test_mean
             row[f"{m}_std"] = np.nan if r is None else r.test_std
             row[f"{m}_n"] = 0 if r is None else int(r.n_seeds)
+            row[f"{m}_div"] = 0 if r is None else int(r.n_diverged)
         means = {m: row[f"{m}_mean"] for m in methods if not np.isnan(row[f"{m}_mean"])}
         row["best"] = max(means, key=means.get) if means else ""
         row["probe_minus_baseline"] = row["probe"] - row.get(f"{base}_mean", np.nan)
@@ -108,21 +117,22 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
             "best",
             "probe_minus_baseline",
         ]
-        + [f"{m}_{k}" for m in methods for k in ("mean", "std", "n")],
+        + [f"{m}_{k}" for m in methods for k in ("mean", "std", "n", "div")],
     )
     table.attrs["baseline"] = base
     # smaller students first within a dataset, as in the paper's tables
     return table.sort_values(["dataset", "params", "student", "teacher_set"], kind="stable").reset_index(drop=True)
 
 
-def _fmt(mean, std, n, bold, latex=False) -> str:
+def _fmt(mean, std, n, bold, latex=False, diverged=0) -> str:
+    mark = f" †{diverged}" if diverged else ""  # runs of the cell that diverged (left out)
     if mean is None or np.isnan(mean):
-        return "–"
+        return "–" + mark
     s = f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f}"
     if latex:
         s = s.replace("±", r"$\pm$")
-        return rf"\textbf{{{s}}}" if bold else s
-    return f"**{s}**" if bold else s
+        return (rf"\textbf{{{s}}}" if bold else s) + mark.replace("†", r"$\dagger$")
+    return (f"**{s}**" if bold else s) + mark
 
 
 def gap_column(table: pd.DataFrame) -> str:
@@ -143,10 +153,11 @@ def render_table(table: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
     )
     for m in methods:
         out[method_label(m)] = [
-            _fmt(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_n"], r["best"] == m, latex) for _, r in table.iterrows()
+            _fmt(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_n"], r["best"] == m, latex, r[f"{m}_div"])
+            for _, r in table.iterrows()
         ]
     out[gap_column(table)] = [("–" if np.isnan(v) else f"{100 * v:+.1f}") for v in table.probe_minus_baseline]
-    if latex:  # ids hold underscores; the cells built above hold intended LaTeX
+    if latex and len(out):  # ids hold underscores; the cells built above hold intended LaTeX
         for col in ("dataset", "student (init, params)", "teachers"):
             out[col] = out[col].str.replace("_", r"\_", regex=False)
     return out
@@ -165,7 +176,26 @@ def caption(runs: pd.DataFrame, baseline: str | None) -> str:
         f"split never influences any choice. probe = "
         f"logistic regression on the teacher set's cached features, C chosen on validation. "
         f"`probe − {name}`: how much more the teachers know than the {name} student. Multimodal teacher sets "
-        f"concatenate unimodal teachers (no offline CLIP-like model exists)."
+        f"concatenate unimodal teachers (no offline CLIP-like model exists). † k: k runs of the cell (any β) "
+        f"diverged (training CE ended above {DIVERGENCE_FACTOR} × its first step) and are left out; β selection "
+        f"never picks one."
+    )
+
+
+def finished_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every (dataset, student, method, teacher set) cell that has results, mean ± std over seeds."""
+    summ = summarise(runs)
+    return pd.DataFrame(
+        {
+            "dataset": summ.dataset,
+            "student": summ.student,
+            "method": [method_label(m) for m in summ.method],
+            "teachers": summ.teacher_set,
+            "test acc. (%)": [
+                _fmt(m, sd, n, False, diverged=d)
+                for m, sd, n, d in zip(summ.test_mean, summ.test_std, summ.n_seeds, summ.n_diverged, strict=False)
+            ],
+        }
     )
 
 
@@ -178,6 +208,12 @@ def write_tables(runs: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     md = [f"# Main results\n\n{cap}\n"]
     for ds, t in render_table(table).groupby("dataset", sort=True):
         md.append(f"\n## {ds}\n\n" + t.drop(columns="dataset").to_markdown(index=False, disable_numparse=True) + "\n")
+    if table.empty:  # only baselines or only probes finished: say so, and show what there is
+        md.append(
+            "\nNo transfer run with a teacher set has finished yet; the finished runs:\n\n"
+            + finished_cells(runs).to_markdown(index=False, disable_numparse=True)
+            + "\n"
+        )
     write_text(out_dir / "tables" / "main.md", "".join(md))
     tex_cap = (
         cap.replace("%", r"\%")

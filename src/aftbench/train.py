@@ -27,7 +27,7 @@ from .device import autocast, resolve_device
 from .features import load_features, rms_scale
 from .io import atomic_path
 from .methods import build_penalty, penalty_class
-from .results import method_role, write_run_record
+from .results import DIVERGENCE_FACTOR, method_role, write_run_record
 from .schema import defaults
 from .splits import SPLITS, load_split
 from .students import build_student
@@ -134,6 +134,39 @@ def spec_fingerprint(spec: RunSpec) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def divergence_check(first_ce: float, final_ce: float, window: int) -> dict:
+    """A run diverged when its training loss ended well above where it started: the mean
+    cross-entropy of its last `window` steps (10% of the run, at least 5) exceeds 1.25 × the
+    cross-entropy of its first step (≈ log(classes) at init). Such a run is recorded, never
+    reported as a result: tables leave it out of means and β selection never picks it."""
+    diverged = bool(final_ce > DIVERGENCE_FACTOR * first_ce)
+    return {
+        "diverged": diverged,
+        "first_ce": first_ce,
+        "final_ce_mean": final_ce,
+        "window_steps": window,
+        "rule": f"mean CE of the last {window} steps {final_ce:.4g} "
+        f"{'>' if diverged else '<='} {DIVERGENCE_FACTOR} × first-step CE {first_ce:.4g}",
+    }
+
+
+def non_finite_message(spec: RunSpec, step: int, ce: float, pen: float, beta: float) -> str:
+    """Which term went non-finite, and what that points to (the features were checked at load)."""
+    if not np.isfinite(ce):
+        why = (
+            "the cross-entropy went non-finite: the student's updates are too large (lower train.lr), or its "
+            "inputs are not finite"
+        )
+    elif not np.isfinite(pen):
+        why = (
+            f"the {spec.method.get('penalty')} penalty went non-finite: lower the method's beta or its own lr "
+            f"(the teacher features were checked finite when loaded)"
+        )
+    else:
+        why = f"beta × penalty overflowed (beta={beta}): lower the method's beta"
+    return f"run {spec.run_id}: non-finite loss at step {step} (ce={ce:.4g}, penalty={pen:.4g}, beta={beta}): {why}"
+
+
 def checkpoint_path_for(out_json: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(out_json)), "checkpoint.pt")
 
@@ -203,9 +236,16 @@ def train_run(
 
     gen = torch.Generator().manual_seed(spec.seed)
     n = len(y["train"])
-    bs = min(cfg.batch_size, n)
+    if cfg.batch_size > n:  # never clamped silently: the run would not be the one configured
+        raise ValueError(
+            f"run {spec.run_id}: train.batch_size {cfg.batch_size} exceeds the {n} training examples "
+            f"of dataset {spec.dataset!r}; lower batch_size or raise datasets.{spec.dataset}.n_train"
+        )
+    bs = cfg.batch_size
     perm, pos = torch.randperm(n, generator=gen), 0
     history, resumed_from, start, seconds_before = [], [], 1, 0.0
+    window = min(cfg.steps, max(5, cfg.steps // 10))  # the last steps, whose mean CE judges divergence
+    first_ce, window_ce = None, torch.zeros((), dtype=torch.float64, device=device)
     ckpt_path = checkpoint_path_for(out_json)
     fingerprint = spec_fingerprint(spec)
     state = load_checkpoint(ckpt_path, fingerprint, spec.run_id) if cfg.checkpoint_every > 0 else None
@@ -219,6 +259,7 @@ def train_run(
         perm, pos = state["perm"], int(state["pos"])
         history, resumed_from = list(state["history"]), list(state["resumed_from"]) + [int(state["step"])]
         start, seconds_before = int(state["step"]) + 1, float(state["train_seconds"])
+        first_ce, window_ce = state["first_ce"], torch.tensor(state["window_ce"], dtype=torch.float64, device=device)
         print(f"[{spec.run_id}] resumed from checkpoint {ckpt_path} at step {state['step']}", flush=True)
     t0 = time.time()
     student.train()
@@ -237,11 +278,11 @@ def train_run(
             pen = penalty(logits if penalty.uses_logits else h, phi[idx].to(device))
         loss = ce + beta * pen
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"run {spec.run_id}: non-finite loss at step {step} "
-                f"(ce={ce.item():.4g}, penalty={pen.item():.4g}, beta={beta}); "
-                f"lower train.lr or the method's beta"
-            )
+            raise FloatingPointError(non_finite_message(spec, step, ce.item(), pen.item(), beta))
+        if first_ce is None:
+            first_ce = ce.item()
+        if step > cfg.steps - window:
+            window_ce += ce.detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -264,10 +305,15 @@ def train_run(
                     "history": history,
                     "resumed_from": resumed_from,
                     "train_seconds": seconds_before + time.time() - t0,
+                    "first_ce": first_ce,
+                    "window_ce": float(window_ce),
                 },
             )
     train_seconds = seconds_before + time.time() - t0
 
+    divergence = divergence_check(first_ce, float(window_ce) / window, window)
+    if divergence["diverged"]:
+        print(f"[{spec.run_id}] DIVERGED: {divergence['rule']}", flush=True)
     val_acc = accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device)
     test_acc = accuracy(student, x["test"], y["test"], cfg.eval_batch_size, device)
     metrics = dict(
@@ -298,6 +344,8 @@ def train_run(
         history=history,
         device=str(device),
         resumed_from_steps=resumed_from,
+        diverged=divergence["diverged"],
+        divergence=divergence,
     )
     if penalty is not None and hasattr(penalty, "rho"):
         metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)

@@ -11,19 +11,18 @@ from aftbench.config import distilled_probe, expand_sweep, setting, teachers_of,
 from aftbench.layout import (
     BENCHMARKS_DIR,
     FACTORS_TEMPLATE,
-    FIGURES_DIR,
     LOGS_DIR,
     NO_TEACHERS,
     PROBE_STUDENT,
     RESULTS,
     RUN_TEMPLATE,
-    RUNS_CSV,
-    TABLES_DIR,
+    TRAIN_VARIANT,
     factors_path,
     features_path,
     metrics_path,
     probe_logits_path,
     probe_run_id,
+    report_dir,
     report_paths,
     sidecar,
     split_images_dir,
@@ -35,6 +34,7 @@ from aftbench.layout import (
 # expanded; the rules read CONFIG, never the raw `config`.
 CONFIG = validate_config(config)
 
+SWEEP = CONFIG["sweep"]
 RUNS = {r.run_id: r for r in expand_sweep(CONFIG)}
 DATASETS = sorted({r.dataset for r in RUNS.values()})
 
@@ -50,6 +50,7 @@ wildcard_constraints:
     method=_alt(CONFIG["methods"]),
     tset=_alt(list(CONFIG["teacher_sets"]) + [NO_TEACHERS]),
     seed=r"\d+",
+    tdigest=r"[0-9a-f]{8}",
     beta=r"[0-9][0-9.e+-]*",
 
 
@@ -58,13 +59,15 @@ def run_targets():
 
 
 def report_targets():
-    return report_paths(DATASETS, CLAIM_FIGURES)
+    return report_paths(SWEEP, DATASETS, CLAIM_FIGURES)
 
 
 def run_of(w):
-    rid = RUN_TEMPLATE.format(**dict(w.items()))
+    rid = RUN_TEMPLATE.format(**{k: v for k, v in w.items() if k != "tdigest"})
+    if "tdigest" in w.keys():
+        rid += "/" + TRAIN_VARIANT.format(tdigest=w.tdigest)
     if rid not in RUNS:
-        raise ValueError(f"{rid} is not a run of sweep {CONFIG['sweep']!r}")
+        raise ValueError(f"{rid} is not a run of sweep {SWEEP!r}")
     return RUNS[rid]
 
 

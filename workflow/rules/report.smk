@@ -1,15 +1,15 @@
 rule aggregate:
-    """runs.csv, tables and figures from every run of the sweep."""
+    """runs.csv, tables and figures from every run of the sweep, in the sweep's own folder."""
     input:
         run_targets(),
     output:
-        runs=RUNS_CSV,
-        md=report(f"{TABLES_DIR}/main.md", caption="../report/main_table.rst", category="Tables"),
-        tex=f"{TABLES_DIR}/main.tex",
-        csv=f"{TABLES_DIR}/main.csv",
+        runs=f"{report_dir(SWEEP)}/runs.csv",
+        md=report(f"{report_dir(SWEEP)}/tables/main.md", caption="../report/main_table.rst", category="Tables"),
+        tex=f"{report_dir(SWEEP)}/tables/main.tex",
+        csv=f"{report_dir(SWEEP)}/tables/main.csv",
         figures=[
             report(
-                f"{FIGURES_DIR}/{d}_accuracy.png",
+                f"{report_dir(SWEEP)}/figures/{d}_accuracy.png",
                 caption="../report/accuracy_figure.rst",
                 category="Figures",
                 labels={"dataset": d},
@@ -18,7 +18,7 @@ rule aggregate:
         ],
         claims=[
             report(
-                f"{FIGURES_DIR}/{f}.png",
+                f"{report_dir(SWEEP)}/figures/{f}.png",
                 caption="../report/claim_figure.rst",
                 category="Paper claims",
                 labels={"figure": f},
@@ -26,7 +26,7 @@ rule aggregate:
             for f in CLAIM_FIGURES
         ],
     log:
-        f"{LOGS_DIR}/aggregate.log",
+        f"{LOGS_DIR}/aggregate/{SWEEP}.log",
     conda:
         "../../envs/aftbench.yaml"
     params:
@@ -39,11 +39,11 @@ rule tables:
     """Rebuild runs.csv, tables and figures from the sweep's runs that have finished, without
     scheduling any training: `snakemake tables --cores 1`. (No outputs: it always runs.)"""
     log:
-        f"{LOGS_DIR}/tables.log",
+        f"{LOGS_DIR}/tables/{SWEEP}.log",
     conda:
         "../../envs/aftbench.yaml"
     params:
         existing=lambda w: " ".join(p for p in run_targets() if os.path.exists(p)),
-        out_dir=RESULTS,
+        out_dir=report_dir(SWEEP),
     shell:
         "python -m aftbench report --metrics {params.existing} --out-dir {params.out_dir} > {log} 2>&1; cat {log}"

@@ -25,6 +25,17 @@ rule train:
         " --features {input.features} --targets {input.targets} --out {output.metrics} > {log} 2>&1"
 
 
+# A run of a block with its own `train:` settings: the same rule one folder deeper (aftbench.layout
+# TRAIN_VARIANT), so it never overwrites the run trained with the shared settings.
+use rule train as train_variant with:
+    output:
+        metrics=metrics_path(f"{RUN_TEMPLATE}/{TRAIN_VARIANT}"),
+    log:
+        f"{LOGS_DIR}/runs/{RUN_TEMPLATE}/{TRAIN_VARIANT}.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/runs/{RUN_TEMPLATE}/{TRAIN_VARIANT}.tsv"
+
+
 rule probe:
     """Linear probe on a teacher set's cached features (the teacher set's own quality)."""
     input:

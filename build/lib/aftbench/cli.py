@@ -1,0 +1,225 @@
+"""Command-line entry points: one subcommand per Snakemake rule (`python -m aftbench CMD`).
+
+Rules stay thin: each passes its resolved spec as JSON plus input/output paths here, and the
+work happens in the package. Heavy commands also take `--launcher L --job JSON`: with a launcher
+other than `local` the same command is submitted as a job (aftbench.launcher) and this process
+only waits for it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from submitit.helpers import Checkpointable
+
+from . import __version__
+from .launcher import LAUNCHERS, name_job, submit_and_wait
+from .layout import RESULTS
+from .lifeline import stop_when_orphaned
+
+
+class Command(Checkpointable):
+    """A submitted job: one `python -m aftbench` command (without `--launcher`), run on the job
+    side from the installed package. Checkpointable: on a timeout or preemption signal submitit
+    requeues it with the same arguments (training then resumes from its checkpoint file)."""
+
+    def __call__(self, argv: list[str]) -> int:
+        return main(argv)
+
+
+def _without_launch_options(argv: list[str]) -> list[str]:
+    """The command line the job runs: argv less `--launcher`/`--job` (already parsed)."""
+    out, skip = [], False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok in ("--launcher", "--job"):
+            skip = True
+        elif not tok.startswith(("--launcher=", "--job=")):
+            out.append(tok)
+    return out
+
+
+def _cmd_split(a):
+    from .splits import make_split
+
+    make_split(a.dataset, json.loads(a.spec), a.out, a.out_json)
+
+
+def _cmd_extract(a):
+    from .extract import extract
+
+    extract(a.teacher, json.loads(a.spec), a.split, a.out, a.out_json, **json.loads(a.options))
+
+
+def _cmd_train(a):
+    from .train import RunSpec, train_run
+
+    m = train_run(
+        RunSpec.from_dict(json.loads(a.spec)),
+        a.split,
+        a.features,
+        a.out,
+        targets_path=a.targets[0] if a.targets else None,
+    )
+    print(f"val_acc={m['val_acc']:.4f} test_acc={m['test_acc']:.4f} train_seconds={m['train_seconds']}")
+
+
+def _cmd_probe(a):
+    from .probe import probe_run
+
+    s = json.loads(a.spec)
+    m = probe_run(
+        s["run_id"],
+        s["dataset"],
+        s["teacher_set"],
+        s["teachers"],
+        s["method_id"],
+        s["method"],
+        a.split,
+        a.features,
+        a.out,
+        logits_out=a.logits_out,
+    )
+    print(f"val_acc={m['val_acc']:.4f} test_acc={m['test_acc']:.4f} C={m['C']}")
+
+
+def _cmd_paraphraser(a):
+    from .paraphraser import make_factors
+
+    make_factors(a.features, a.teachers, a.split, json.loads(a.args), a.out, a.out_json)
+
+
+def _cmd_report(a):
+    from .report import build_report
+
+    paths = list(a.metrics)
+    if a.metrics_list:
+        paths += [p for p in open(a.metrics_list).read().split() if p]
+    runs = build_report(paths, a.out_dir)
+    print(f"aggregated {len(runs)} runs into {a.out_dir}/runs.csv, {a.out_dir}/tables/, {a.out_dir}/figures/")
+
+
+def _cmd_validate(a):
+    from .config import ConfigError, expand_sweep, load_config, validate_config
+
+    # As Snakemake does: the Snakefile's `configfile: config.yaml` (if present here, or if no file
+    # is given), then every --configfile merged over it, then --config.
+    files = (["config.yaml"] if not a.configfile or Path("config.yaml").is_file() else []) + (a.configfile or [])
+    try:
+        cfg = load_config(files, a.config)
+        validate_config(cfg)
+    except ConfigError as err:
+        where = " + ".join(files) + "".join(f" --config {c}" for c in a.config)
+        print(f"{where}: not valid", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    print(f"{' + '.join(files)}: valid; sweep {cfg['sweep']!r} has {len(expand_sweep(cfg))} runs")
+    return 0
+
+
+def main(argv=None) -> int:
+    as_process = argv is None  # `python -m aftbench ...` (a rule's job), not a call from Python
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="aftbench", description=__doc__)
+    p.add_argument("--version", action="version", version=f"aftbench {__version__}")
+    launch = argparse.ArgumentParser(add_help=False)
+    g = launch.add_argument_group("where the job runs (aftbench.launcher)")
+    g.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="local: in this process; submitit_local / slurm: submitted as a job, this process waits",
+    )
+    g.add_argument(
+        "--job",
+        type=json.loads,
+        help="the job spec (resources, deadline, requeues) from "
+        "aftbench.launcher.job_spec, as JSON; needed by submitit_local / slurm",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("split", help="draw and write a dataset's fixed train/val/test split")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--spec", required=True, help="the dataset's config entry, as JSON")
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-json", required=True)
+    s.set_defaults(fn=_cmd_split)
+    s = sub.add_parser("extract", help="cache one teacher's features on one dataset", parents=[launch])
+    s.add_argument("--teacher", required=True)
+    s.add_argument("--spec", required=True)
+    s.add_argument("--split", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-json", required=True)
+    s.add_argument(
+        "--options",
+        default="{}",
+        help="config.yaml's `extract:` block, as JSON (threads, device, amp, batch_size, workers, store)",
+    )
+    s.set_defaults(fn=_cmd_extract)
+    for name, fn, helptext in (
+        ("train", _cmd_train, "train one student with one method"),
+        ("probe", _cmd_probe, "linear probe on a teacher set's features"),
+    ):
+        s = sub.add_parser(name, help=helptext, parents=[launch])
+        s.add_argument("--spec", required=True, help="resolved run spec, as JSON")
+        s.add_argument("--split", required=True)
+        s.add_argument("--features", nargs="*", default=[])
+        s.add_argument("--out", required=True)
+        s.set_defaults(fn=fn)
+        if name == "train":
+            s.add_argument(
+                "--targets", nargs="*", default=[], help="Φ file (factors / probe logits), if the method needs one"
+            )
+        else:
+            s.add_argument("--logits-out", help="also write the probe's logits on every split here")
+    s = sub.add_parser(
+        "paraphraser", help="factor transfer: fit the paraphraser on train features, cache factors", parents=[launch]
+    )
+    s.add_argument("--teachers", nargs="+", required=True)
+    s.add_argument("--features", nargs="+", required=True)
+    s.add_argument("--split", required=True)
+    s.add_argument("--args", default="{}", help="the method's args, as JSON")
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-json", required=True)
+    s.set_defaults(fn=_cmd_paraphraser)
+    s = sub.add_parser("report", help="aggregate finished runs into runs.csv, tables and figures")
+    s.add_argument("--metrics", nargs="*", default=[])
+    s.add_argument("--metrics-list", help="file listing metrics paths (whitespace separated)")
+    s.add_argument("--out-dir", default=RESULTS)
+    s.set_defaults(fn=_cmd_report)
+    s = sub.add_parser(
+        "validate",
+        help="check a config against the schema, the registries and every backend's "
+        "arguments, before any job (exit 1 listing every problem)",
+    )
+    s.add_argument(
+        "--configfile",
+        nargs="+",
+        action="extend",
+        metavar="FILE",
+        help="config file(s) merged over ./config.yaml in order, as Snakemake's --configfile",
+    )
+    s.add_argument(
+        "--config",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides, as Snakemake's --config (e.g. sweep=offline_full)",
+    )
+    s.set_defaults(fn=_cmd_validate)
+    a = p.parse_args(argv)
+    if getattr(a, "launcher", "local") != "local":
+        if a.job is None:
+            p.error(f"--launcher {a.launcher} needs --job (the job spec from aftbench.launcher.job_spec)")
+        return submit_and_wait(a.launcher, name_job(a.job, a.out), _without_launch_options(argv), Command())
+    if as_process and getattr(a, "launcher", None) == "local":
+        stop_when_orphaned()  # Snakemake killed (even -9): this job stops too, instead of running unowned
+    return a.fn(a) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

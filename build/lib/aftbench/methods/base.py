@@ -1,0 +1,36 @@
+"""The base class of every penalty: what the training loop may ask of a transfer method.
+
+A penalty is built as cls(d_h, d_φ, **args) (student feature width, target width, the method's
+`args` from config.yaml) and added to cross-entropy as β · penalty(input, Φ[batch]). The hooks
+below have defaults, so a penalty overrides only what it changes:
+
+- `target_source`: where Φ comes from. None = the cached teacher features (rescaled by their
+  train RMS); "factors" = a factor-transfer paraphraser's output (the `train_paraphraser` step);
+  "probe_logits" = the teacher set's probe logits (the `probe` step).
+- `uses_logits`: the penalty compares the student's logits, not its features h.
+- `prepare_targets`: turns the cached training features into the per-example Φ once, before
+  training (B-Tuning's LogME-weighted predictions); returns (Φ, info for metrics.json or None).
+- `param_groups`: the penalty's own learnable parameters, optionally with their own lr.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+
+class Penalty(nn.Module):
+    target_source: str | None = None
+    uses_logits: bool = False
+
+    @staticmethod
+    def prepare_targets(
+        train_feats: np.ndarray, labels: np.ndarray, dims: list[int], n_classes: int, **args
+    ) -> tuple[np.ndarray, dict | None]:
+        return train_feats, None
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": list(self.parameters())}] if any(True for _ in self.parameters()) else []
+
+    def forward(self, x, phi):
+        raise NotImplementedError
