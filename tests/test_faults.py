@@ -344,6 +344,48 @@ def test_8_more_examples_than_the_data_holds_are_refused(tmp_path, key, value, m
     assert not (tmp_path / "s.json").exists()
 
 
+def test_9_the_workflow_refuses_a_yte_config_file(tmp_path, text_tsv):
+    cfg = tiny_config(text_tsv)
+    (tmp_path / "tiny.yaml").write_text("__use_yte__: true\n" + yaml.safe_dump(cfg))
+    p = smk(tmp_path, "-n", check=False)
+    assert p.returncode != 0 and "aftbench does not accept YTE configs" in p.stdout + p.stderr
+
+
+def test_9_control_characters_are_allowed_where_no_job_script_sees_them():
+    from aftbench.input_checks import control_characters
+
+    assert control_characters({"datasets": {"x": {"args": {"sep": "\n"}}}}) == []
+    assert control_characters({"launch": {"resources": {"train": {"qos": "a\tb"}}}})
+
+
+def test_11_one_sweep_never_mixes_training_settings_in_a_cell(text_tsv):
+    from aftbench.config import expand_sweep
+
+    cfg = tiny_config(text_tsv)
+    block = {"datasets": ["digits"], "students": ["cnn_t"], "methods": ["stl"], "seeds": [0]}
+    cfg["sweeps"]["tiny"] = [block, {**block, "train": {"steps": 5}}]
+    with pytest.raises(ConfigError, match=r"appears in two blocks with different train settings"):
+        expand_sweep(validate_config(cfg))
+
+
+def test_7_nothing_is_watched_outside_snakemake():
+    """Only Snakemake's death orphans a job: started from a terminal (or pytest), a job watches
+    nothing, so a login shell that exits under `nohup` never stops it."""
+    code = "from aftbench.lifeline import watched_ancestors; print(watched_ancestors())"
+    out = subprocess.run(["bash", "-c", f"{sys.executable} -c '{code}'"], capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_3_a_checkpoint_without_divergence_state_is_not_resumed(tmp_path):
+    import torch
+
+    from aftbench.train import load_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"fingerprint": "f", "step": 3}, path)  # as an older aftbench wrote it
+    assert load_checkpoint(str(path), "f", "r") is None
+
+
 # --- 10: aggregation of any subset ----------------------------------------------------------------
 @pytest.mark.parametrize("keep", ["stl", "probe", "one dataset"])
 def test_10_any_subset_of_finished_runs_aggregates(workdir, tmp_path, keep):
@@ -397,6 +439,9 @@ def test_12_changed_source_files_refuse_the_old_split(tmp_path, text_tsv):
     p = smk(tmp_path, "-n", check=False)
     out = p.stdout + p.stderr
     assert p.returncode != 0 and "datasets.tinytext: its source files changed since" in out and "rm -r" in out
+    cfg["datasets"]["tinytext"]["n_test"] = 30  # a new spec: Snakemake redraws the split itself, no refusal
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    assert planned(tmp_path)["split"] == 1
 
 
 # --- the README table ------------------------------------------------------------------------------

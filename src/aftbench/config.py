@@ -320,6 +320,7 @@ def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
     deduplicated. STL runs have no teacher set and β = 0; probes have no student, β = 0 and one
     seed (they are deterministic)."""
     runs: dict[str, Run] = {}
+    cells: dict[str, str] = {}  # run id without the train digest -> the block settings it was given
     for b in config["sweeps"][sweep or config["sweep"]]:
         train = json.dumps(b.get("train", {}), sort_keys=True)
         for d in b["datasets"]:
@@ -335,10 +336,12 @@ def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
                     mspec = {**mspec, "beta": b["beta"][m]}
                 for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):
                     r = Run("train", d, s, m, ts, int(seed), train, beta)
-                    if r.run_id in runs and runs[r.run_id].train != train:
+                    cell = run_id(d, s, m, ts, beta, int(seed))
+                    if cells.setdefault(cell, train) != train:  # one sweep, one table cell: one setting
                         raise ConfigError(
-                            f"sweep {sweep or config['sweep']!r}: run {r.run_id} appears in two "
-                            f"blocks with different train settings"
+                            f"sweep {sweep or config['sweep']!r}: run {cell} appears in two blocks with different "
+                            f"train settings ({cells[cell]} and {train}); its table cell would mix them. Put them in "
+                            f"two sweeps"
                         )
                     runs.setdefault(r.run_id, r)
     return list(runs.values())

@@ -102,7 +102,14 @@ def _embedded_facts(path: str, tid: str) -> dict | None:
             header = f.metadata() or {}
     except Exception as err:
         raise ValueError(f"corrupt feature cache {path} (teacher {tid!r}): {err}; {rebuild_hint(path)}") from None
-    return json.loads(header["aftbench"]) if "aftbench" in header else None
+    if "aftbench" not in header:
+        return None
+    try:
+        return json.loads(header["aftbench"])
+    except ValueError:
+        raise ValueError(
+            f"feature cache {path} (teacher {tid!r}): unreadable identity header; {rebuild_hint(path)}"
+        ) from None
 
 
 @dataclass

@@ -32,13 +32,17 @@ def non_finite_numbers(config: dict) -> list[str]:
 
 
 def control_characters(config: dict) -> list[str]:
-    """A newline or other control character in any string of `launch:` (it becomes its own line of
-    the generated sbatch script) or in any id or path the rules put on a command line."""
+    """A newline or other control character in a string that reaches a job script or a path: every
+    value under `launch:` (a newline in an sbatch option becomes its own line of the generated
+    script), `launcher`, and every key (ids become paths and wildcards). Loader arguments such as
+    a separator may hold one."""
     problems = []
-    for where, value in _walk(config, ""):
+    reach = {"launch": config.get("launch", {}), "launcher": config.get("launcher", "")}
+    for where, value in _walk(reach, ""):
         if isinstance(value, str) and _CONTROL.search(value):
             problems.append(
-                f"{where}: {value!r} holds a control character (newline, tab, ...); not allowed in a config value"
+                f"{where}: {value!r} holds a control character (newline, tab, ...); not allowed in a "
+                f"value that reaches a job script"
             )
     for where, key in _keys(config, ""):
         if _CONTROL.search(key):
@@ -58,9 +62,10 @@ def _keys(node, where: str):
 
 def embedded_code(config: dict) -> list[str]:
     """Snakemake evaluates a config file marked `__use_yte__: true` as a YTE template, running its
-    Python while it loads the file, before aftbench sees it: a config file is trusted like code.
-    aftbench refuses such files, so what it validates is what runs."""
-    if "__use_yte__" in config:
+    Python while it loads the file, and removes the marker before aftbench sees the config: a
+    config file is trusted like code. `aftbench validate` refuses such files (it reads them as plain
+    YAML), and the workflow re-reads its config files to refuse them too (after the fact)."""
+    if config.get("__use_yte__"):
         return [
             "__use_yte__: YTE templates run embedded Python when Snakemake loads the config file (before any "
             "check); aftbench does not accept them: write the config out as plain YAML"
@@ -75,6 +80,9 @@ def batch_sizes(config: dict, train_defaults: dict) -> list[str]:
         for i, b in enumerate(blocks):
             train = {**train_defaults, **config.get("train", {}), **b.get("train", {})}
             bs = train.get("batch_size")
+            methods = config.get("methods", {})
+            if not any(methods.get(m, {}).get("kind") == "train" for m in b.get("methods", [])):
+                continue  # probes only: no batches
             for did in b.get("datasets", []):
                 n_train = config.get("datasets", {}).get(did, {}).get("n_train")
                 if isinstance(bs, int) and isinstance(n_train, int) and bs > n_train:
@@ -87,4 +95,24 @@ def batch_sizes(config: dict, train_defaults: dict) -> list[str]:
                         f"{where}: {bs} exceeds datasets.{did}.n_train ({n_train}) in sweeps.{name}[{i}]; "
                         f"lower the batch size or raise n_train"
                     )
+    return problems
+
+
+def yte_config_files(paths) -> list[str]:
+    """The config files (as given to Snakemake) marked `__use_yte__: true`, each as a problem."""
+    import yaml
+
+    problems = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f)
+        except (OSError, yaml.YAMLError):
+            continue  # Snakemake itself reports an unreadable config file
+        if isinstance(data, dict) and data.get("__use_yte__"):
+            problems.append(
+                f"{path}: __use_yte__: true makes Snakemake run the file's embedded Python while it "
+                f"loads it (that already happened); aftbench does not accept YTE configs: write the config "
+                f"out as plain YAML"
+            )
     return problems

@@ -168,7 +168,7 @@ def submit_and_wait(launcher: str, job: dict, argv: list[str], command) -> int:
             if not all(alive(p) for p in ancestors):
                 sub.cancel(check=False)
                 raise JobFailed(
-                    f"the process that launched {launcher} job {sub.job_id} ({job['name']}) is gone "
+                    f"the Snakemake that launched {launcher} job {sub.job_id} ({job['name']}) is gone "
                     f"(Snakemake killed?): cancelled the job"
                 )
             if time.monotonic() > deadline:

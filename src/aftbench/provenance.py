@@ -61,12 +61,12 @@ def stale_splits(config: dict, loaders: dict, datasets) -> list[str]:
         if not meta_path.exists():
             continue
         try:
-            recorded = json.loads(meta_path.read_text()).get("source_fingerprint")
+            meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
             continue  # the split job rewrites a broken sidecar; nothing to compare yet
-        d = config["datasets"][did]
-        if recorded is None or d["loader"] not in loaders:
-            continue  # drawn before fingerprints were kept, or from a hub dataset
+        d, recorded = config["datasets"][did], meta.get("source_fingerprint")
+        if recorded is None or d["loader"] not in loaders or meta.get("spec") != d:
+            continue  # drawn before fingerprints were kept, from a hub dataset, or redrawn anyway (new spec)
         now = source_fingerprint(data_paths(loaders[d["loader"]], d.get("args", {})))
         if now != recorded:
             problems.append(

@@ -126,12 +126,14 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _fmt(mean, std, n, bold, latex=False, diverged=0) -> str:
     mark = f" †{diverged}" if diverged else ""  # runs of the cell that diverged (left out)
+    if latex:
+        mark = mark.replace("†", r"$\dagger$")
     if mean is None or np.isnan(mean):
         return "–" + mark
     s = f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f}"
     if latex:
         s = s.replace("±", r"$\pm$")
-        return (rf"\textbf{{{s}}}" if bold else s) + mark.replace("†", r"$\dagger$")
+        return (rf"\textbf{{{s}}}" if bold else s) + mark
     return (f"**{s}**" if bold else s) + mark
 
 

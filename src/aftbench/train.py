@@ -157,6 +157,11 @@ def non_finite_message(spec: RunSpec, step: int, ce: float, pen: float, beta: fl
             "the cross-entropy went non-finite: the student's updates are too large (lower train.lr), or its "
             "inputs are not finite"
         )
+    elif not np.isfinite(pen) and beta == 0:
+        why = (
+            f"the {spec.method.get('penalty')} penalty went non-finite (β = 0 here, so it cannot be β): the "
+            f"penalty's own lr or its inputs"
+        )
     elif not np.isfinite(pen):
         why = (
             f"the {spec.method.get('penalty')} penalty went non-finite: lower the method's beta or its own lr "
@@ -187,6 +192,9 @@ def load_checkpoint(path: str, fingerprint: str, run_id: str) -> dict | None:
         return None
     if state.get("fingerprint") != fingerprint:
         print(f"[{run_id}] ignoring checkpoint {path}: written for a different run spec", flush=True)
+        return None
+    if "first_ce" not in state:  # written before divergence was tracked: its loss history is incomplete
+        print(f"[{run_id}] ignoring checkpoint {path}: written by an older aftbench (no divergence state)", flush=True)
         return None
     return state
 

@@ -7,7 +7,16 @@ import shlex
 from aftbench.figures import CLAIM_FIGURES
 from aftbench.registry_summary import target_source
 from aftbench.launcher import job_spec
-from aftbench.config import distilled_probe, expand_sweep, setting, teachers_of, train_spec, validate_config
+from aftbench.config import (
+    ConfigError,
+    distilled_probe,
+    expand_sweep,
+    setting,
+    teachers_of,
+    train_spec,
+    validate_config,
+)
+from aftbench.input_checks import yte_config_files
 from aftbench.layout import (
     BENCHMARKS_DIR,
     FACTORS_TEMPLATE,
@@ -32,6 +41,8 @@ from aftbench.layout import (
 # The schema, cross-references and every backend's arguments, all problems at once (the same check
 # as `python -m aftbench validate`). CONFIG is the validated config with one-line teacher specs
 # expanded; the rules read CONFIG, never the raw `config`.
+if yte_config_files(workflow.configfiles):  # Snakemake strips the marker from `config`: read the files
+    raise ConfigError(yte_config_files(workflow.configfiles))
 CONFIG = validate_config(config)
 
 SWEEP = CONFIG["sweep"]
