@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .input_checks import batch_sizes, control_characters, embedded_code, non_finite_numbers
 from .layout import NO_TEACHERS, PROBE_STUDENT, run_id
 from .provenance import stale_splits
+from .results import BASELINE, method_role
 from .schema import defaults, schema
 
 
@@ -74,11 +75,12 @@ def validate_config(config: dict) -> dict:
     `config` itself is left as it was. Defaults are not filled in here: each job overlays the
     schema's defaults on what the user set (`defaults`), so a rule's params hold only the user's
     settings and a finished run stays valid when a default is added."""
-    problems = schema_problems(config)
+    shape_problems = schema_problems(config)
+    problems = list(shape_problems)
     if isinstance(config, dict):
         problems = embedded_code(config) + problems + non_finite_numbers(config) + control_characters(config)
     resolved = None
-    if not schema_problems(config):  # the cross-checks read the shapes the schema guarantees
+    if not shape_problems:  # the cross-checks read the shapes the schema guarantees
         try:
             resolved = check_config(config)
         except ConfigError as err:
@@ -262,11 +264,7 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
         probe = distilled_probe(mspec)
         if probe is not None and probe not in b["methods"]:
             problems.append(f"{where}: method {m!r} distils the {probe!r} probe; add {probe!r} to methods")
-    needs_teacher = [
-        m
-        for m in b["methods"]
-        if config["methods"][m]["kind"] == "probe" or config["methods"][m].get("penalty", "none") != "none"
-    ]
+    needs_teacher = [m for m in b["methods"] if method_role(config["methods"][m]) != BASELINE]
     if needs_teacher and not b.get("teacher_sets"):
         problems.append(f"{where}: methods {needs_teacher} need teacher_sets")
     return problems
@@ -309,7 +307,7 @@ def distilled_probe(method: dict) -> str | None:
 
 def beta_grid(method: dict) -> list[float]:
     """A method's β values: `beta` may be one number or a grid (selected on validation)."""
-    if method.get("penalty", "none") == "none":
+    if method_role(method) == BASELINE:
         return [0.0]
     b = method.get("beta", 1.0)
     return [float(x) for x in (b if isinstance(b, list) else [b])]
@@ -331,7 +329,7 @@ def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
                         r = Run("probe", d, PROBE_STUDENT, m, ts, 0, "{}")
                         runs.setdefault(r.run_id, r)
                     continue
-                tsets = [NO_TEACHERS] if mspec.get("penalty", "none") == "none" else b["teacher_sets"]
+                tsets = [NO_TEACHERS] if method_role(mspec) == BASELINE else b["teacher_sets"]
                 if m in b.get("beta", {}):  # the block's own β grid for this method
                     mspec = {**mspec, "beta": b["beta"][m]}
                 for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):

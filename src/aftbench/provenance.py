@@ -67,11 +67,12 @@ def stale_splits(config: dict, loaders: dict, datasets) -> list[str]:
         d, recorded = config["datasets"][did], meta.get("source_fingerprint")
         if recorded is None or d["loader"] not in loaders or meta.get("spec") != d:
             continue  # drawn before fingerprints were kept, from a hub dataset, or redrawn anyway (new spec)
-        now = source_fingerprint(data_paths(loaders[d["loader"]], d.get("args", {})))
+        paths = data_paths(loaders[d["loader"]], d.get("args", {}))
+        now = source_fingerprint(paths)
         if now != recorded:
             problems.append(
                 f"datasets.{did}: its source files changed since results/splits/{did}.npz was drawn (files added, "
-                f"removed or modified under {sorted(data_paths(loaders[d['loader']], d.get('args', {})).values())}); "
+                f"removed or modified under {sorted(paths.values())}); "
                 f"redraw it: `rm -r {split_path(did)} {sidecar(split_path(did))} "
                 f"{split_path(did).removesuffix('.npz')}.images`, then run snakemake (everything on this dataset reruns)"
             )

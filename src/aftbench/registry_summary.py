@@ -31,22 +31,19 @@ def _cache_path() -> Path:
 
 def compute() -> dict:
     """The summary, from the registries themselves (imports torch)."""
-    import inspect
-
     from .datasets import LOADERS
     from .methods import PENALTIES
     from .students import ARCHS
     from .teachers import BACKENDS
 
-    def modality(cls) -> dict:
-        params = inspect.signature(cls.__init__).parameters
-        arg = params["modality"].default if "modality" in params else None
-        return {"modality": cls.modality, "modality_arg_default": arg}
+    def backend(cls, args: dict) -> dict:  # a `modality` argument, where the backend takes one, decides its input
+        arg = args["params"].get("modality", {}).get("default")
+        return {"modality": cls.modality, "modality_arg_default": arg, "args": args}
 
     backend_args, arch_args = BACKENDS.summary(), ARCHS.summary()
     return {
         "loaders": LOADERS.summary(),
-        "backends": {name: {**modality(cls), "args": backend_args[name]} for name, cls in BACKENDS.items()},
+        "backends": {name: backend(cls, backend_args[name]) for name, cls in BACKENDS.items()},
         "archs": {name: {"modality": cls.modality, "args": arch_args[name]} for name, cls in ARCHS.items()},
         "penalties": {name: cls.target_source if cls is not None else None for name, cls in PENALTIES.items()},
     }

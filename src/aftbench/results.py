@@ -56,9 +56,8 @@ def role_of_record(m: dict) -> str:
     """The role of a metrics record; records written before roles existed are read by kind."""
     if m.get("role"):
         return m["role"]
-    if m.get("student_arch") == "logistic_regression":
-        return PROBE
-    return BASELINE if m.get("penalty", "none") == "none" else TRANSFER
+    kind = "probe" if m.get("student_arch") == "logistic_regression" else "train"
+    return method_role({"kind": kind, "penalty": m.get("penalty", "none")})
 
 
 def write_run_record(out_json: str, **fields) -> dict:
