@@ -27,9 +27,15 @@ def test_shipped_config_is_valid(cfg):
     mods = {cfg["datasets"][r.dataset]["modality"] for r in runs}
     assert mods == {"image", "text", "image+text"}
     assert {r.method for r in runs} >= {"stl", "kd", "aft", "probe"}
-    assert len({r.seed for r in runs if r.kind == "train"}) >= 2
-    for d in {r.dataset for r in runs}:  # >= 2 student sizes per modality
-        assert len({r.student for r in runs if r.dataset == d and r.kind == "train"}) >= 2
+    assert len({r.seed for r in runs if r.kind == "train"}) >= 3
+    for d in {r.dataset for r in runs}:  # per modality: a pre-trained student, a β grid, a random-init control
+        students = {r.student for r in runs if r.dataset == d and r.kind == "train"}
+        assert any(
+            cfg["students"][s]["arch"] in ("effnet_lite", "minilm_bag", "pretrained_two_tower") for s in students
+        )
+        assert len({r.beta for r in runs if r.dataset == d and r.method == "aft"}) >= 2
+        sets = {r.teacher_set for r in runs if r.dataset == d and r.method == "aft"}
+        assert any("random" in ts for ts in sets) and any("random" not in ts for ts in sets)
 
 
 def test_every_teacher_and_student_in_registries(cfg):
@@ -77,6 +83,11 @@ def test_every_teacher_and_student_in_registries(cfg):
                 c["teacher_sets"]["lite2"].append("clip_txt"),
             ),
             "teacher 'clip_txt' .* reads text but dataset 'fmnist'",
+        ),
+        (lambda c: c["sweeps"]["offline"][0]["beta"].update(atf=[1]), r"offline\[0\]\.beta: unknown method 'atf'"),
+        (
+            lambda c: c["sweeps"]["offline"][0]["methods"].append("aft_product"),
+            r"'aft_product' \(tensor_product\) needs teacher sets of two or more teachers .* 'lite2' has 1",
         ),
     ],
 )

@@ -9,12 +9,14 @@ from aftbench.students import ARCHS, build_student
 
 ARCH_NAMES = [
     "cnn",
-    "effnet_lite0",
+    "effnet_lite",
     "timm",
     "wordpiece_bag",
     "glove_bag",
+    "minilm_bag",
     "hf_classifier",
     "two_tower",
+    "pretrained_two_tower",
     "clip_two_tower",
 ]
 
@@ -25,12 +27,14 @@ def tiny(tiny_timm, tiny_bert, tiny_open_clip):
     through the same loaders as a pre-trained spec."""
     return {
         "cnn": ("image", {"width": 4, "depth": 2, "image_size": 8}),
-        "effnet_lite0": ("image", {"image_size": 32}),
+        "effnet_lite": ("image", {"image_size": 32, "blocks": 2}),
         "timm": ("image", {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}),
         "wordpiece_bag": ("text", {"emb_dim": 8, "hidden": 8}),
         "glove_bag": ("text", {"hidden": 8}),
+        "minilm_bag": ("text", {"hidden": 8}),
         "hf_classifier": ("text", {"model": tiny_bert, "max_length": 16}),
         "two_tower": ("image+text", {"width": 4, "depth": 2, "image_size": 8, "emb_dim": 8, "hidden": 8}),
+        "pretrained_two_tower": ("image+text", {"blocks": 1, "image_size": 16, "hidden": 8}),
         "clip_two_tower": ("image+text", {"model": tiny_open_clip}),
     }
 
@@ -89,11 +93,38 @@ def test_hub_students_load_their_weights_and_reinit_the_classifier(tiny_timm, ti
 
 
 def test_pretrained_students_load_real_weights(digits_split):
+    from aftbench.models import load_lite
+
     split = load_split(digits_split)
-    a = build_student({"arch": "effnet_lite0", "args": {"image_size": 32}}, split)
-    b = build_student({"arch": "effnet_lite0", "args": {"image_size": 32}}, split)
-    # identical backbone weights (loaded, not random), different fresh heads are fine
-    assert torch.equal(a.net._conv_stem.weight, b.net._conv_stem.weight)
+    a = build_student({"arch": "effnet_lite", "args": {"image_size": 32}}, split)
+    b = build_student({"arch": "effnet_lite", "args": {"image_size": 32, "blocks": 2}}, split)
+    ref = load_lite("lite0", 32)  # identical backbone weights: loaded, not random
+    assert torch.equal(a.trunk.net._conv_stem.weight, ref._conv_stem.weight)
+    assert torch.equal(b.trunk.net._blocks[1]._depthwise_conv.weight, ref._blocks[1]._depthwise_conv.weight)
+    assert a.trunk.out_dim == 1280 and b.trunk.out_dim == 24 and len(b.trunk.net._blocks) == 2
+    assert b.init == "pretrained:imagenet efficientnet-lite0 (first 2 blocks)"
+    assert all(m.momentum == 0.1 for m in b.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    twin = build_student({"arch": "effnet_lite", "args": {"image_size": 32, "pretrained": False}}, split)
+    assert twin.init == "scratch" and not torch.equal(twin.trunk.net._conv_stem.weight, ref._conv_stem.weight)
+    with pytest.raises(ValueError, match="blocks must be 1 ... 16"):
+        build_student({"arch": "effnet_lite", "args": {"blocks": 17}}, split)
+
+
+def test_minilm_bag_starts_from_minilm_input_embeddings(text_split):
+    from aftbench.models import minilm_word_embeddings
+
+    split = load_split(text_split)
+    s = build_student({"arch": "minilm_bag", "args": {"hidden": 8}}, split)
+    table = minilm_word_embeddings()
+    ids = s.tok.ids(["honey"])[0]  # MiniLM piece ids (+1), remapped to the bag's own rows
+    piece = int(ids[0])
+    row = int(s.remap[piece])
+    assert row > 0 and s.init.startswith("pretrained:all-MiniLM-L6-v2")
+    torch.testing.assert_close(s.bag.emb.weight[row], torch.from_numpy(table[piece - 1].copy()))
+    texts = [t for p in split.parts.values() for t in p.texts]
+    assert s.bag.emb.num_embeddings == 1 + len({i for r in s.tok.ids(texts).tolist() for i in r if i})
+    twin = build_student({"arch": "minilm_bag", "args": {"hidden": 8, "pretrained": False}}, split)
+    assert twin.init == "scratch" and not torch.allclose(twin.bag.emb.weight[row], s.bag.emb.weight[row])
 
 
 def test_glove_bag_starts_from_glove(text_split):

@@ -55,6 +55,7 @@ def tiny_specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms):
             "args": {"variant": "lite0", "image_size": 32, "pretrained": False},
         },
         "hf_text": {"backend": "hf_text", "args": {"path": tiny_bert}},
+        "hf_text_random": {"backend": "hf_text", "args": {"path": tiny_bert, "pretrained": False, "seed": 1}},
         "glove": {"backend": "glove"},
         "static_model": {"backend": "static_model"},
         "random_projection": {"backend": "random_projection", "args": {"dim": 7}},
@@ -67,6 +68,7 @@ SPEC_NAMES = [
     "effnet_lite",
     "effnet_lite_random",
     "hf_text",
+    "hf_text_random",
     "glove",
     "static_model",
     "random_projection",
@@ -255,3 +257,21 @@ def test_a_missing_download_says_what_to_fetch(spec, fix, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match=rf"(?s)could not be loaded.*Offline here\\?.*{fix}"):
         build_teacher(spec)
+
+
+def test_length_bucketed_text_batches_come_back_in_stored_order(tmp_path, specs, text_split):
+    """Texts are batched by length (less padding); the cache keeps the split's row order, and a
+    random-init twin differs from its pre-trained teacher."""
+    from aftbench.extract import batch_order
+    from aftbench.features import load_features
+
+    split = load_split(text_split)
+    texts = split.parts["train"].texts
+    assert not np.array_equal(batch_order(texts), np.arange(len(texts)))  # the order really changes
+    out = tmp_path / "f.safetensors"
+    extract("hf", specs["hf_text"], text_split, str(out), str(tmp_path / "f.json"), batch_size=3)
+    cached = load_features([str(out)], split.sha256, ["hf"])
+    one_by_one = np.stack([build_teacher(specs["hf_text"]).encode([t])[0] for t in texts])
+    np.testing.assert_allclose(cached.splits["train"], one_by_one, rtol=2e-3, atol=2e-3)  # float16 storage
+    rand = build_teacher(specs["hf_text_random"])
+    assert not rand.pretrained and not np.allclose(rand.encode(texts[:4]), one_by_one[:4], atol=1e-2)

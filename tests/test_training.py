@@ -70,13 +70,16 @@ class Killed(BaseException):
     pass
 
 
-@pytest.mark.parametrize("method, penalty", [("stl", "none"), ("aft", "aft"), ("kd", "kd")])
-def test_killed_run_resumes_to_the_same_result(tmp_path, digits_split, feats, monkeypatch, method, penalty):
+@pytest.mark.parametrize(
+    "method, penalty, schedule", [("stl", "none", "constant"), ("aft", "aft", "cosine"), ("kd", "kd", "constant")]
+)
+def test_killed_run_resumes_to_the_same_result(tmp_path, digits_split, feats, monkeypatch, method, penalty, schedule):
     """A job killed right after its step-12 checkpoint (as SLURM preemption would) and started
-    again resumes there and ends with exactly the uninterrupted run's weights and metrics."""
+    again resumes there and ends with exactly the uninterrupted run's weights and metrics (the
+    learning-rate schedule's position included)."""
     import aftbench.train as train_mod
 
-    s = spec(method, penalty, train={"steps": 30, "checkpoint_every": 6, "log_every": 3})
+    s = spec(method, penalty, train={"steps": 30, "checkpoint_every": 6, "log_every": 3, "schedule": schedule})
     feats_ = [feats] if penalty != "none" else []
     full = train_run(s, digits_split, feats_, str(tmp_path / "full" / "m.json"))
     assert full["resumed_from_steps"] == [] and not (tmp_path / "full" / "checkpoint.pt").exists()

@@ -64,7 +64,8 @@ def _cmd_train(a):
         a.out,
         targets_path=a.targets[0] if a.targets else None,
     )
-    print(f"val_acc={m['val_acc']:.4f} test_acc={m['test_acc']:.4f} train_seconds={m['train_seconds']}")
+    val = "none (fitted on val)" if m["val_acc"] is None else f"{m['val_acc']:.4f}"
+    print(f"val_acc={val} test_acc={m['test_acc']:.4f} train_seconds={m['train_seconds']}")
 
 
 def _cmd_probe(a):

@@ -254,9 +254,30 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
                 problems.append(
                     f"{where}: student {sid!r} needs {arch['modality']} inputs but dataset {did!r} is {modality}"
                 )
-    for m in b.get("beta", {}):
-        if m not in b["methods"]:
-            problems.append(f"{where}.beta: {m!r} is not one of this block's methods {b['methods']}")
+    for m in b.get("beta", {}):  # a grid for a method the block does not run is unused (grids are shared by anchors)
+        if m not in config["methods"]:
+            problems.append(f"{where}.beta: unknown method {m!r}; known: {sorted(config['methods'])}")
+    for m in b["methods"]:  # a tensor-product target needs a factor per teacher: two or more teachers
+        if config["methods"][m].get("args", {}).get("tensor_product"):
+            for ts in b.get("teacher_sets", []):
+                if len(config["teacher_sets"][ts]) < 2:
+                    problems.append(
+                        f"{where}: method {m!r} (tensor_product) needs teacher sets of two or more teachers "
+                        f"(image ⊗ text); {ts!r} has {len(config['teacher_sets'][ts])}"
+                    )
+    train = {**config.get("train", {}), **b.get("train", {})}
+    for did in train.get("step_multiplier", {}):
+        if did not in config["datasets"]:
+            problems.append(f"{where}: train.step_multiplier names unknown dataset {did!r}")
+    if train.get("fit_on") == "train+val":  # no validation accuracy: nothing to choose β with
+        for m in b["methods"]:
+            mspec = config["methods"][m]
+            grid = b.get("beta", {}).get(m, mspec.get("beta"))
+            if mspec["kind"] == "train" and isinstance(grid, list) and len(grid) > 1:
+                problems.append(
+                    f"{where}: fit_on train+val leaves no validation split to choose {m!r}'s β from {grid}; "
+                    f"give it one β (beta: {{{m}: [{grid[0]}]}}) or fit on train"
+                )
     for m in b["methods"]:
         mspec = config["methods"][m]
         if mspec["kind"] == "train" and mspec.get("penalty", "none") not in reg["penalties"]:
@@ -320,8 +341,8 @@ def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
     runs: dict[str, Run] = {}
     cells: dict[str, str] = {}  # run id without the train digest -> the block settings it was given
     for b in config["sweeps"][sweep or config["sweep"]]:
-        train = json.dumps(b.get("train", {}), sort_keys=True)
         for d in b["datasets"]:
+            train = json.dumps(run_train_overrides(config, b.get("train", {}), d), sort_keys=True)
             for m in b["methods"]:
                 mspec = config["methods"][m]
                 if mspec["kind"] == "probe":
@@ -345,10 +366,24 @@ def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
     return list(runs.values())
 
 
+def run_train_overrides(config: dict, block_train: dict, dataset: str) -> dict:
+    """A block's `train:` overrides as one dataset's runs get them: `step_multiplier` (the
+    block's, else the shared one) is resolved into that dataset's `steps` and dropped, so a
+    multiplier changes the runs of the datasets it names and no others."""
+    train = dict(block_train)
+    multipliers = train.pop("step_multiplier", config["train"].get("step_multiplier", {}))
+    factor = multipliers.get(dataset, 1)
+    if factor != 1:
+        steps = train.get("steps", config["train"].get("steps", defaults("train")["steps"]))
+        train["steps"] = int(steps) * int(factor)
+    return train
+
+
 def train_spec(config: dict, run: Run) -> dict:
     """The fully resolved spec a training job needs (also its Snakemake params: any change to
     what this run depends on, and nothing else, makes Snakemake rerun it)."""
-    train = {**config["train"], **json.loads(run.train)}
+    shared = {k: v for k, v in config["train"].items() if k != "step_multiplier"}  # resolved in run.train
+    train = {**shared, **json.loads(run.train)}
     return {
         "run_id": run.run_id,
         "dataset": run.dataset,

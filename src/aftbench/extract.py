@@ -30,21 +30,38 @@ def _versions() -> dict:
     return out
 
 
+def batch_order(inputs) -> np.ndarray:
+    """The order examples are batched in: texts by length (so a batch pads to similar lengths,
+    not to the longest text of the split: length-bucketed batches), anything else as stored.
+    Rows go back to the stored order afterwards."""
+    if len(inputs) and isinstance(inputs[0], str):
+        return np.argsort(np.fromiter((len(t) for t in inputs), np.int64, len(inputs)), kind="stable")
+    return np.arange(len(inputs))
+
+
 class _Batches(torch.utils.data.Dataset):
     """Every batch of every split, preprocessed (one DataLoader item = one batch), so CPU
-    preprocessing runs in `workers` processes while the model runs on the device."""
+    preprocessing runs in `workers` processes while the model runs on the device. Batches follow
+    `orders[name]` (batch_order)."""
 
-    def __init__(self, teacher: Teacher, parts: list[tuple[str, object]], batch_size: int):
+    def __init__(self, teacher: Teacher, parts: list[tuple[str, object]], batch_size: int, orders: dict):
         self.teacher = teacher
-        self.items = [(name, inputs, i) for name, inputs in parts for i in range(0, len(inputs), batch_size)]
-        self.batch_size = batch_size
+        self.items = [
+            (name, inputs, orders[name][i : i + batch_size])
+            for name, inputs in parts
+            for i in range(0, len(inputs), batch_size)
+        ]
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, k):
-        name, inputs, i = self.items[k]
-        return name, self.teacher.preprocess(inputs[i : i + self.batch_size])
+        name, inputs, idx = self.items[k]
+        if len(idx) and idx[-1] - idx[0] == len(idx) - 1 and np.all(np.diff(idx) == 1):  # a contiguous slice
+            return name, self.teacher.preprocess(inputs[idx[0] : idx[-1] + 1])
+        return name, self.teacher.preprocess(
+            inputs[idx] if isinstance(inputs, np.ndarray) else [inputs[j] for j in idx]
+        )
 
 
 def _uploaded_chunks(array: np.ndarray, dev: torch.device, chunk: int, first: int = 256):
@@ -152,8 +169,9 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     nbytes = sum(getattr(v, "nbytes", 0) for v in parts.values())
     resident = dev.type == "cuda" and getattr(teacher, "accepts_device_inputs", False) and nbytes <= resident_gb * 1e9
     rows: dict[str, list] = {name: [] for name in SPLITS}
+    orders = {name: batch_order(v) if not resident else np.arange(len(v)) for name, v in parts.items()}
     if not resident:
-        batches = _Batches(teacher, list(parts.items()), bs)
+        batches = _Batches(teacher, list(parts.items()), bs, orders)
         # Workers fork when the iterator is created: before the model moves to the GPU.
         loader = iter(
             torch.utils.data.DataLoader(
@@ -186,6 +204,8 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     for name in SPLITS:
         n = len(parts[name])
         f = torch.cat(rows[name]).float() if rows[name] else torch.zeros((0, teacher.dim))
+        if len(f) == n and not np.array_equal(orders[name], np.arange(n)):  # back to the stored order
+            f = f[torch.from_numpy(np.argsort(orders[name])).to(f.device)]
         if tuple(f.shape) != (n, teacher.dim):
             raise RuntimeError(f"teacher {teacher_id!r} returned {tuple(f.shape)}, expected {(n, teacher.dim)}")
         if not bool(torch.isfinite(f).all()):

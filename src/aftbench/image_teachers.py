@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -13,7 +11,7 @@ from .backend_args import Needs, declare
 from .images import images_to_float, pil_batch, uint8_nchw
 from .models import (
     LITE_VARIANT,
-    lite_weights_file,
+    load_lite,
     load_open_clip,
     load_timm,
     timm_dim,
@@ -43,21 +41,9 @@ class EffNetLite(Teacher):
         bn_recalibration_batches: int = 20,
         seed: int = 0,
     ):
-        from efficientnet_lite_pytorch import EfficientNet
-
-        if not re.fullmatch(LITE_VARIANT, variant):
-            raise ValueError(f"effnet_lite variant {variant!r} unknown; valid: lite0 ... lite4")
         self.variant, self.image_size, self.pretrained = variant, image_size, pretrained
         self.bn_batches = bn_recalibration_batches
-        name = f"efficientnet-{variant}"
-        if pretrained:
-            self.model = EfficientNet.from_pretrained(
-                name, weights_path=lite_weights_file(variant), image_size=image_size
-            )
-        else:
-            torch.manual_seed(seed)
-            self.model = EfficientNet.from_name(name, image_size=image_size)
-        self.model.eval()
+        self.model = load_lite(variant, image_size, pretrained, seed).eval()
 
     @property
     def dim(self) -> int:

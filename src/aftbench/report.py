@@ -35,6 +35,9 @@ RUN_COLUMNS = [
     "val_acc",
     "test_acc",
     "train_seconds",
+    "steps",
+    "schedule",
+    "fit_on",
     "final_ce",
     "final_penalty",
     "rho_mean",
@@ -76,6 +79,8 @@ def select_beta(runs: pd.DataFrame) -> pd.Series:
     ordered = runs.sort_values(SELECTION_KEYS + ["beta"], kind="stable")
     if "diverged" in ordered:
         ordered = ordered[~ordered.diverged.astype(bool)]
+    # fitted on train + val (fit_on, one β per method: checked before any job): no validation accuracy
+    ordered = ordered.assign(val_acc=ordered.val_acc.astype(float).fillna(-1.0))
     best = ordered.groupby(SELECTION_KEYS, sort=False).val_acc.idxmax()
     return runs.index.isin(best.values)
 

@@ -171,11 +171,17 @@ def caption(runs: pd.DataFrame, baseline: str | None) -> str:
     grids = trained.groupby("method").beta.unique().to_dict()
     betas = ", ".join(f"{m}: {{{', '.join(f'{b:g}' for b in sorted(g))}}}" for m, g in sorted(grids.items()))
     name = method_label(baseline or "baseline")
+    fitted = set(runs[runs.role != PROBE].get("fit_on", pd.Series(dtype=object)).dropna())
+    protocol = (
+        "Students fitted on train + val with one fixed β per method (the reference code's protocol); "
+        if "train+val" in fitted
+        else ""
+    )
     return (
         f"Test accuracy (%), mean ± std over seeds {seeds} (n = {len(seeds)}); bold = best student method "
-        f"in the row. Checkpoint: final training step (no early stopping). β chosen separately for "
+        f"in the row. {protocol}Checkpoint: final training step (no early stopping). β chosen separately for "
         f"every student, teacher set and seed by validation accuracy over the grid ({betas}); the test "
-        f"split never influences any choice. probe = "
+        f"split never influences any choice. Student init: scratch, or pretrained:<weights> (fine-tuned). probe = "
         f"logistic regression on the teacher set's cached features, C chosen on validation. "
         f"`probe − {name}`: how much more the teachers know than the {name} student. Multimodal teacher sets "
         f"concatenate unimodal teachers (no offline CLIP-like model exists). † k: k runs of the cell (any β) "

