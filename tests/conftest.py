@@ -20,6 +20,17 @@ def digits_split(tmp_path_factory):
     return str(d / "digits.npz")
 
 
+@pytest.fixture(scope="session")
+def feats(tmp_path_factory, digits_split):
+    """A 12-d random-projection teacher's feature cache on the digits split."""
+    from aftbench.extract import extract
+
+    d = tmp_path_factory.mktemp("feats")
+    p = d / "rp.safetensors"
+    extract("rp", {"backend": "random_projection", "args": {"dim": 12}}, digits_split, str(p), str(d / "rp.json"))
+    return str(p)
+
+
 TEXT_ROWS = [
     ("animal", "a small furry creature that barks and wags its tail"),
     ("animal", "a large striped cat that lives in the jungle"),

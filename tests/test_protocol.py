@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny_specs import tiny_spec as spec
 
 from aftbench.config import ConfigError, check_config, expand_sweep, train_spec, validate_schema
 from aftbench.methods import build_penalty, product_kernel_penalty, product_target_kernel
 from aftbench.methods.aft import _centred_unit_rows
-from aftbench.train import RunSpec, TrainConfig, lr_factor, make_optimizer, train_run
+from aftbench.train import TrainConfig, lr_factor, make_optimizer, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,37 +24,13 @@ def cfg():
     return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-@pytest.fixture(scope="module")
-def feats(tmp_path_factory, digits_split):
-    from aftbench.extract import extract
-
-    d = tmp_path_factory.mktemp("feats")
-    p = d / "rp.safetensors"
-    extract("rp", {"backend": "random_projection", "args": {"dim": 12}}, digits_split, str(p), str(d / "rp.json"))
-    return str(p)
-
-
-def spec(penalty="aft", train=None, args=None, beta=1.0):
-    return RunSpec.from_dict(
-        {
-            "run_id": f"tiny/{penalty}",
-            "dataset": "digits",
-            "student_id": "cnn_t",
-            "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
-            "method_id": penalty,
-            "method": {"kind": "train", "penalty": penalty, "beta": beta, "args": args or {}},
-            "teacher_set": "rp" if penalty != "none" else "none",
-            "teachers": ["rp"] if penalty != "none" else [],
-            "seed": 0,
-            "train": {"steps": 20, "batch_size": 32, "lr": 0.01, "log_every": 1, **(train or {})},
-        }
-    )
-
-
 def test_cosine_schedule_pins_lr_at_first_middle_and_last_step(tmp_path, digits_split, feats):
     """Every group (the student's and ρ's) follows 0.5 · (1 + cos(π (step − 1) / steps))."""
     m = train_run(
-        spec(train={"schedule": "cosine"}, args={"rho_lr": 0.1}), digits_split, [feats], str(tmp_path / "m.json")
+        spec("aft", "aft", train={"schedule": "cosine", "log_every": 1}, args={"rho_lr": 0.1}),
+        digits_split,
+        [feats],
+        str(tmp_path / "m.json"),
     )
     lrs = {h["step"]: h["lr"] for h in m["history"]}
     assert lrs[1] == pytest.approx([0.01, 0.1])
@@ -62,7 +39,7 @@ def test_cosine_schedule_pins_lr_at_first_middle_and_last_step(tmp_path, digits_
     assert lrs[20] == pytest.approx([0.01 * last, 0.1 * last]) and last < 0.01
     student = [lrs[k][0] for k in sorted(lrs)]
     assert all(a > b for a, b in zip(student, student[1:], strict=False))  # strictly decreasing
-    const = train_run(spec(), digits_split, [feats], str(tmp_path / "c.json"))
+    const = train_run(spec("aft", "aft", train={"log_every": 1}), digits_split, [feats], str(tmp_path / "c.json"))
     assert {tuple(h["lr"]) for h in const["history"]} == {(0.01, 0.01)}  # ρ's default rho_lr is 0.01
     assert lr_factor("cosine", 4)(0) == 1.0 and lr_factor("cosine", 4)(2) == pytest.approx(0.5)
 
@@ -119,9 +96,9 @@ def test_step_multiplier_changes_only_the_datasets_it_names(cfg):
 
 
 def test_fit_on_train_and_val_uses_both_and_records_no_val_accuracy(tmp_path, digits_split, feats):
-    m = train_run(spec(train={"fit_on": "train+val"}), digits_split, [feats], str(tmp_path / "m.json"))
+    m = train_run(spec("aft", "aft", train={"fit_on": "train+val"}), digits_split, [feats], str(tmp_path / "m.json"))
     assert m["n_fit"] == 160 and m["val_acc"] is None and m["fit_on"] == "train+val"
-    assert train_run(spec(), digits_split, [feats], str(tmp_path / "t.json"))["n_fit"] == 120
+    assert train_run(spec("aft", "aft"), digits_split, [feats], str(tmp_path / "t.json"))["n_fit"] == 120
 
 
 def test_fit_on_train_and_val_refuses_a_beta_grid(cfg):

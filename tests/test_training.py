@@ -3,35 +3,10 @@
 import json
 
 import pytest
+from tiny_specs import tiny_spec as spec
 
-from aftbench.extract import extract
 from aftbench.probe import probe_run
-from aftbench.train import RunSpec, train_run
-
-
-@pytest.fixture(scope="module")
-def feats(tmp_path_factory, digits_split):
-    d = tmp_path_factory.mktemp("feats")
-    p = d / "rp.safetensors"
-    extract("rp", {"backend": "random_projection", "args": {"dim": 12}}, digits_split, str(p), str(d / "rp.json"))
-    return str(p)
-
-
-def spec(method, penalty, beta=1.0, train=None, **kw):
-    return RunSpec.from_dict(
-        {
-            "run_id": f"tiny/{method}",
-            "dataset": "digits",
-            "student_id": "cnn_t",
-            "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
-            "method_id": method,
-            "method": {"kind": "train", "penalty": penalty, "beta": beta, **kw},
-            "teacher_set": "rp" if penalty != "none" else "none",
-            "teachers": ["rp"] if penalty != "none" else [],
-            "seed": 0,
-            "train": {"steps": 20, "batch_size": 32, "lr": 0.01, "log_every": 10, **(train or {})},
-        }
-    )
+from aftbench.train import train_run
 
 
 @pytest.mark.parametrize(
