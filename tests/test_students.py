@@ -90,6 +90,15 @@ def test_hub_students_load_their_weights_and_reinit_the_classifier(tiny_timm, ti
         b.net.base_model.embeddings.word_embeddings.weight, c.net.base_model.embeddings.word_embeddings.weight
     )
     assert b.head.out_features == tsplit.n_classes and b.init.startswith("pretrained:")
+    cut = build_student(
+        {"arch": "hf_classifier", "args": {"model": tiny_bert, "config": {"num_hidden_layers": 1}}}, tsplit
+    )
+    assert cut.net.config.num_hidden_layers == 1 and len(cut.net.base_model.encoder.layer) == 1
+    assert cut.init.endswith("(num_hidden_layers=1)")
+    assert torch.equal(  # the kept layer is the pre-trained first layer
+        cut.net.base_model.encoder.layer[0].attention.self.query.weight,
+        b.net.base_model.encoder.layer[0].attention.self.query.weight,
+    )
 
 
 def test_pretrained_students_load_real_weights(digits_split):

