@@ -49,7 +49,11 @@ def student_vs_probe(runs, path):
     if cells.empty:
         return placeholder(path, title, "no transfer runs with a probe of their teacher set")
     cells = cells.assign(probe=[probes[(d, t)] for d, t in zip(cells.dataset, cells.teacher_set, strict=False)])
-    datasets = sorted(cells.dataset.unique())
+    # a panel needs a line: some student with two or more teacher sets (no single-point panels)
+    sets = cells.groupby(["dataset", "student", "method"]).teacher_set.nunique()
+    datasets = sorted({d for (d, _, _), n in sets.items() if n >= 2})
+    if not datasets:
+        return placeholder(path, title, "needs a student trained with two or more teacher sets")
     plt = pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.8 * len(datasets), 3.6), squeeze=False)
     for ax, d in zip(axes[0], datasets, strict=False):
@@ -106,7 +110,10 @@ def accuracy_vs_size(runs, path):
     if cells.empty:
         return placeholder(path, title, "no student runs")
     probes = runs[runs.role == PROBE].groupby(["dataset", "teacher_set"]).test_acc.mean()
-    datasets = sorted(cells.dataset.unique())
+    # a size axis needs two or more students on a dataset (no single-point panels)
+    datasets = sorted(d for d, n in cells[cells.role != PROBE].groupby("dataset").student.nunique().items() if n >= 2)
+    if not datasets:
+        return placeholder(path, title, "needs two or more students on one dataset")
     methods = [m for m in [baseline_method(runs)] if m] + transfer_methods(runs)
     plt = pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.3), squeeze=False)
