@@ -110,6 +110,14 @@ def workdir(tmp_path_factory, text_tsv):
     return wd
 
 
+def test_html_report_opens_with_the_claims(workdir):
+    """`snakemake --report` builds from the finished sweep; its first category is the claims table."""
+    smk(workdir, "--report", str(workdir / "report.html"))
+    html = (workdir / "report.html").read_text(errors="replace")
+    cats = ["1. Claims", "2. Tables", "3. Per dataset", "4. Paper claims"]
+    assert all(c in html for c in cats) and "claims.md" in html
+
+
 def test_outputs_exist_with_expected_rows(workdir):
     r = workdir / "results"
     rep = r / "reports" / "tiny"  # each sweep has its own report folder
