@@ -1,39 +1,11 @@
 """Aggregation: β selection uses validation only; tables mark the best; mean ± std over seeds."""
 
-import json
-
 import pandas as pd
 import pytest
+from fake_runs import write_run
 
 from aftbench.report import collect_runs, select_beta
 from aftbench.tables import main_table
-
-
-def write_run(tmp_path, i, **kw):
-    m = {
-        "dataset": "d",
-        "modality": "image",
-        "student": "s",
-        "student_init": "scratch",
-        "student_params": 10,
-        "method": "aft",
-        "teachers": ["t"],
-        "teacher_set": "ts",
-        "beta": 1.0,
-        "seed": 0,
-        "val_acc": 0.5,
-        "test_acc": 0.5,
-        "train_seconds": 1.0,
-        "final_ce": 1.0,
-        "final_penalty": 0.1,
-        "run_id": f"r{i}",
-        "teachers_pretrained": [True],
-    }
-    m.update(kw)
-    m.setdefault("penalty", "none" if m["method"] == "stl" else m["method"])
-    p = tmp_path / f"{i}.json"
-    p.write_text(json.dumps(m))
-    return str(p)
 
 
 def test_beta_selected_on_validation_not_test(tmp_path):
@@ -71,8 +43,8 @@ def test_select_beta_is_per_seed_and_student():
     assert select_beta(runs).tolist() == [False, True, True, False]
 
 
-def test_error_ratios_relative_to_stl(tmp_path):
-    from aftbench.figures import error_ratios
+def test_normalized_errors_relative_to_stl_on_the_same_seed(tmp_path):
+    from aftbench.stat_figures import normalized_errors
 
     paths = [
         write_run(tmp_path, 0, method="stl", teachers=[], teacher_set="none", beta=0.0, test_acc=0.80),
@@ -81,9 +53,11 @@ def test_error_ratios_relative_to_stl(tmp_path):
         write_run(tmp_path, 3, method="aft", test_acc=0.79, seed=1),
         write_run(tmp_path, 4, method="kd", test_acc=0.75),
     ]
-    r = error_ratios(collect_runs(paths)).set_index("method").ratio
-    assert r["aft"] == pytest.approx((1 - 0.82) / (1 - 0.75))
-    assert r["kd"] == pytest.approx((1 - 0.75) / (1 - 0.75))
+    runs = collect_runs(paths)
+    [cell] = normalized_errors(runs, ["aft"], "stl").values()
+    assert cell.aft.tolist() == pytest.approx([(1 - 0.85) / (1 - 0.80), (1 - 0.79) / (1 - 0.70)])  # paired by seed
+    [kd] = normalized_errors(runs, ["kd"], "stl").values()
+    assert kd.kd.tolist() == pytest.approx([(1 - 0.75) / (1 - 0.80)])  # seed 1 has no kd run: left out
 
 
 def test_beta_gains_are_relative_to_stl_of_the_same_student_and_seed(tmp_path):
@@ -107,10 +81,14 @@ def test_beta_gains_are_relative_to_stl_of_the_same_student_and_seed(tmp_path):
 def test_claim_figures_when_no_method_has_a_beta_grid_or_a_probe(tmp_path):
     """A sweep with one β per method and no probes (the SLURM test's): every claim figure is
     still written, saying what is missing."""
-    from aftbench.figures import CLAIM_FIGURES, beta_gains, claim_figures
+    from aftbench.figures import beta_gains
+    from aftbench.layout import CLAIM_FIGURES
+    from aftbench.stat_figures import claim_figures
 
     stl = dict(method="stl", teachers=[], teacher_set="none", beta=0.0)
     runs = collect_runs([write_run(tmp_path, 0, **stl), write_run(tmp_path, 1, beta=1.0)])
     assert beta_gains(runs).empty
     claim_figures(runs, str(tmp_path / "figs"))
-    assert sorted(p.stem for p in (tmp_path / "figs").iterdir()) == sorted(CLAIM_FIGURES)
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(
+        f"{n}.{ext}" for n in CLAIM_FIGURES for ext in ("png", "pdf")
+    )

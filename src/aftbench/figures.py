@@ -33,78 +33,6 @@ if TYPE_CHECKING:  # imported where used: the workflow imports this module while
     import pandas as pd
 
 
-CLAIM_FIGURES = [
-    "normalized_error",
-    "student_vs_probe",
-    "accuracy_vs_size",
-    "rho_by_teacher",
-    "single_vs_union",
-    "accuracy_vs_beta",
-]
-
-
-def error_ratios(runs) -> pd.DataFrame:
-    """Test error of each transfer method / test error of the baseline (STL) on the same (dataset, student),
-    one row per (dataset, student, method, teacher set), means over seeds of selected runs."""
-    import pandas as pd
-
-    cells = cell_means(runs)
-    stl = cells[cells.method == baseline_method(runs)].set_index(["dataset", "student"])["mean"]
-    rows = []
-    for _, r in cells[cells.role == TRANSFER].iterrows():
-        if (r.dataset, r.student) in stl.index:
-            rows.append(
-                {
-                    "dataset": r.dataset,
-                    "modality": r.modality,
-                    "student": r.student,
-                    "method": r.method,
-                    "teacher_set": r.teacher_set,
-                    "ratio": (1 - r["mean"]) / max(1e-9, 1 - stl[(r.dataset, r.student)]),
-                }
-            )
-    return pd.DataFrame(rows, columns=["dataset", "modality", "student", "method", "teacher_set", "ratio"])
-
-
-def normalized_error(runs, path):
-    """Fig 1b analog: error of each method relative to STL on the same (dataset, student), per
-    teacher set, averaged over rows; per modality and over everything. Pre-trained teacher sets
-    only: the controls (random-init teacher, appended noise) answer other questions and have
-    their own figures (rho_by_teacher, accuracy_vs_beta)."""
-    title = f"Error relative to {baseline_label(runs)} (lower is better), pre-trained teacher sets"
-    df = error_ratios(runs[~runs.control_teacher.astype(bool)] if "control_teacher" in runs else runs)
-    if df.empty:
-        return placeholder(path, title, f"no {baseline_label(runs)} runs to normalise by")
-    groups = sorted(df.modality.unique()) + ["all"]
-    methods = transfer_methods(runs)
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(groups) * max(1, len(methods)) / 3, 3.4))
-    width = 0.8 / len(methods)
-    for j, m in enumerate(methods):
-        vals, errs = [], []
-        for g in groups:
-            sel = df[(df.method == m) & ((df.modality == g) | (g == "all"))].ratio
-            vals.append(sel.mean() if len(sel) else np.nan)
-            errs.append(sel.std() / np.sqrt(len(sel)) if len(sel) > 1 else 0)
-        ax.bar(
-            np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width,
-            vals,
-            width,
-            yerr=errs,
-            capsize=2,
-            label=method_label(m),
-            color=method_color(m, runs),
-        )
-    ax.axhline(1.0, color="0.3", ls="--", lw=1)
-    ax.set_xticks(range(len(groups)), groups)
-    ax.set_ylabel(f"error / {baseline_label(runs)} error")
-    ax.set_title(title + "; bars: mean ± s.e. over (dataset, student, teacher set)", fontsize=9)
-    ax.legend(fontsize=7, ncol=min(6, len(methods)), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
-    lo = np.nanmin(df.ratio) if len(df) else 0.9
-    ax.set_ylim(min(0.8, lo - 0.05), max(1.1, np.nanmax(df.ratio) + 0.05))
-    save_png(fig, path)
-
-
 def student_vs_probe(runs, path):
     """Fig 1c analog: student accuracy against the teacher set's probe accuracy. Colour: method;
     line style and marker: student (legend under each panel); STL of each student as a
@@ -121,7 +49,11 @@ def student_vs_probe(runs, path):
     if cells.empty:
         return placeholder(path, title, "no transfer runs with a probe of their teacher set")
     cells = cells.assign(probe=[probes[(d, t)] for d, t in zip(cells.dataset, cells.teacher_set, strict=False)])
-    datasets = sorted(cells.dataset.unique())
+    # a panel needs a line: some student with two or more teacher sets (no single-point panels)
+    sets = cells.groupby(["dataset", "student", "method"]).teacher_set.nunique()
+    datasets = sorted({d for (d, _, _), n in sets.items() if n >= 2})
+    if not datasets:
+        return placeholder(path, title, "needs a student trained with two or more teacher sets")
     plt = pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.8 * len(datasets), 3.6), squeeze=False)
     for ax, d in zip(axes[0], datasets, strict=False):
@@ -178,7 +110,10 @@ def accuracy_vs_size(runs, path):
     if cells.empty:
         return placeholder(path, title, "no student runs")
     probes = runs[runs.role == PROBE].groupby(["dataset", "teacher_set"]).test_acc.mean()
-    datasets = sorted(cells.dataset.unique())
+    # a size axis needs two or more students on a dataset (no single-point panels)
+    datasets = sorted(d for d, n in cells[cells.role != PROBE].groupby("dataset").student.nunique().items() if n >= 2)
+    if not datasets:
+        return placeholder(path, title, "needs two or more students on one dataset")
     methods = [m for m in [baseline_method(runs)] if m] + transfer_methods(runs)
     plt = pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.3), squeeze=False)
@@ -353,77 +288,3 @@ def accuracy_vs_beta(runs, path):
     fig.suptitle(title + " (mean ± std over students and seeds; dashed: control teacher sets)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     save_png(fig, path)
-
-
-def accuracy_figure(runs: pd.DataFrame, dataset: str, out_png: str) -> None:
-    """One dataset: test accuracy by method and teacher set, one panel per student; the
-    baseline as a band, the teacher set's probe as a marker."""
-    from .tables import summarise
-
-    plt = pyplot()
-    d = summarise(runs[runs.dataset == dataset])
-    trained = d[d.role != PROBE]
-    students = list(trained.sort_values(["student_params", "student"]).student.unique())
-    tsets = sorted(d[(d.teacher_set != NO_TEACHERS)].teacher_set.unique())
-    methods = transfer_methods(runs)
-    if not students:
-        return placeholder(
-            out_png, f"{dataset}: accuracy by method and teacher set", "no student runs on this dataset yet"
-        )
-    fig, axes = plt.subplots(
-        1,
-        max(1, len(students)),
-        figsize=(3.2 + 2.2 * len(tsets) * max(1, len(students)) / 2, 3.6),
-        sharey=True,
-        squeeze=False,
-    )
-    width = 0.8 / max(1, len(methods))
-    for ax, st in zip(axes[0], students, strict=False):
-        x = np.arange(len(tsets))
-        s = d[d.student == st]
-        stl = s[s.method == baseline_method(runs)]
-        if len(stl):
-            mu, sd = 100 * stl.test_mean.iloc[0], 100 * stl.test_std.iloc[0]
-            ax.axhline(mu, color="0.3", ls="--", lw=1.2, label=f"{baseline_label(runs)} (no teacher)")
-            ax.axhspan(mu - sd, mu + sd, color="0.85", zorder=0)
-        for j, m in enumerate(methods):
-            sel = s[s.method == m].set_index("teacher_set").reindex(tsets)
-            ax.bar(
-                x + (j - (len(methods) - 1) / 2) * width,
-                100 * sel.test_mean,
-                width,
-                yerr=100 * sel.test_std.fillna(0),
-                capsize=3,
-                color=method_color(m, runs),
-                label=method_label(m),
-            )
-        pr = d[d.role == PROBE].set_index("teacher_set").reindex(tsets)
-        ax.plot(x, 100 * pr.test_mean, "kD", ms=6, label="teacher probe")
-        controls = set(runs[(runs.dataset == dataset) & runs.control_teacher].teacher_set)
-        ax.set_xticks(x, [f"{t}\n(control)" if t in controls else t for t in tsets], rotation=20, ha="right")
-        ax.set_title(f"{st} ({s.student_init.iloc[0]})", fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    lo = 100 * np.nanmin(d.test_mean - d.test_std) - 5
-    hi = 100 * np.nanmax(d.test_mean + d.test_std) + 3
-    axes[0][0].set_ylim(max(0, lo), min(100, hi))
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    rows = 1 if len(labels) <= 6 else 2
-    fig.legend(handles, labels, loc="upper center", ncol=-(-len(labels) // rows), fontsize=8, frameon=False)
-    top = 0.90 if rows == 1 else 0.85
-    fig.suptitle(
-        f"{dataset} ({d.modality.iloc[0]}): accuracy by method and teacher set, mean ± std over seeds",
-        fontsize=10,
-        y=top + 0.01,
-    )
-    fig.tight_layout(rect=(0, 0, 1, top))
-    save_png(fig, out_png)
-
-
-def claim_figures(runs, out_dir) -> list[str]:
-    paths = []
-    for name in CLAIM_FIGURES:
-        p = f"{out_dir}/{name}.png"
-        globals()[name](runs, p)
-        paths.append(p)
-    return paths

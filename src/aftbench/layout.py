@@ -82,14 +82,28 @@ def report_dir(sweep: str) -> str:
     return f"{REPORTS_DIR}/{sweep}"
 
 
-def report_paths(sweep: str, datasets, figures) -> list[str]:
-    """Everything the aggregate step writes for one sweep: runs.csv, the main table, per-dataset and
-    claim figures. Each sweep has its own folder, so running one sweep never replaces another's."""
+# The claim figures of every report (aftbench.stat_figures draws them; one workflow output each).
+CLAIM_FIGURES = [
+    "normalized_error",
+    "improvement_probability",
+    "ranks",
+    "student_vs_probe",
+    "accuracy_vs_size",
+    "rho_by_teacher",
+    "single_vs_union",
+    "accuracy_vs_beta",
+]
+
+
+def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES) -> list[str]:
+    """Everything the aggregate step writes for one sweep: runs.csv, the main and claims tables,
+    per-dataset and claim figures. Each sweep has its own folder, so running one sweep never
+    replaces another's."""
     out = report_dir(sweep)
     return (
         [f"{out}/runs.csv"]
-        + [f"{out}/tables/main.{ext}" for ext in ("md", "tex", "csv")]
-        + [f"{out}/figures/{d}_accuracy.png" for d in datasets]
+        + [f"{out}/tables/{t}.{ext}" for t in ("main", "claims") for ext in ("md", "tex", "csv")]
+        + [f"{out}/figures/{d}_difference.png" for d in datasets]
         + [f"{out}/figures/{f}.png" for f in figures]
     )
 

@@ -63,8 +63,11 @@ def pyplot():
 
 
 def save_png(fig, path):
+    """The figure as PNG at `path` and as PDF beside it (for a paper)."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    with atomic_path(str(path)[: -len(".png")] + ".pdf" if str(path).endswith(".png") else f"{path}.pdf") as tmp:
+        fig.savefig(tmp, bbox_inches="tight", format="pdf")
     pyplot().close(fig)
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import accuracy_figure, claim_figures
+from .claims import write_claims
 from .io import atomic_path, read_json
 from .layout import NO_TEACHERS, RESULTS
 from .results import role_of_record
+from .stat_figures import claim_figures, difference_figure
 from .tables import write_tables
 
 RUN_COLUMNS = [
@@ -86,8 +87,8 @@ def select_beta(runs: pd.DataFrame) -> pd.Series:
 
 
 def build_report(metrics_paths: list[str], out_dir: str = RESULTS) -> pd.DataFrame:
-    """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_accuracy.png and the claim
-    figures (aftbench.figures.CLAIM_FIGURES)."""
+    """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_difference.{png,pdf} and the claim
+    figures (aftbench.stat_figures.CLAIM_FIGURES), and tables/claims.{md,csv,tex} (aftbench.claims)."""
     out = Path(out_dir)
     if not metrics_paths:
         raise FileNotFoundError("no finished runs to aggregate: run the sweep first (snakemake --cores N)")
@@ -96,6 +97,7 @@ def build_report(metrics_paths: list[str], out_dir: str = RESULTS) -> pd.DataFra
         runs.to_csv(tmp, index=False)
     write_tables(runs, out)
     for ds in sorted(runs.dataset.unique()):
-        accuracy_figure(runs, ds, str(out / "figures" / f"{ds}_accuracy.png"))
+        difference_figure(runs, ds, str(out / "figures" / f"{ds}_difference.png"))
     claim_figures(runs, str(out / "figures"))
+    write_claims(runs, out)
     return runs

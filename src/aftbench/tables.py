@@ -13,6 +13,7 @@ import pandas as pd
 from .io import atomic_path, write_text
 from .layout import NO_TEACHERS
 from .results import BASELINE, DIVERGENCE_FACTOR, PROBE, TRANSFER, method_label, method_order
+from .stats import paired_interval, seed_table
 
 
 def teacher_label(teacher_set: str, control: bool) -> str:
@@ -75,6 +76,7 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
     methods = method_order(zip(students.method, students.role, students.penalty, strict=False))
     base = baseline_of(runs)
     rows = []
+    seeds = seed_table(runs, methods)  # per cell: seeds × methods, for the paired statistics
     transfer = students[(students.role == TRANSFER) & (students.teacher_set != NO_TEACHERS)]
     for (ds, st, ts), grp in transfer.groupby(["dataset", "student", "teacher_set"]):
         first = grp.iloc[0]
@@ -99,8 +101,7 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{m}_std"] = np.nan if r is None else r.test_std
             row[f"{m}_n"] = 0 if r is None else int(r.n_seeds)
             row[f"{m}_div"] = 0 if r is None else int(r.n_diverged)
-        means = {m: row[f"{m}_mean"] for m in methods if not np.isnan(row[f"{m}_mean"])}
-        row["best"] = max(means, key=means.get) if means else ""
+        row.update(paired_marks(seeds.get((ds, st, ts), pd.DataFrame()), methods, base, row))
         row["probe_minus_baseline"] = row["probe"] - row.get(f"{base}_mean", np.nan)
         rows.append(row)
     table = pd.DataFrame(
@@ -115,26 +116,54 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
             "control_teacher",
             "probe",
             "best",
+            "ties",
             "probe_minus_baseline",
         ]
-        + [f"{m}_{k}" for m in methods for k in ("mean", "std", "n", "div")],
+        + [f"{m}_{k}" for m in methods for k in ("mean", "std", "n", "div", "d", "dlo", "dhi")],
     )
     table.attrs["baseline"] = base
     # smaller students first within a dataset, as in the paper's tables
     return table.sort_values(["dataset", "params", "student", "teacher_set"], kind="stable").reset_index(drop=True)
 
 
-def _fmt(mean, std, n, bold, latex=False, diverged=0) -> str:
+def paired_marks(wide: pd.DataFrame, methods: list[str], base: str | None, row: dict) -> dict:
+    """A row's paired statistics (aftbench.stats) from its seeds × methods frame `wide`: each
+    method's difference to the baseline on
+    the same seeds (mean, 95% t interval); `best` only when the top method is separable from the
+    runner-up (the interval of their paired difference excludes 0), `ties` every method whose
+    paired difference to the top one includes 0 (the top one too when it is not separable)."""
+    out = {}
+    for m in methods:
+        d = paired_interval(wide[m], wide[base]) if base in wide and m in wide else (np.nan,) * 3
+        out[f"{m}_d"], out[f"{m}_dlo"], out[f"{m}_dhi"] = d
+    means = {m: row[f"{m}_mean"] for m in methods if not np.isnan(row[f"{m}_mean"])}
+    if not means:
+        return {**out, "best": "", "ties": ""}
+    ranked = sorted(means, key=means.get, reverse=True)
+    top, ties = ranked[0], []
+    for m in ranked[1:]:
+        lo = paired_interval(wide[top], wide[m])[1] if top in wide and m in wide else np.nan
+        if not lo > 0:  # nan (too few seeds) counts as not separable
+            ties.append(m)
+    separable = not ties or ties[0] != ranked[1]
+    return {**out, "best": top if separable else "", "ties": " ".join(([] if separable else [top]) + ties)}
+
+
+def _fmt(mean, std, n, bold, latex=False, diverged=0, tie=False, delta=None) -> str:
     mark = f" †{diverged}" if diverged else ""  # runs of the cell that diverged (left out)
     if latex:
         mark = mark.replace("†", r"$\dagger$")
     if mean is None or np.isnan(mean):
         return "–" + mark
     s = f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f}"
+    if delta is not None and not np.isnan(delta[0]):  # Δ to the baseline, paired, with its interval
+        d, lo, hi = (100 * v for v in delta)
+        s += f" (Δ {d:+.1f} [{lo:+.1f}, {hi:+.1f}])" if not np.isnan(lo) else f" (Δ {d:+.1f})"
+    tie_mark = " ≈" if tie else ""
     if latex:
-        s = s.replace("±", r"$\pm$")
-        return (rf"\textbf{{{s}}}" if bold else s) + mark
-    return (f"**{s}**" if bold else s) + mark
+        s = s.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+        return (rf"\textbf{{{s}}}" if bold else s) + tie_mark.replace("≈", r"$\approx$") + mark
+    return (f"**{s}**" if bold else s) + tie_mark + mark
 
 
 def gap_column(table: pd.DataFrame) -> str:
@@ -153,9 +182,19 @@ def render_table(table: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
             "probe": [("–" if np.isnan(v) else f"{100 * v:.1f}") for v in table.probe],
         }
     )
+    base = table.attrs.get("baseline")
     for m in methods:
         out[method_label(m)] = [
-            _fmt(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_n"], r["best"] == m, latex, r[f"{m}_div"])
+            _fmt(
+                r[f"{m}_mean"],
+                r[f"{m}_std"],
+                r[f"{m}_n"],
+                r["best"] == m,
+                latex,
+                r[f"{m}_div"],
+                tie=m in str(r["ties"]).split(),
+                delta=None if m == base else (r[f"{m}_d"], r[f"{m}_dlo"], r[f"{m}_dhi"]),
+            )
             for _, r in table.iterrows()
         ]
     out[gap_column(table)] = [("–" if np.isnan(v) else f"{100 * v:+.1f}") for v in table.probe_minus_baseline]
@@ -178,8 +217,11 @@ def caption(runs: pd.DataFrame, baseline: str | None) -> str:
         else ""
     )
     return (
-        f"Test accuracy (%), mean ± std over seeds {seeds} (n = {len(seeds)}); bold = best student method "
-        f"in the row. {protocol}Checkpoint: final training step (no early stopping). β chosen separately for "
+        f"Test accuracy (%), mean ± std over seeds {seeds} (n = {len(seeds)} per cell). Δ = the paired "
+        f"difference to {name} on the same seeds (points), mean and 95% Student-t interval over seeds. "
+        f"Bold = the row's best student method, only where it is separable from the runner-up (the 95% "
+        f"interval of their paired difference excludes 0); ≈ = not separable from the row's best. "
+        f"{protocol}Checkpoint: final training step (no early stopping). β chosen separately for "
         f"every student, teacher set and seed by validation accuracy over the grid ({betas}); the test "
         f"split never influences any choice. Student init: scratch, or pretrained:<weights> (fine-tuned). probe = "
         f"logistic regression on the teacher set's cached features, C chosen on validation. "

@@ -4,7 +4,6 @@ import json
 import os
 import shlex
 
-from aftbench.figures import CLAIM_FIGURES
 from aftbench.registry_summary import target_source
 from aftbench.launcher import job_spec
 from aftbench.config import (
@@ -19,6 +18,7 @@ from aftbench.config import (
 from aftbench.input_checks import yte_config_files
 from aftbench.layout import (
     BENCHMARKS_DIR,
+    CLAIM_FIGURES,
     FACTORS_TEMPLATE,
     LOGS_DIR,
     NO_TEACHERS,

@@ -4,14 +4,19 @@ rule aggregate:
         run_targets(),
     output:
         runs=f"{report_dir(SWEEP)}/runs.csv",
-        md=report(f"{report_dir(SWEEP)}/tables/main.md", caption="../report/main_table.rst", category="Tables"),
+        claims_md=report(
+            f"{report_dir(SWEEP)}/tables/claims.md", caption="../report/claims_table.rst", category="1. Claims"
+        ),
+        claims_tex=f"{report_dir(SWEEP)}/tables/claims.tex",
+        claims_csv=f"{report_dir(SWEEP)}/tables/claims.csv",
+        md=report(f"{report_dir(SWEEP)}/tables/main.md", caption="../report/main_table.rst", category="2. Tables"),
         tex=f"{report_dir(SWEEP)}/tables/main.tex",
         csv=f"{report_dir(SWEEP)}/tables/main.csv",
         figures=[
             report(
-                f"{report_dir(SWEEP)}/figures/{d}_accuracy.png",
-                caption="../report/accuracy_figure.rst",
-                category="Figures",
+                f"{report_dir(SWEEP)}/figures/{d}_difference.png",
+                caption="../report/difference_figure.rst",
+                category="3. Per dataset",
                 labels={"dataset": d},
             )
             for d in DATASETS
@@ -20,7 +25,7 @@ rule aggregate:
             report(
                 f"{report_dir(SWEEP)}/figures/{f}.png",
                 caption="../report/claim_figure.rst",
-                category="Paper claims",
+                category="4. Paper claims",
                 labels={"figure": f},
             )
             for f in CLAIM_FIGURES
