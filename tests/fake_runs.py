@@ -41,65 +41,53 @@ def fake_sweep(
     rng = np.random.default_rng(seed)
     tmp_path.mkdir(parents=True, exist_ok=True)
     sets = sets or {"ts1": (["t1"], 0.9, [True]), "ts2": (["t2"], 0.85, [True])}
-    paths, i = [], 0
+    paths = []
+
+    def add(ds, modality, **kw):
+        paths.append(write_run(tmp_path, len(paths), dataset=ds, modality=modality, **kw))
+
     for ds, modality in cells:
         stl = 0.7 + rng.normal(0, noise, n_seeds)
         for s in range(n_seeds):
-            paths.append(
-                write_run(
-                    tmp_path,
-                    i,
-                    dataset=ds,
-                    modality=modality,
-                    method="stl",
-                    teachers=[],
-                    teacher_set="none",
-                    beta=0.0,
-                    seed=s,
-                    test_acc=float(stl[s]),
-                    val_acc=float(stl[s]),
-                )
+            add(
+                ds,
+                modality,
+                method="stl",
+                teachers=[],
+                teacher_set="none",
+                beta=0.0,
+                seed=s,
+                test_acc=float(stl[s]),
+                val_acc=float(stl[s]),
             )
-            i += 1
         for ts, (teachers, probe, pretrained) in sets.items():
-            paths.append(
-                write_run(
-                    tmp_path,
-                    i,
-                    dataset=ds,
-                    modality=modality,
-                    method="probe",
-                    penalty="none",
-                    role="probe",
-                    student="probe",
-                    teachers=teachers,
-                    teacher_set=ts,
-                    beta=0.0,
-                    test_acc=probe,
-                    val_acc=probe,
-                    teachers_pretrained=pretrained,
-                )
+            add(
+                ds,
+                modality,
+                method="probe",
+                penalty="none",
+                role="probe",
+                student="probe",
+                teachers=teachers,
+                teacher_set=ts,
+                beta=0.0,
+                test_acc=probe,
+                val_acc=probe,
+                teachers_pretrained=pretrained,
             )
-            i += 1
             for m, gain in effects.items():
-                g = gain(probe) if callable(gain) else gain
-                acc = stl + g + rng.normal(0, noise, n_seeds)
+                acc = stl + (gain(probe) if callable(gain) else gain) + rng.normal(0, noise, n_seeds)
                 for s in range(n_seeds):
-                    paths.append(
-                        write_run(
-                            tmp_path,
-                            i,
-                            dataset=ds,
-                            modality=modality,
-                            method=m,
-                            teachers=teachers,
-                            teacher_set=ts,
-                            seed=s,
-                            test_acc=float(acc[s]),
-                            val_acc=float(acc[s]),
-                            teachers_pretrained=pretrained,
-                            role="transfer",
-                        )
+                    add(
+                        ds,
+                        modality,
+                        method=m,
+                        teachers=teachers,
+                        teacher_set=ts,
+                        seed=s,
+                        test_acc=float(acc[s]),
+                        val_acc=float(acc[s]),
+                        teachers_pretrained=pretrained,
+                        role="transfer",
                     )
-                    i += 1
     return paths

@@ -149,8 +149,14 @@ def strength_slopes(runs: pd.DataFrame, methods: list[str]):
         for m in methods:
             draws[m].append(stat(sample, m))
     out = {m: (stat(base, m), np.array(draws[m])) for m in methods}
-    n_cells = sum(len(g) for g in base)
-    return out, len(base), n_cells
+    counts = {  # per method: the cells and runs its slope rests on (groups with ≥ 3 of its teacher sets)
+        m: (
+            sum(len(cs) for cs in ([c for _, c in g if m in c] for g in base) if len(cs) >= 3),
+            sum(len(c[m]) for cs in ([c for _, c in g if m in c] for g in base) if len(cs) >= 3 for c in cs),
+        )
+        for m in methods
+    }
+    return out, len(base), counts
 
 
 def stronger_teacher(runs: pd.DataFrame, aft: str | None) -> list[dict]:
@@ -158,8 +164,9 @@ def stronger_teacher(runs: pd.DataFrame, aft: str | None) -> list[dict]:
     methods = [m for m in transfer_methods(runs)]
     if aft is None or not methods:
         return [_row(claim, "all", "slope of student on probe accuracy")]
-    res, n_groups, n_cells = strength_slopes(runs, methods)
-    if n_groups == 0:
+    res, n_groups, counts = strength_slopes(runs, methods)
+    methods = [m for m in methods if counts[m][0] > 0]  # methods trained on a ladder of ≥ 3 teacher sets
+    if n_groups == 0 or aft not in methods:
         return [_row(claim, "all", "slope of student on probe accuracy (needs ≥ 3 teacher sets per student)")]
     q = [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2]
     rows = []
@@ -167,50 +174,19 @@ def stronger_teacher(runs: pd.DataFrame, aft: str | None) -> list[dict]:
         (slope, rho), draws = res[m]
         lo, hi = np.nanpercentile(draws[:, 0], q)
         rlo, rhi = np.nanpercentile(draws[:, 1], q)
-        rows.append(
-            _row(
-                claim,
-                method_label(m),
-                "slope (points per probe point)",
-                slope,
-                lo,
-                hi,
-                n_cells,
-                0,
-                verdict(lo, hi, 0.0),
-            )
-        )
-        rows.append(
-            _row(
-                claim,
-                method_label(m),
-                "Spearman ρ (centred per student)",
-                rho,
-                rlo,
-                rhi,
-                n_cells,
-                0,
-                verdict(rlo, rhi, 0.0),
-            )
-        )
+        n_cells, n_runs = counts[m]
+        stat = "slope (student acc. per probe acc., unitless)"
+        rows.append(_row(claim, method_label(m), stat, slope, lo, hi, n_cells, n_runs, verdict(lo, hi, 0.0, n_runs)))
+        stat = "Spearman ρ (centred per student)"
+        rows.append(_row(claim, method_label(m), stat, rho, rlo, rhi, n_cells, n_runs, verdict(rlo, rhi, 0.0, n_runs)))
     kd = method_with_penalty(runs, "kd")
-    if kd is not None and kd != aft:
+    if kd in methods and kd != aft:
         diff = res[aft][1][:, 0] - res[kd][1][:, 0]
         lo, hi = np.nanpercentile(diff, q)
         est = res[aft][0][0] - res[kd][0][0]
-        rows.append(
-            _row(
-                claim,
-                "AFT vs KD",
-                f"slope {method_label(aft)} − slope {method_label(kd)}",
-                est,
-                lo,
-                hi,
-                n_cells,
-                0,
-                verdict(lo, hi, 0.0),
-            )
-        )
+        n_cells, n_runs = min(counts[aft], counts[kd])
+        stat = f"slope {method_label(aft)} − slope {method_label(kd)}"
+        rows.append(_row(claim, "AFT vs KD", stat, est, lo, hi, n_cells, n_runs, verdict(lo, hi, 0.0, n_runs)))
     return rows
 
 
@@ -287,11 +263,11 @@ def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _num(v, scale=1.0) -> str:
-    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{scale * v:.2f}"
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{scale * v:.3g}"
 
 
 def render(table: pd.DataFrame) -> pd.DataFrame:
-    points = table.statistic.str.contains("points")
+    points = table.statistic.str.contains("points)", regex=False)  # differences of accuracy, shown in points
     scale = np.where(points, 100.0, 1.0)
     return pd.DataFrame(
         {

@@ -23,10 +23,14 @@ def method_order(runs) -> list[str]:
     return results.method_order(zip(runs.method, runs.role, runs.penalty, strict=False))
 
 
+# tab10 without its grey (C7), which stays for probes and other non-methods
+PALETTE = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9", "navy", "darkgoldenrod", "teal"]
+
+
 def method_color(method: str, runs) -> str:
-    """One colour per method, the same in every figure of one report: tab10 in report order."""
+    """One colour per method, the same in every figure of one report, in report order."""
     students = [m for m in method_order(runs) if m not in set(runs[runs.role == PROBE].method)]
-    return f"C{students.index(method) % 10}" if method in students else "0.5"
+    return PALETTE[students.index(method) % len(PALETTE)] if method in students else "0.5"
 
 
 def baseline_method(runs) -> str | None:

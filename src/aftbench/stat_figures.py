@@ -46,28 +46,33 @@ def difference_figure(runs: pd.DataFrame, dataset: str, path: str) -> None:
     fig, axes = plt.subplots(
         1,
         len(students),
-        figsize=(max(COLUMN_IN, 1.1 + 0.55 * n_sets * len(students) * max(1, len(methods)) / 2), 2.6),
+        figsize=(max(COLUMN_IN, 0.8 + 1.0 * n_sets * len(students)), 2.6),
         sharey=True,
         squeeze=False,
     )
-    width = 0.8 / max(1, len(methods))
+    seen = set()
     for ax, st in zip(axes[0], students, strict=True):
-        t = table[table.student == st].reset_index(drop=True)
+        # teacher sets weak -> strong (by probe accuracy), so a ladder reads left to right
+        t = table[table.student == st].sort_values("probe", na_position="last").reset_index(drop=True)
         x = np.arange(len(t))
         ax.axhline(0, color=method_color(base, runs), lw=1.5, label=f"{method_label(base)} (0)")
-        for j, m in enumerate(methods):
-            d, lo, hi = (100 * t[f"{m}_{k}"].to_numpy(float) for k in ("d", "dlo", "dhi"))
-            err = np.vstack([d - np.where(np.isnan(lo), d, lo), np.where(np.isnan(hi), d, hi) - d])
-            ax.errorbar(
-                x + (j - (len(methods) - 1) / 2) * width,
-                d,
-                yerr=err,
-                fmt="o",
-                ms=4,
-                capsize=2,
-                color=method_color(m, runs),
-                label=method_label(m),
-            )
+        for i, r in t.iterrows():  # offsets among the methods this teacher set was trained with
+            present = [m for m in methods if not np.isnan(r[f"{m}_d"])]
+            width = 0.8 / max(1, len(present))
+            for j, m in enumerate(present):
+                d, lo, hi = (100 * float(r[f"{m}_{k}"]) for k in ("d", "dlo", "dhi"))
+                err = [[d - lo if not np.isnan(lo) else 0], [hi - d if not np.isnan(hi) else 0]]
+                ax.errorbar(
+                    [i + (j - (len(present) - 1) / 2) * width],
+                    [d],
+                    yerr=err,
+                    fmt="o",
+                    ms=4,
+                    capsize=2,
+                    color=method_color(m, runs),
+                    label=None if m in seen else method_label(m),
+                )
+                seen.add(m)
         labels = [
             f"{ts}{' (ctrl)' if c else ''}\nprobe {100 * p:.1f}" if not np.isnan(p) else ts
             for ts, c, p in zip(t.teacher_set, t.control_teacher, t.probe, strict=True)
@@ -183,9 +188,13 @@ def ranks(runs, path):
     methods = [m for m in method_order(runs) if m not in set(runs[runs.role == PROBE].method)]
     tables = seed_table(runs[~runs.control_teacher.astype(bool)], methods)
     wide = pd.DataFrame({c: t.mean() for c, t in tables.items()}).T
+    wide = wide[[m for m in methods if m in wide]]
+    if wide.dropna().shape[0] < 5:  # too few cells hold every method: rank the methods every cell holds
+        wide = wide.dropna(axis=1)
+    wide.columns = [method_label(m) for m in wide.columns]
     result = None
     try:
-        result = rank_test(wide[[m for m in methods if m in wide]]) if len(wide) else None
+        result = rank_test(wide) if len(wide) else None
     except Exception as err:  # autorank refuses some degenerate tables (e.g. all cells tied)
         return placeholder(path, title, f"autorank could not rank these cells: {err}")
     if result is None:
