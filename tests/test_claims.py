@@ -123,3 +123,13 @@ def test_claims_files_and_report_are_written(tmp_path):
     assert {"d1_difference.png", "d1_difference.pdf", "ranks.png", "improvement_probability.png"} <= figs
     write_claims(collect_runs(paths), tmp_path / "again")  # regenerates from the runs alone
     assert (tmp_path / "again" / "tables" / "claims.md").read_text() == md
+
+
+def test_a_sweep_without_stl_still_reports(tmp_path):
+    """No baseline runs (e.g. a sweep of transfer methods only): every table, figure and claim is
+    written, saying what is missing instead of failing."""
+    paths = [write_run(tmp_path, s, method="aft", seed=s, test_acc=0.7 + 0.01 * s) for s in range(3)]
+    paths += [write_run(tmp_path, 10 + s, method="kd", seed=s, test_acc=0.69) for s in range(3)]
+    build_report(paths, str(tmp_path / "out"))
+    assert (tmp_path / "out" / "figures" / "d_difference.png").exists()
+    assert "not in this sweep" in (tmp_path / "out" / "tables" / "claims.md").read_text()

@@ -40,6 +40,8 @@ def difference_figure(runs: pd.DataFrame, dataset: str, path: str) -> None:
         return placeholder(path, title, "no transfer run with a teacher set on this dataset yet")
     methods = [m for m in transfer_methods(runs) if f"{m}_d" in table]
     base = baseline_method(runs)
+    if base is None:
+        return placeholder(path, title, "no baseline (STL) runs in this sweep to compare with")
     students = list(dict.fromkeys(table.student))
     plt = pyplot()
     n_sets = table.groupby("student").teacher_set.nunique().max()
