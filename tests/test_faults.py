@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 from test_pipeline import ROOT, planned, smk, tiny_config
+from tiny_specs import tiny_spec_dict
 
 from aftbench.config import ConfigError, validate_config
 from aftbench.extract import extract
@@ -108,18 +109,7 @@ def test_5_a_nan_in_a_cache_is_named_at_load(tmp_path, digits_split):
 
 # --- 3, 4: training ----------------------------------------------------------------------------
 def run_spec(**train):
-    return {
-        "run_id": "r",
-        "dataset": "digits",
-        "student_id": "c",
-        "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
-        "method_id": "stl",
-        "method": {"kind": "train", "penalty": "none", "beta": 0.0},
-        "teacher_set": "none",
-        "teachers": [],
-        "seed": 0,
-        "train": {"steps": 30, "batch_size": 32, "lr": 0.01, "log_every": 10, **train},
-    }
+    return tiny_spec_dict("stl", "none", 0.0, {"steps": 30, **train})
 
 
 def test_3_divergence_is_recorded_and_never_reported(tmp_path, digits_split):

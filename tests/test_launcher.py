@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from tiny_specs import tiny_spec_dict
 
 from aftbench.cli import Command, _without_launch_options, main
 from aftbench.launcher import JobFailed, job_spec, name_job, submit_and_wait
@@ -74,18 +75,7 @@ def local_job(tmp_path, **kw):
 
 
 def long_train_argv(tmp_path, digits_split, steps=10**7):
-    spec = {
-        "run_id": "long",
-        "dataset": "digits",
-        "student_id": "c",
-        "student": {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}},
-        "method_id": "stl",
-        "method": {"kind": "train", "penalty": "none", "beta": 0.0},
-        "teacher_set": "none",
-        "teachers": [],
-        "seed": 0,
-        "train": {"steps": steps, "batch_size": 16, "lr": 0.01, "log_every": 10**6},
-    }
+    spec = tiny_spec_dict("stl", "none", 0.0, {"steps": steps, "batch_size": 16, "log_every": 10**6})
     return ["train", "--spec", json.dumps(spec), "--split", digits_split, "--out", str(tmp_path / "m.json")]
 
 

@@ -216,7 +216,7 @@ def load_checkpoint(path: str, fingerprint: str, run_id: str) -> dict | None:
         return None
     if (
         "first_ce" not in state or "scheduler" not in state
-    ):  # written before divergence was tracked: its loss history is incomplete
+    ):  # written before divergence or the lr schedule was tracked: it cannot be resumed exactly
         print(f"[{run_id}] ignoring checkpoint {path}: written by an older aftbench (no divergence state)", flush=True)
         return None
     return state
