@@ -118,7 +118,7 @@ def _gaussian_logpdf(y, cov):
 def test_logme_evidence_is_the_marginal_likelihood(n, d):
     """At its fitted α, β, LogME's evidence must equal log N(y; 0, F Fᵀ/α + I/β) / n, computed
     here directly from the covariance (no SVD), and α, β must maximise it locally."""
-    from aftbench.methods.btune import logme_column
+    from aftbench.transferability import logme_column
 
     rng = np.random.default_rng(n)
     f = rng.standard_normal((n, d))
@@ -139,7 +139,8 @@ def test_logme_evidence_is_the_marginal_likelihood(n, d):
 
 
 def test_logme_prefers_informative_features_and_btune_weights_follow():
-    from aftbench.methods.btune import BTuning, logme
+    from aftbench.methods.btune import BTuning
+    from aftbench.transferability import logme
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 300)

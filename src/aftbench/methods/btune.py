@@ -4,66 +4,17 @@ LogME scores how well features F (n × d) explain one-hot labels with Bayesian l
 regression: prior w ~ N(0, α⁻¹ I), noise N(0, β⁻¹); α, β maximise the evidence (fixed-point
 iteration in the SVD basis of F). B-Tuning weights teachers by softmax(evidence / τ), forms the
 target  Σ_k π_k F_k M_k  from each teacher's posterior-mean predictions M_k, and pulls the
-student's own Bayesian-linear-regression predictions of the labels toward that target.
+student's own Bayesian-linear-regression predictions of the labels toward that target. LogME
+itself lives in aftbench.transferability (it is also a teacher-selection score).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
+from ..transferability import logme
 from .base import Penalty
-
-
-def logme_column(f_svd, y: np.ndarray, max_iter: int = 100, tol: float = 1e-6):
-    """Evidence per example, α, β and posterior mean for one target column y (n,)."""
-    u, s, vh, d = f_svd
-    n = len(y)
-    sigma = s**2
-    x = u.T @ y
-    x2 = x**2
-    res_x2 = max(float(y @ y - x2.sum()), 0.0)  # part of y outside the span of F
-    alpha, beta = 1.0, 1.0
-    for _ in range(max_iter):
-        t = alpha / beta
-        gamma = float((sigma / (sigma + t)).sum())
-        m2 = float((sigma * x2 / (t + sigma) ** 2).sum())
-        res2 = float((x2 * (t / (t + sigma)) ** 2).sum()) + res_x2
-        alpha, beta = gamma / (m2 + 1e-12), (n - gamma) / (res2 + 1e-12)
-        if abs(alpha / beta - t) <= tol * t:
-            break
-    t = alpha / beta
-    m2 = float((sigma * x2 / (t + sigma) ** 2).sum())
-    res2 = float((x2 * (t / (t + sigma)) ** 2).sum()) + res_x2
-    k = len(s)
-    logdet = float(np.log(alpha + beta * sigma).sum()) + (d - k) * math.log(alpha)  # zero eigenvalues beyond rank
-    evidence = (
-        d / 2 * math.log(alpha)
-        + n / 2 * math.log(beta)
-        - logdet / 2
-        - beta / 2 * res2
-        - alpha / 2 * m2
-        - n / 2 * math.log(2 * math.pi)
-    )
-    mean = vh.T @ (s * x / (t + sigma))
-    return evidence / n, alpha, beta, mean
-
-
-def logme(features: np.ndarray, labels: np.ndarray, n_classes: int | None = None):
-    """LogME of features for class labels: mean evidence per example over the one-hot columns,
-    and the posterior-mean weights (d × C)."""
-    f = np.asarray(features, np.float64)
-    n_classes = n_classes or int(labels.max()) + 1
-    u, s, vh = np.linalg.svd(f, full_matrices=False)
-    svd = (u, s, vh, f.shape[1])
-    evidences, means = [], []
-    for c in range(n_classes):
-        e, _, _, m = logme_column(svd, (labels == c).astype(np.float64))
-        evidences.append(e)
-        means.append(m)
-    return float(np.mean(evidences)), np.stack(means, axis=1)
 
 
 class BTuning(Penalty):
