@@ -11,6 +11,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/selection.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
@@ -21,4 +22,5 @@ rule all:
     default_target: True
     input:
         run_targets(),
+        selected_run_targets,
         report_targets(),

@@ -114,7 +114,7 @@ def test_html_report_opens_with_the_claims(workdir):
     """`snakemake --report` builds from the finished sweep; its first category is the claims table."""
     smk(workdir, "--report", str(workdir / "report.html"))
     html = (workdir / "report.html").read_text(errors="replace")
-    cats = ["1. Claims", "2. Tables", "3. Per dataset", "4. Paper claims"]
+    cats = ["1. Claims", "2. Tables", "3. Per dataset", "4. Paper claims", "5. Which teachers"]
     assert all(c in html for c in cats) and "claims.md" in html
 
 
@@ -206,8 +206,15 @@ def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):
     cfg["teachers"]["rp_b"] = {"backend": "random_projection", "args": {"dim": 5, "seed": 1}}
     cfg["teacher_sets"]["a"].append("rp_b")
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    # one extraction; set a's runs: (kd + aft × 2 β) × 2 seeds + its probe; nothing of STL or tinytext
-    assert planned(workdir) == {"extract_features": 1, "train": 6, "probe": 1, "aggregate": 1, "all": 1}
+    # one extraction; set a's runs: (kd + aft × 2 β) × 2 seeds + its probe and its scores; nothing of STL or tinytext
+    assert planned(workdir) == {
+        "extract_features": 1,
+        "train": 6,
+        "probe": 1,
+        "score_teachers": 1,
+        "aggregate": 1,
+        "all": 1,
+    }
 
 
 def test_renaming_stl_gives_the_same_tables_under_the_new_name(workdir, text_tsv, tmp_path):
@@ -262,8 +269,15 @@ def test_adding_effnet_lite1_as_the_readme_says(workdir, text_tsv):
     cfg["sweeps"]["tiny"][0]["teacher_sets"].append(set_id)
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     try:
-        # one extraction (Lite1 on digits); the new set's kd + aft × 2 β runs × 2 seeds and its probe
-        assert planned(workdir) == {"extract_features": 1, "train": 6, "probe": 1, "aggregate": 1, "all": 1}
+        # one extraction (Lite1 on digits); the new set's kd + aft × 2 β runs × 2 seeds, its probe and scores
+        assert planned(workdir) == {
+            "extract_features": 1,
+            "train": 6,
+            "probe": 1,
+            "score_teachers": 1,
+            "aggregate": 1,
+            "all": 1,
+        }
     finally:
         (workdir / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(text_tsv), sort_keys=False))
 

@@ -93,32 +93,50 @@ def _cmd_paraphraser(a):
     make_factors(a.features, a.teachers, a.split, json.loads(a.args), a.out, a.out_json)
 
 
+def _cmd_score(a):
+    from .teacher_scores import score_teacher_set
+
+    rec = score_teacher_set(a.dataset, a.teacher_set, a.teachers, a.split, a.features, json.loads(a.options), a.out)
+    print(" ".join(f"{k}={v:.4g}" for k, v in rec["scores"].items()), f"({rec['n_examples']} train examples)")
+
+
+def _cmd_select(a):
+    from .teacher_scores import select_teacher_sets
+
+    rec = select_teacher_sets(json.loads(a.request), a.scores, a.out)
+    print(f"{rec['dataset']}: by {rec['by']}: ranking {rec['ranking']}; training on {rec['selected']}")
+
+
 def _cmd_report(a):
     from .report import build_report
 
     paths = list(a.metrics)
     if a.metrics_list:
         paths += [p for p in open(a.metrics_list).read().split() if p]
-    runs = build_report(paths, a.out_dir)
+    runs = build_report(paths, a.out_dir, scores=a.scores, selections=a.selections)
     print(f"aggregated {len(runs)} runs into {a.out_dir}/runs.csv, {a.out_dir}/tables/, {a.out_dir}/figures/")
 
 
 def _cmd_validate(a):
-    from .config import ConfigError, expand_sweep, load_config, validate_config
+    from .adaptive import SelectionFileError, known_selections
+    from .config import ConfigError, expand_sweep, load_config, planned_bound, validate_config
 
     # As Snakemake does: the Snakefile's `configfile: config.yaml` (if present here, or if no file
     # is given), then every --configfile merged over it, then --config.
     files = (["config.yaml"] if not a.configfile or Path("config.yaml").is_file() else []) + (a.configfile or [])
     try:
         cfg = load_config(files, a.config)
-        validate_config(cfg)
-    except ConfigError as err:
+        resolved = validate_config(cfg)
+        now = len(expand_sweep(resolved, selections=known_selections(resolved)))
+    except (ConfigError, SelectionFileError) as err:
         where = " + ".join(files) + "".join(f" --config {c}" for c in a.config)
         print(f"{where}: not valid", file=sys.stderr)
-        for problem in err.problems:
+        for problem in getattr(err, "problems", [str(err)]):
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    print(f"{' + '.join(files)}: valid; sweep {cfg['sweep']!r} has {len(expand_sweep(cfg))} runs")
+    bound = planned_bound(resolved)
+    more = f" now, at most {bound} once its teacher selections are made" if bound != now else ""
+    print(f"{' + '.join(files)}: valid; sweep {cfg['sweep']!r} has {now} runs{more}")
     return 0
 
 
@@ -186,8 +204,26 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--out-json", required=True)
     s.set_defaults(fn=_cmd_paraphraser)
+    s = sub.add_parser(
+        "score", help="transferability scores of one teacher set (training split only)", parents=[launch]
+    )
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--teacher-set", required=True)
+    s.add_argument("--teachers", nargs="+", required=True)
+    s.add_argument("--split", required=True)
+    s.add_argument("--features", nargs="+", required=True)
+    s.add_argument("--options", default="{}", help="config.yaml's `scores:` block, as JSON")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=_cmd_score)
+    s = sub.add_parser("select", help="an adaptive block's selection: rank candidates' scores, keep the top k")
+    s.add_argument("--request", required=True, help="the selection request (aftbench.config.SelectRequest), as JSON")
+    s.add_argument("--scores", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=_cmd_select)
     s = sub.add_parser("report", help="aggregate finished runs into runs.csv, tables and figures")
     s.add_argument("--metrics", nargs="*", default=[])
+    s.add_argument("--scores", nargs="*", default=[], help="teacher-set score files (the score step's)")
+    s.add_argument("--selections", nargs="*", default=[], help="adaptive blocks' selection files")
     s.add_argument("--metrics-list", help="file listing metrics paths (whitespace separated)")
     s.add_argument("--out-dir", default=RESULTS)
     s.set_defaults(fn=_cmd_report)

@@ -15,6 +15,7 @@ import itertools
 import json
 from dataclasses import dataclass
 
+from .adaptive import block_teacher_sets, is_adaptive, select_request, selected_sets, selection_requests, union_members
 from .input_checks import batch_sizes, control_characters, embedded_code, non_finite_numbers
 from .layout import NO_TEACHERS, PROBE_STUDENT, run_id
 from .provenance import stale_splits
@@ -230,15 +231,28 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
     from .registry_summary import teacher_modality
 
     problems = []
+    tsets = block_teacher_sets(b)
     for key in ("datasets", "students", "methods", "teacher_sets"):
-        for v in b.get(key, []):
+        for v in tsets if key == "teacher_sets" else b.get(key, []):
             if v not in config[key]:
-                problems.append(f"{where}.{key}: unknown id {v!r}; known: {sorted(config[key])}")
+                tkey = f"{key}.select.candidates" if key == "teacher_sets" and is_adaptive(b) else key
+                problems.append(f"{where}.{tkey}: unknown id {v!r}; known: {sorted(config[key])}")
+    if is_adaptive(b):
+        sel = b["teacher_sets"]["select"]
+        if sel["top_k"] >= len(sel["candidates"]):
+            problems.append(
+                f"{where}.teacher_sets.select: top_k {sel['top_k']} selects every one of the "
+                f"{len(sel['candidates'])} candidates; list them as teacher_sets, or lower top_k"
+            )
+        if sel.get("union") and sel["top_k"] < 2:
+            problems.append(
+                f"{where}.teacher_sets.select: the union of one set is that set; set top_k ≥ 2 or drop union"
+            )
     if problems:  # the checks below need every id to exist
         return problems
     for did in b["datasets"]:
         modality = config["datasets"][did]["modality"]
-        for ts in b.get("teacher_sets", []):
+        for ts in tsets:
             for t in config["teacher_sets"][ts]:
                 spec = config["teachers"].get(t)
                 if not isinstance(spec, dict) or spec.get("backend") not in reg["backends"]:
@@ -259,7 +273,7 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
             problems.append(f"{where}.beta: unknown method {m!r}; known: {sorted(config['methods'])}")
     for m in b["methods"]:  # a tensor-product target needs a factor per teacher: two or more teachers
         if config["methods"][m].get("args", {}).get("tensor_product"):
-            for ts in b.get("teacher_sets", []):
+            for ts in tsets:
                 if len(config["teacher_sets"][ts]) < 2:
                     problems.append(
                         f"{where}: method {m!r} (tensor_product) needs teacher sets of two or more teachers "
@@ -286,7 +300,7 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
         if probe is not None and probe not in b["methods"]:
             problems.append(f"{where}: method {m!r} distils the {probe!r} probe; add {probe!r} to methods")
     needs_teacher = [m for m in b["methods"] if method_role(config["methods"][m]) != BASELINE]
-    if needs_teacher and not b.get("teacher_sets"):
+    if needs_teacher and not tsets:
         problems.append(f"{where}: methods {needs_teacher} need teacher_sets")
     return problems
 
@@ -334,23 +348,31 @@ def beta_grid(method: dict) -> list[float]:
     return [float(x) for x in (b if isinstance(b, list) else [b])]
 
 
-def expand_sweep(config: dict, sweep: str | None = None) -> list[Run]:
+def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, list[str]] | None = None) -> list[Run]:
     """One Run per (dataset, student, method, teacher set, β, seed) of the named sweep,
     deduplicated. STL runs have no teacher set and β = 0; probes have no student, β = 0 and one
-    seed (they are deterministic)."""
+    seed (they are deterministic). An adaptive block trains on the sets its selection chose
+    (`selections`: request digest -> the selected set ids, as written by the selection step);
+    before its selection is made it contributes only its runs without teachers."""
     runs: dict[str, Run] = {}
     cells: dict[str, str] = {}  # run id without the train digest -> the block settings it was given
     for b in config["sweeps"][sweep or config["sweep"]]:
         for d in b["datasets"]:
+            if is_adaptive(b):
+                request = select_request(b, d)
+                chosen = (selections or {}).get(request.digest)
+                block_sets = [] if chosen is None else selected_sets(config, request, chosen)
+            else:
+                block_sets = b.get("teacher_sets", [])
             train = json.dumps(run_train_overrides(config, b.get("train", {}), d), sort_keys=True)
             for m in b["methods"]:
                 mspec = config["methods"][m]
                 if mspec["kind"] == "probe":
-                    for ts in b["teacher_sets"]:
+                    for ts in block_sets:
                         r = Run("probe", d, PROBE_STUDENT, m, ts, 0, "{}")
                         runs.setdefault(r.run_id, r)
                     continue
-                tsets = [NO_TEACHERS] if method_role(mspec) == BASELINE else b["teacher_sets"]
+                tsets = [NO_TEACHERS] if method_role(mspec) == BASELINE else block_sets
                 if m in b.get("beta", {}):  # the block's own β grid for this method
                     mspec = {**mspec, "beta": b["beta"][m]}
                 for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):
@@ -407,4 +429,15 @@ def setting(config: dict, section: str, key: str | None = None):
 
 
 def teachers_of(config: dict, teacher_set: str) -> list[str]:
-    return [] if teacher_set == NO_TEACHERS else list(config["teacher_sets"][teacher_set])
+    """A teacher set's teachers; a union id (`a+b`, aftbench.config.union_set) has its members'."""
+    if teacher_set == NO_TEACHERS:
+        return []
+    union = union_members(config, teacher_set)
+    return union if union is not None else list(config["teacher_sets"][teacher_set])
+
+
+def planned_bound(config: dict, sweep: str | None = None) -> int:
+    """The most runs the sweep can have once every selection is made (each adaptive block as if
+    its first top_k candidates won and their union differs from each of them)."""
+    hypothetical = {r.digest: list(r.candidates[: r.top_k]) for r in selection_requests(config, sweep)}
+    return len(expand_sweep(config, sweep, hypothetical))

@@ -36,7 +36,7 @@ from .lifeline import alive, watched_ancestors
 from .schema import defaults
 
 LAUNCHERS = ("local", "submitit_local", "slurm")
-KINDS = ("extract", "paraphraser", "probe", "train")
+KINDS = ("extract", "paraphraser", "probe", "score", "train")
 
 # SLURM states after which a job will not produce anything more (sacct prints e.g. "CANCELLED by 0").
 _RUNNING_STATES = {

@@ -25,6 +25,8 @@ FACTORS_DIR = f"{RESULTS}/factors"
 SPLITS_DIR = f"{RESULTS}/splits"
 LOGS_DIR = f"{RESULTS}/logs"
 BENCHMARKS_DIR = f"{RESULTS}/benchmarks"
+SCORES_DIR = f"{RESULTS}/scores"  # transferability scores per (dataset, teacher set)
+SELECTIONS_DIR = f"{RESULTS}/selections"  # an adaptive block's choice of teacher sets, per dataset
 JOBS_DIR = f"{LOGS_DIR}/jobs"  # submitit's folders, per job kind and job name
 REPORTS_DIR = f"{RESULTS}/reports"  # one folder per sweep: runs.csv, tables/, figures/
 # A run trained with a sweep block's own `train:` settings lives one level deeper, under a digest of
@@ -78,6 +80,16 @@ def sidecar(path) -> str:
     return str(PurePosixPath(path).with_suffix(".json"))
 
 
+def scores_path(dataset: str, tset: str) -> str:
+    return f"{SCORES_DIR}/dataset~{dataset}/teachers~{tset}/scores.json"
+
+
+def selection_path(dataset: str, digest: str) -> str:
+    """An adaptive block's selection for one dataset, named by a digest of what it selects from
+    and how (candidates, score, top k, union): the same request in two sweeps is one file."""
+    return f"{SELECTIONS_DIR}/dataset~{dataset}/select~{digest}.json"
+
+
 def report_dir(sweep: str) -> str:
     return f"{REPORTS_DIR}/{sweep}"
 
@@ -93,6 +105,10 @@ CLAIM_FIGURES = [
     "single_vs_union",
     "accuracy_vs_beta",
 ]
+# The teacher-selection tables and figures of every report (aftbench.score_analysis): the scores of
+# every scored teacher set, and how well each score predicted the students trained on them.
+SCORE_TABLES = ["teacher_scores", "score_vs_student"]
+SCORE_FIGURES = ["teacher_scores", "score_vs_student"]
 
 
 def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES) -> list[str]:
@@ -103,8 +119,10 @@ def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES) -> list[str]:
     return (
         [f"{out}/runs.csv"]
         + [f"{out}/tables/{t}.{ext}" for t in ("main", "claims") for ext in ("md", "tex", "csv")]
+        + [f"{out}/tables/{t}.{ext}" for t in SCORE_TABLES for ext in ("md", "csv")]
         + [f"{out}/figures/{d}_difference.png" for d in datasets]
         + [f"{out}/figures/{f}.png" for f in figures]
+        + [f"{out}/figures/{f}.png" for f in SCORE_FIGURES]
     )
 
 
@@ -120,6 +138,6 @@ def job_name(out_path: str) -> str:
     """A job's name from its main output path: `results/runs/<run id>/metrics.json` -> `<run id>`,
     `results/features/D/T.safetensors` -> `D/T`, `results/factors/<...>/factors.safetensors` -> `<...>`."""
     name = str(PurePosixPath(out_path).with_suffix(""))
-    for prefix in (f"{RUNS_DIR}/", f"{FEATURES_DIR}/", f"{FACTORS_DIR}/", f"{RESULTS}/"):
+    for prefix in (f"{RUNS_DIR}/", f"{FEATURES_DIR}/", f"{FACTORS_DIR}/", f"{SCORES_DIR}/", f"{RESULTS}/"):
         name = name.removeprefix(prefix)
-    return name.removesuffix("/metrics").removesuffix("/factors")
+    return name.removesuffix("/metrics").removesuffix("/factors").removesuffix("/scores")

@@ -16,6 +16,7 @@ from .claims import write_claims
 from .io import atomic_path, read_json
 from .layout import NO_TEACHERS, RESULTS
 from .results import role_of_record
+from .score_analysis import write_score_report
 from .stat_figures import claim_figures, difference_figure
 from .tables import write_tables
 
@@ -86,9 +87,13 @@ def select_beta(runs: pd.DataFrame) -> pd.Series:
     return runs.index.isin(best.values)
 
 
-def build_report(metrics_paths: list[str], out_dir: str = RESULTS) -> pd.DataFrame:
+def build_report(
+    metrics_paths: list[str], out_dir: str = RESULTS, scores: list[str] = (), selections: list[str] = ()
+) -> pd.DataFrame:
     """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_difference.{png,pdf} and the claim
-    figures (aftbench.stat_figures.CLAIM_FIGURES), and tables/claims.{md,csv,tex} (aftbench.claims)."""
+    figures (aftbench.stat_figures.CLAIM_FIGURES), tables/claims.{md,csv,tex} (aftbench.claims), and
+    the teacher-selection tables and figures from the score and selection files
+    (aftbench.score_analysis)."""
     out = Path(out_dir)
     if not metrics_paths:
         raise FileNotFoundError("no finished runs to aggregate: run the sweep first (snakemake --cores N)")
@@ -100,4 +105,5 @@ def build_report(metrics_paths: list[str], out_dir: str = RESULTS) -> pd.DataFra
         difference_figure(runs, ds, str(out / "figures" / f"{ds}_difference.png"))
     claim_figures(runs, str(out / "figures"))
     write_claims(runs, out)
+    write_score_report(runs, list(scores), list(selections), out)
     return runs

@@ -19,13 +19,15 @@ def schema() -> dict:
 
 def defaults(section: str) -> dict:
     """The schema's `default:` of every key of one config section (`train`, `extract`, `launch`,
-    `resources`, `probe`): the one place defaults live. A consumer overlays what the user set."""
+    `resources`, `probe`, `scores`, `select`): the one place defaults live. A consumer overlays what the user set."""
     where = {
         "train": ["$defs", "train"],
         "resources": ["$defs", "resources"],
         "probe": ["$defs", "probe"],
         "extract": ["properties", "extract"],
         "launch": ["properties", "launch"],
+        "scores": ["properties", "scores"],
+        "select": ["$defs", "select", "properties", "select"],
     }[section]
     node = schema()
     for key in where:

@@ -2,10 +2,12 @@
 # every path comes from aftbench.layout.
 import json
 import os
+import re
 import shlex
 
 from aftbench.registry_summary import target_source
 from aftbench.launcher import job_spec
+from aftbench.adaptive import UNION_SEP, known_selections, scored_sets, selection_requests
 from aftbench.config import (
     ConfigError,
     distilled_probe,
@@ -25,6 +27,8 @@ from aftbench.layout import (
     PROBE_STUDENT,
     RESULTS,
     RUN_TEMPLATE,
+    SCORE_FIGURES,
+    SCORE_TABLES,
     TRAIN_VARIANT,
     factors_path,
     features_path,
@@ -33,6 +37,8 @@ from aftbench.layout import (
     probe_run_id,
     report_dir,
     report_paths,
+    scores_path,
+    selection_path,
     sidecar,
     split_images_dir,
     split_path,
@@ -46,12 +52,26 @@ if yte_config_files(workflow.configfiles):  # Snakemake strips the marker from `
 CONFIG = validate_config(config)
 
 SWEEP = CONFIG["sweep"]
-RUNS = {r.run_id: r for r in expand_sweep(CONFIG)}
-DATASETS = sorted({r.dataset for r in RUNS.values()})
+# The runs known before any selection: every run of a fixed block, and an adaptive block's runs
+# without teachers. An adaptive block's other runs come only through its selection checkpoint
+# (selected_run_targets), so a selection that is redone replans them.
+RUNS = {r.run_id: r for r in expand_sweep(CONFIG, selections={})}
+REQUESTS = {r.digest: r for r in selection_requests(CONFIG)}  # adaptive blocks' selections, by digest
+DATASETS = sorted({d for b in CONFIG["sweeps"][SWEEP] for d in b["datasets"]})
 
 
 def _alt(ids):
     return "|".join(sorted(ids))
+
+
+def _tset_pattern():
+    """Configured teacher-set ids, `none`, and unions of an adaptive block's candidates (`a+b`)."""
+    pattern = _alt(list(CONFIG["teacher_sets"]) + [NO_TEACHERS])
+    candidates = sorted({c for r in REQUESTS.values() if r.union for c in r.candidates})
+    if candidates:
+        one = f"(?:{_alt(candidates)})"
+        pattern += f"|{one}(?:{re.escape(UNION_SEP)}{one})+"
+    return pattern
 
 
 wildcard_constraints:
@@ -59,7 +79,8 @@ wildcard_constraints:
     teacher=_alt(CONFIG["teachers"]),
     student=_alt(list(CONFIG["students"]) + [PROBE_STUDENT]),
     method=_alt(CONFIG["methods"]),
-    tset=_alt(list(CONFIG["teacher_sets"]) + [NO_TEACHERS]),
+    tset=_tset_pattern(),
+    sdigest=r"[0-9a-f]{8}",
     seed=r"\d+",
     tdigest=r"[0-9a-f]{8}",
     beta=r"[0-9][0-9.e+-]*",
@@ -73,13 +94,52 @@ def report_targets():
     return report_paths(SWEEP, DATASETS, CLAIM_FIGURES)
 
 
+def score_targets():
+    """The score file of every (dataset, teacher set) the sweep trains on or selects from."""
+    return [scores_path(d, ts) for d, ts in scored_sets(CONFIG)]
+
+
+def selection_targets():
+    return [selection_path(r.dataset, r.digest) for r in REQUESTS.values()]
+
+
+_SELECTED = {}  # selection files' mtimes -> the runs their selections add
+
+
+def selected_runs():
+    """The runs adaptive blocks add, from the selections made so far (re-read when a selection
+    file changes; a per-job lookup, so it is cached)."""
+    if not REQUESTS:  # no adaptive block: nothing to add (and no second expansion of a big sweep)
+        return {}
+    key = tuple(os.path.getmtime(p) if os.path.exists(p) else None for p in selection_targets())
+    if key not in _SELECTED:
+        everything = expand_sweep(CONFIG, selections=known_selections(CONFIG))
+        _SELECTED.clear()
+        _SELECTED[key] = {r.run_id: r for r in everything if r.run_id not in RUNS}
+    return _SELECTED[key]
+
+
+def selected_run_targets(w):
+    """Input function: the runs of every adaptive block, once its selection checkpoint has run
+    (until then Snakemake stops here and plans the scoring and the selection)."""
+    for r in REQUESTS.values():
+        checkpoints.select_teachers.get(dataset=r.dataset, sdigest=r.digest)
+    return [metrics_path(rid) for rid in selected_runs()]
+
+
+def report_metrics(w):
+    """Every run the report reads: the fixed ones and, once selected, the adaptive blocks'."""
+    return run_targets() + selected_run_targets(w)
+
+
 def run_of(w):
     rid = RUN_TEMPLATE.format(**{k: v for k, v in w.items() if k != "tdigest"})
     if "tdigest" in w.keys():
         rid += "/" + TRAIN_VARIANT.format(tdigest=w.tdigest)
-    if rid not in RUNS:
+    run = RUNS.get(rid) or selected_runs().get(rid)
+    if run is None:
         raise ValueError(f"{rid} is not a run of sweep {SWEEP!r}")
-    return RUNS[rid]
+    return run
 
 
 def feature_files(w):

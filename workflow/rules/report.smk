@@ -1,7 +1,9 @@
 rule aggregate:
     """runs.csv, tables and figures from every run of the sweep, in the sweep's own folder."""
     input:
-        run_targets(),
+        metrics=report_metrics,
+        scores=score_targets(),
+        selections=selection_targets(),
     output:
         runs=f"{report_dir(SWEEP)}/runs.csv",
         claims_md=report(
@@ -30,6 +32,25 @@ rule aggregate:
             )
             for f in CLAIM_FIGURES
         ],
+        score_tables=[
+            report(
+                f"{report_dir(SWEEP)}/tables/{t}.md",
+                caption="../report/score_table.rst",
+                category="5. Which teachers",
+                labels={"table": t},
+            )
+            for t in SCORE_TABLES
+        ],
+        score_csv=[f"{report_dir(SWEEP)}/tables/{t}.csv" for t in SCORE_TABLES],
+        score_figures=[
+            report(
+                f"{report_dir(SWEEP)}/figures/{f}.png",
+                caption="../report/score_figure.rst",
+                category="5. Which teachers",
+                labels={"figure": f},
+            )
+            for f in SCORE_FIGURES
+        ],
     log:
         f"{LOGS_DIR}/aggregate/{SWEEP}.log",
     conda:
@@ -37,7 +58,8 @@ rule aggregate:
     params:
         out_dir=lambda w, output: os.path.dirname(output.runs),
     shell:
-        "python -m aftbench report --metrics {input} --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m aftbench report --metrics {input.metrics} --scores {input.scores}"
+        " --selections {input.selections} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule tables:
@@ -48,7 +70,12 @@ rule tables:
     conda:
         "../../envs/aftbench.yaml"
     params:
-        existing=lambda w: " ".join(p for p in run_targets() if os.path.exists(p)),
+        existing=lambda w: " ".join(
+            p for p in run_targets() + [metrics_path(r) for r in selected_runs()] if os.path.exists(p)
+        ),
+        scores=lambda w: " ".join(p for p in score_targets() if os.path.exists(p)),
+        selections=lambda w: " ".join(p for p in selection_targets() if os.path.exists(p)),
         out_dir=report_dir(SWEEP),
     shell:
-        "python -m aftbench report --metrics {params.existing} --out-dir {params.out_dir} > {log} 2>&1; cat {log}"
+        "python -m aftbench report --metrics {params.existing} --scores {params.scores}"
+        " --selections {params.selections} --out-dir {params.out_dir} > {log} 2>&1; cat {log}"
