@@ -11,9 +11,10 @@ import torch
 import yaml
 from tiny_specs import tiny_spec as spec
 
-from aftbench.config import ConfigError, check_config, expand_sweep, train_spec, validate_schema
+from aftbench.config import ConfigError, check_config, expand_sweep, validate_schema
 from aftbench.methods import build_penalty, product_kernel_penalty, product_target_kernel
 from aftbench.methods.aft import _centred_unit_rows
+from aftbench.sweep_runs import train_spec
 from aftbench.train import TrainConfig, lr_factor, make_optimizer, train_run
 
 ROOT = Path(__file__).resolve().parents[1]

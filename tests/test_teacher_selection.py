@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from aftbench.adaptive import SelectionFileError, selection_requests, union_set
-from aftbench.config import ConfigError, expand_sweep, planned_bound, teachers_of, validate_config
+from aftbench.config import ConfigError, expand_sweep, planned_bound, validate_config
 from aftbench.schema import schema
+from aftbench.sweep_runs import teachers_of
 from aftbench.transferability import SCORE_NAMES, rank_sets, transferability
 
 SETTINGS = {"max_examples": 10000, "holdout": 0.2, "knn_k": 10, "probe_C": 1.0, "seed": 0}
@@ -385,3 +386,59 @@ def test_adaptive_sweep_scores_every_candidate_and_trains_only_the_selected(tmp_
     assert scores.set_index("teacher_set").selected_by.fillna("").to_dict()["good"].startswith("logme top-1")
     assert (report / "figures" / "teacher_scores.png").stat().st_size > 0
     assert planned(tmp_path) == {}
+
+
+# ----------------------------------------------------------------------------- edge cases
+def test_score_vs_student_figure_draws_every_cell(tmp_path):
+    from aftbench.score_analysis import prediction_table, score_vs_student_figure
+
+    runs, scores = _runs_and_scores(tmp_path / "runs", True)
+    out = tmp_path / "fig.png"
+    score_vs_student_figure(runs, scores, str(out), prediction_table(runs, scores, reps=50))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20000  # panels, not a placeholder
+
+
+@pytest.mark.parametrize("n, classes, max_examples", [(10050, 100, 10000), (1020, 102, 400)])
+def test_many_classes_fall_back_to_a_plain_split_where_stratifying_cannot(n, classes, max_examples):
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % classes
+    f = np.eye(classes)[y][:, :16] + 0.1 * rng.standard_normal((n, 16))
+    out = transferability(f, y, **{**SETTINGS, "max_examples": max_examples})
+    assert out["n_examples"] == max_examples and all(np.isfinite(v) for v in out["scores"].values())
+
+
+def test_constant_features_are_refused_naming_why():
+    y, _ = synthetic()
+    with pytest.raises(ValueError, match="every feature is constant"):
+        transferability(np.ones((len(y), 4)), y, **SETTINGS)
+
+
+def test_union_naming_ignores_the_order_teachers_are_listed_in(cfg):
+    c = validate_config(_adaptive(cfg, union=True))
+    assert union_set(c, ["lite2", "lite1_64"]) == "lite1_lite2"
+
+
+def test_select_step_records_the_union_it_trains_on(scored):
+    from aftbench.teacher_scores import select_teacher_sets
+
+    d, paths = scored
+    req = {"dataset": "digits", "candidates": ["noise", "rand", "good"], "by": "knn", "top_k": 2, "union": True}
+    sets = {"noise": ["noise"], "rand": ["rand"], "good": ["good"], "good_rand": ["rand", "good"]}
+    rec = select_teacher_sets(req, list(paths.values()), str(d / "sel_union.json"), sets)
+    assert rec["selected"] == ["good", "rand"] and rec["trained"] == ["good", "rand", "good_rand"]
+
+
+def test_an_adaptive_block_that_could_select_a_set_trained_elsewhere_differently_is_refused(cfg):
+    c = _adaptive(cfg)
+    c["sweeps"]["pick"].append(
+        {
+            "datasets": ["fmnist"],
+            "students": ["lite0_b2"],
+            "methods": ["aft"],
+            "teacher_sets": ["lite2"],
+            "seeds": [0],
+            "train": {"steps": 7},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"teachers~lite2.*two blocks.*\(an adaptive block could select it\)"):
+        validate_config(c)

@@ -86,12 +86,36 @@ def scored_sets(config: dict, sweep: str | None = None) -> list[tuple[str, str]]
 
 def union_set(config: dict, sets: list[str]) -> str:
     """The id of the union of several teacher sets (their teachers in order, each once): a
-    configured set with exactly those teachers if there is one, else the ids joined by `+`."""
-    members = list(dict.fromkeys(t for ts in sets for t in config["teacher_sets"][ts]))
+    configured set with exactly those teachers (in any order) if there is one, else the ids
+    joined by `+`."""
+    members = {t for ts in sets for t in config["teacher_sets"][ts]}
     for ts, listed in config["teacher_sets"].items():
-        if list(listed) == members:
+        if set(listed) == members and len(listed) == len(members):
             return ts
     return UNION_SEP.join(sets)
+
+
+def related_sets(config: dict, request: SelectRequest) -> dict[str, list[str]]:
+    """The configured teacher sets made only of the request's candidates' teachers: all that
+    `union_set` can name (the selection step records the sets it trains with these)."""
+    pool = {t for c in request.candidates for t in config["teacher_sets"][c]}
+    return {ts: list(m) for ts, m in config["teacher_sets"].items() if set(m) <= pool}
+
+
+def adaptive_bound(config: dict, block: dict) -> list[tuple[str, str]]:
+    """Every (dataset, teacher set) an adaptive block could train on: each candidate, and each
+    configured set that is the union of two or more of them (union_set), for the checks that must
+    hold whatever is selected."""
+    out = []
+    for d in block["datasets"]:
+        r = select_request(block, d)
+        out += [(d, c) for c in r.candidates]
+        if r.union:
+            for ts, members in related_sets(config, r).items():
+                parts = [c for c in r.candidates if set(config["teacher_sets"][c]) <= set(members)]
+                if ts not in r.candidates and len(parts) >= 2 and union_set(config, parts) == ts:
+                    out.append((d, ts))
+    return out
 
 
 def selected_sets(config: dict, request: SelectRequest, selected: list[str]) -> list[str]:

@@ -103,8 +103,8 @@ def _cmd_score(a):
 def _cmd_select(a):
     from .teacher_scores import select_teacher_sets
 
-    rec = select_teacher_sets(json.loads(a.request), a.scores, a.out)
-    print(f"{rec['dataset']}: by {rec['by']}: ranking {rec['ranking']}; training on {rec['selected']}")
+    rec = select_teacher_sets(json.loads(a.request), a.scores, a.out, json.loads(a.teacher_sets))
+    print(f"{rec['dataset']}: by {rec['by']}: ranking {rec['ranking']}; training on {rec['trained']}")
 
 
 def _cmd_report(a):
@@ -128,13 +128,13 @@ def _cmd_validate(a):
         cfg = load_config(files, a.config)
         resolved = validate_config(cfg)
         now = len(expand_sweep(resolved, selections=known_selections(resolved)))
+        bound = planned_bound(resolved)
     except (ConfigError, SelectionFileError) as err:
         where = " + ".join(files) + "".join(f" --config {c}" for c in a.config)
         print(f"{where}: not valid", file=sys.stderr)
         for problem in getattr(err, "problems", [str(err)]):
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    bound = planned_bound(resolved)
     more = f" now, at most {bound} once its teacher selections are made" if bound != now else ""
     print(f"{' + '.join(files)}: valid; sweep {cfg['sweep']!r} has {now} runs{more}")
     return 0
@@ -218,6 +218,11 @@ def main(argv=None) -> int:
     s = sub.add_parser("select", help="an adaptive block's selection: rank candidates' scores, keep the top k")
     s.add_argument("--request", required=True, help="the selection request (aftbench.config.SelectRequest), as JSON")
     s.add_argument("--scores", nargs="+", required=True)
+    s.add_argument(
+        "--teacher-sets",
+        default="{}",
+        help="the configured sets a union may be named after (adaptive.related_sets), as JSON",
+    )
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_cmd_select)
     s = sub.add_parser("report", help="aggregate finished runs into runs.csv, tables and figures")

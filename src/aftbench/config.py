@@ -10,17 +10,16 @@ sweep into one record per run; the Snakefile turns records into target paths.
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
-from dataclasses import dataclass
 
-from .adaptive import block_teacher_sets, is_adaptive, select_request, selected_sets, selection_requests, union_members
+from .adaptive import adaptive_bound, block_teacher_sets, is_adaptive, select_request, selected_sets
 from .input_checks import batch_sizes, control_characters, embedded_code, non_finite_numbers
 from .layout import NO_TEACHERS, PROBE_STUDENT, run_id
 from .provenance import stale_splits
 from .results import BASELINE, method_role
 from .schema import defaults, schema
+from .sweep_runs import Run, run_train_overrides
 
 
 class ConfigError(ValueError):
@@ -220,6 +219,8 @@ def check_config(config: dict) -> dict:
         if d["loader"] in LOADERS:
             problems.extend(missing_paths(LOADERS[d["loader"]], d.get("args", {}), f"datasets.{did}"))
     problems.extend(stale_splits(config, LOADERS, used & set(config["datasets"])))
+    if not problems and sweep in config["sweeps"]:
+        problems.extend(adaptive_conflicts(config))
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))
     return config
@@ -305,32 +306,6 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
     return problems
 
 
-@dataclass(frozen=True)
-class Run:
-    kind: str  # "train" | "probe"
-    dataset: str
-    student: str
-    method: str
-    teacher_set: str
-    seed: int
-    train: str  # JSON of the block's train overrides (hashable)
-    beta: float = 0.0
-
-    @property
-    def train_digest(self) -> str | None:
-        """A short digest of the block's own training settings (None without any): part of the
-        run's identity, so a block that trains differently never overwrites another's run."""
-        if self.train == "{}":
-            return None
-        return hashlib.sha256(self.train.encode()).hexdigest()[:8]
-
-    @property
-    def run_id(self) -> str:
-        return run_id(
-            self.dataset, self.student, self.method, self.teacher_set, self.beta, self.seed, self.train_digest
-        )
-
-
 def distilled_probe(method: dict) -> str | None:
     """The probe-kind method whose logits a logit-distillation method learns from, else None."""
     from .registry_summary import target_source
@@ -388,38 +363,6 @@ def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, l
     return list(runs.values())
 
 
-def run_train_overrides(config: dict, block_train: dict, dataset: str) -> dict:
-    """A block's `train:` overrides as one dataset's runs get them: `step_multiplier` (the
-    block's, else the shared one) is resolved into that dataset's `steps` and dropped, so a
-    multiplier changes the runs of the datasets it names and no others."""
-    train = dict(block_train)
-    multipliers = train.pop("step_multiplier", config["train"].get("step_multiplier", {}))
-    factor = multipliers.get(dataset, 1)
-    if factor != 1:
-        steps = train.get("steps", config["train"].get("steps", defaults("train")["steps"]))
-        train["steps"] = int(steps) * int(factor)
-    return train
-
-
-def train_spec(config: dict, run: Run) -> dict:
-    """The fully resolved spec a training job needs (also its Snakemake params: any change to
-    what this run depends on, and nothing else, makes Snakemake rerun it)."""
-    shared = {k: v for k, v in config["train"].items() if k != "step_multiplier"}  # resolved in run.train
-    train = {**shared, **json.loads(run.train)}
-    return {
-        "run_id": run.run_id,
-        "dataset": run.dataset,
-        "student_id": run.student,
-        "student": config["students"].get(run.student, {"arch": "linear_probe"}),
-        "method_id": run.method,
-        "method": {**config["methods"][run.method], "beta": run.beta},  # this run's one β of the grid
-        "teacher_set": run.teacher_set,
-        "teachers": teachers_of(config, run.teacher_set),
-        "seed": run.seed,
-        "train": train,
-    }
-
-
 def setting(config: dict, section: str, key: str | None = None):
     """One setting as a job sees it: the user's value, else the schema's default
     (`setting(c, "train", "threads")`; a top-level key: `setting(c, "launcher")`)."""
@@ -428,16 +371,38 @@ def setting(config: dict, section: str, key: str | None = None):
     return config.get(section, {}).get(key, defaults(section)[key])
 
 
-def teachers_of(config: dict, teacher_set: str) -> list[str]:
-    """A teacher set's teachers; a union id (`a+b`, aftbench.config.union_set) has its members'."""
-    if teacher_set == NO_TEACHERS:
-        return []
-    union = union_members(config, teacher_set)
-    return union if union is not None else list(config["teacher_sets"][teacher_set])
-
-
 def planned_bound(config: dict, sweep: str | None = None) -> int:
-    """The most runs the sweep can have once every selection is made (each adaptive block as if
-    its first top_k candidates won and their union differs from each of them)."""
-    hypothetical = {r.digest: list(r.candidates[: r.top_k]) for r in selection_requests(config, sweep)}
-    return len(expand_sweep(config, sweep, hypothetical))
+    """The most runs the sweep can have once every selection is made: its runs before any, plus
+    each adaptive block's runs on top_k sets (and a union) per dataset, as if none were shared."""
+    total = len(expand_sweep(config, sweep, {}))
+    for b in config["sweeps"][sweep or config["sweep"]]:
+        if not is_adaptive(b):
+            continue
+        per_set = 0
+        for m in b["methods"]:
+            mspec = {**config["methods"][m], **({"beta": b["beta"][m]} if m in b.get("beta", {}) else {})}
+            if mspec["kind"] == "probe":
+                per_set += 1
+            elif method_role(mspec) != BASELINE:
+                per_set += len(b["students"]) * len(beta_grid(mspec)) * len(b["seeds"])
+        for d in b["datasets"]:
+            r = select_request(b, d)
+            total += per_set * (r.top_k + int(r.union))
+    return total
+
+
+def adaptive_conflicts(config: dict) -> list[str]:
+    """Runs an adaptive block of the configured sweep could share with another block under other
+    train settings, whatever it selects (checked before any job: expand_sweep would find them only
+    after the selection)."""
+    if not any(is_adaptive(b) for b in config["sweeps"][config["sweep"]]):
+        return []
+    widened = copy.deepcopy(config)
+    for b in widened["sweeps"][config["sweep"]]:
+        if is_adaptive(b):
+            b["teacher_sets"] = list(dict.fromkeys(ts for _, ts in adaptive_bound(config, b)))
+    try:
+        expand_sweep(widened)
+    except ConfigError as err:
+        return [f"{p} (an adaptive block could select it)" for p in err.problems]
+    return []

@@ -168,18 +168,24 @@ def _selected_by(scores: pd.DataFrame, selections: list[dict]) -> list[str]:
     for ds, ts in zip(scores.dataset, scores.teacher_set, strict=True):
         marks = [
             f"{r['by']} top-{r['top_k']} (#{r['ranking'].index(ts) + 1})"
+            if ts in r["selected"]
+            else f"{r['by']}: the union of the top {r['top_k']}"
             for r in selections
-            if r["dataset"] == ds and ts in r["selected"]
+            if r["dataset"] == ds and ts in _trained(r)
         ]
         out.append("; ".join(marks))
     return out
 
 
-def _fmt(e, lo, hi, points: bool) -> str:
+def _trained(selection: dict) -> list[str]:
+    """The sets a selection trains on: the top k and the union it added (older files: the top k)."""
+    return selection.get("trained", selection["selected"])
+
+
+def _fmt(e, lo, hi) -> str:
     if not np.isfinite(e):
         return "–"
-    f = "{:.2f}" if points else "{:.2f}"
-    return f"{f.format(e)} [{f.format(lo)}, {f.format(hi)}]" if np.isfinite(lo) else f.format(e)
+    return f"{e:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else f"{e:.2f}"
 
 
 def render_prediction(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -197,7 +203,7 @@ def render_prediction(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         }
         for _, r in g.iterrows():
             label = {"kendall": "Kendall τ", "spearman": "Spearman ρ"}.get(r.stat, f"{r.stat} (points)")
-            row[label] = _fmt(r.estimate, r.ci_low, r.ci_high, r.stat.startswith("regret"))
+            row[label] = _fmt(r.estimate, r.ci_low, r.ci_high)
         row["_order"] = (order.get(m, 99), scope != "all", scope, SCORE_NAMES.index(s))
         wide.append(row)
     out = pd.DataFrame(wide).sort_values("_order").drop(columns="_order")
@@ -233,11 +239,12 @@ def write_score_tables(runs: pd.DataFrame, scores: pd.DataFrame, selections: lis
         fmt = shown.assign(**{s: shown[s].map(lambda v: f"{v:.4g}") for s in SCORE_NAMES})
         md += fmt.to_markdown(index=False) + "\n"
     for r in selections:
-        skipped = [c for c in r["candidates"] if c not in r["selected"]]
+        skipped = [c for c in r["candidates"] if c not in _trained(r)]
+        union = [ts for ts in _trained(r) if ts not in r["selected"]]
         md += (
             f"\n## Selection on {r['dataset']} by {r['by']} (top {r['top_k']}{', and their union' if r.get('union') else ''})\n\n"
             f"Ranking: {' > '.join(r['ranking'])}. Trained on: {', '.join(r['selected'])}"
-            f"{' and their union' if r.get('union') else ''}. Scored, never trained on: {', '.join(skipped) or 'none'}.\n"
+            f"{f' and their union {union[0]}' if union else ''}. Scored, never trained on: {', '.join(skipped) or 'none'}.\n"
         )
     write_text(out / "teacher_scores.md", md)
     table = prediction_table(runs, scores)
@@ -277,7 +284,7 @@ def teacher_scores_figure(scores: pd.DataFrame, selections: list[dict], path: st
         d = scores[scores.dataset == ds].copy()
         d["_rank"] = d[list(SCORE_NAMES)].rank().mean(axis=1)
         d = d.sort_values("_rank").reset_index(drop=True)
-        chosen_here = {ts for r in selections if r["dataset"] == ds for ts in r["selected"]}
+        chosen_here = {ts for r in selections if r["dataset"] == ds for ts in _trained(r)}
         passed = {c for r in selections if r["dataset"] == ds for c in r["candidates"]} - chosen_here
         for ax, s in zip(row, SCORE_NAMES, strict=True):
             y = np.arange(len(d))
@@ -325,7 +332,7 @@ def score_vs_student_figure(
     for r, s in enumerate(SCORE_NAMES):
         for c, m in enumerate(methods):
             ax = axes[r, c]
-            for (ds, st, mm), sets in cells.items():
+            for (ds, _st, mm), sets in cells.items():
                 if mm != m:
                     continue
                 x = np.array([lookup.loc[(ds, ts), s] for ts, _ in sets], float)
@@ -335,9 +342,7 @@ def score_vs_student_figure(
                 lo = y - np.array([100 * a.min() for _, a in sets])
                 hi = np.array([100 * a.max() for _, a in sets]) - y
                 o = np.argsort(xs)
-                ax.errorbar(
-                    xs[o], y[o], yerr=[lo[o], hi[o]], color=colors[(ds, st)], marker="o", ms=3, lw=1, capsize=1.5
-                )
+                ax.errorbar(xs[o], y[o], yerr=[lo[o], hi[o]], color=colors[ds], marker="o", ms=3, lw=1, capsize=1.5)
             if table is not None and not table.empty:
                 t = table[(table.method == m) & (table.score == s) & (table.scope == "all") & (table.stat == "kendall")]
                 if len(t):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from .adaptive import SelectRequest, selected_sets
 from .features import load_features
 from .io import read_json, write_json
 from .schema import defaults
@@ -48,10 +49,11 @@ def score_teacher_set(
     return record
 
 
-def select_teacher_sets(request: dict, score_paths: list[str], out_json: str) -> dict:
+def select_teacher_sets(request: dict, score_paths: list[str], out_json: str, teacher_sets: dict | None = None) -> dict:
     """Rank the request's candidates by its score and keep the top_k; writes the selection with
-    every score it ranked (the report names it). A score file of another dataset or set, or one
-    computed on another split, is refused, naming it."""
+    every score it ranked and the sets the block trains on (`trained`: the top k, and their union
+    if asked, named from `teacher_sets`, aftbench.adaptive.related_sets). A score file of
+    another dataset or set, or one computed on another split, is refused, naming it."""
     scores, split_sha = {}, set()
     for path in score_paths:
         rec = read_json(path)
@@ -74,10 +76,14 @@ def select_teacher_sets(request: dict, score_paths: list[str], out_json: str) ->
             f"({sorted(s[:12] for s in split_sha)}); rescore them (delete results/scores/dataset~{request['dataset']})"
         )
     ranking = rank_sets(scores, request["by"], list(request["candidates"]))
+    selected = ranking[: request["top_k"]]
+    req = SelectRequest(**{**request, "candidates": tuple(request["candidates"])})
+    sets = teacher_sets or {c: [c] for c in request["candidates"]}
     record = {
         **request,
         "ranking": ranking,
-        "selected": ranking[: request["top_k"]],
+        "selected": selected,
+        "trained": selected_sets({"teacher_sets": sets}, req, selected),
         "scores": scores,
         "split_sha256": split_sha.pop(),
     }

@@ -54,7 +54,7 @@ class TrainConfig:
 
     @classmethod
     def resolve(cls, settings: dict | None = None) -> TrainConfig:
-        # step_multiplier is resolved into `steps` by the config (aftbench.config.run_train_overrides)
+        # step_multiplier is resolved into `steps` by the config (aftbench.sweep_runs.run_train_overrides)
         merged = {k: v for k, v in {**defaults("train"), **(settings or {})}.items() if k != "step_multiplier"}
         return cls(**merged)
 

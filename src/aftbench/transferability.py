@@ -115,8 +115,15 @@ def _holdout(y: np.ndarray, fraction: float, seed: int):
 
     idx = np.arange(len(y))
     _, counts = np.unique(y, return_counts=True)
-    stratify = y if counts.min() >= 2 else None  # a singleton class cannot be split by class
-    return train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
+    n_held = int(np.ceil(fraction * len(y)))
+    return train_test_split(idx, test_size=n_held, random_state=seed, stratify=_stratify(y, n_held))
+
+
+def _stratify(y: np.ndarray, n_smaller: int):
+    """`y` to stratify a split by, when sklearn can: every class has two examples and the smaller
+    side has room for one of each class; else None (a plain random split)."""
+    classes, counts = np.unique(y, return_counts=True)
+    return y if counts.min() >= 2 and min(n_smaller, len(y) - n_smaller) >= len(classes) else None
 
 
 def probe_accuracy(f, y, holdout: float, seed: int, C: float) -> float:
@@ -142,9 +149,8 @@ def subsample(y: np.ndarray, max_examples: int, seed: int) -> np.ndarray:
         return np.arange(len(y))
     from sklearn.model_selection import train_test_split
 
-    _, counts = np.unique(y, return_counts=True)
     idx, _ = train_test_split(
-        np.arange(len(y)), train_size=max_examples, random_state=seed, stratify=y if counts.min() >= 2 else None
+        np.arange(len(y)), train_size=max_examples, random_state=seed, stratify=_stratify(y, max_examples)
     )
     return np.sort(idx)
 
@@ -177,6 +183,8 @@ def transferability(
         raise ValueError("training features hold non-finite entries (NaN/Inf)")
     idx = subsample(y, int(max_examples), int(seed))
     f, y = standardise(train_features[idx]), y[idx]
+    if not f.any():
+        raise ValueError("every feature is constant over the training examples drawn: nothing to score")
     y = np.unique(y, return_inverse=True)[1]  # classes 0..C-1 of the examples drawn
     jobs = {
         "probe": lambda: probe_accuracy(f, y, holdout, int(seed), float(probe_C)),

@@ -7,16 +7,15 @@ import shlex
 
 from aftbench.registry_summary import target_source
 from aftbench.launcher import job_spec
-from aftbench.adaptive import UNION_SEP, known_selections, scored_sets, selection_requests
+from aftbench.adaptive import UNION_SEP, known_selections, related_sets, scored_sets, selection_requests
 from aftbench.config import (
     ConfigError,
     distilled_probe,
     expand_sweep,
     setting,
-    teachers_of,
-    train_spec,
     validate_config,
 )
+from aftbench.sweep_runs import teachers_of, train_spec
 from aftbench.input_checks import yte_config_files
 from aftbench.layout import (
     BENCHMARKS_DIR,

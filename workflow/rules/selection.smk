@@ -37,6 +37,7 @@ checkpoint select_teachers:
         "../../envs/aftbench.yaml"
     params:
         request=lambda w: shlex.quote(json.dumps(REQUESTS[w.sdigest].as_dict(), sort_keys=True)),
+        teacher_sets=lambda w: shlex.quote(json.dumps(related_sets(CONFIG, REQUESTS[w.sdigest]), sort_keys=True)),
     shell:
         "python -m aftbench select --request {params.request} --scores {input.scores}"
-        " --out {output.selection} > {log} 2>&1"
+        " --teacher-sets {params.teacher_sets} --out {output.selection} > {log} 2>&1"
