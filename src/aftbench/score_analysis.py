@@ -145,7 +145,9 @@ def prediction_table(runs: pd.DataFrame, scores: pd.DataFrame, reps: int = REPS,
                         continue
                     est = np.nanmean([per_cell_point[k][n][0] for k in have])
                     dist = np.nanmean(np.stack([per_cell_draw[k][n] for k in have]), axis=0)
-                    lo, hi = np.nanpercentile(dist, q) if np.isfinite(dist).any() else (np.nan, np.nan)
+                    one_seed = all(len(a) == 1 for k in have for _, a in mine[k])  # probes: nothing to resample
+                    ok = np.isfinite(dist).any() and not one_seed
+                    lo, hi = np.nanpercentile(dist, q) if ok else (np.nan, np.nan)
                     rows.append(
                         {
                             "method": m,
@@ -223,7 +225,8 @@ PREDICTION_CAPTION = (
     "validation) across the teacher sets of each (dataset, student), needing ≥ 3 scored sets; "
     "regret@k: best accuracy over every trained set − best among the top k by score, in points. "
     "`all`: mean over cells. 95% percentile intervals from 2,000 resamples of each set's seeds "
-    "(seed noise of the outcomes only; the teacher sets themselves are not resampled)."
+    "(seed noise of the outcomes only; the teacher sets themselves are not resampled); a probe has "
+    "one deterministic run per set, so its rows have no interval."
 )
 
 
@@ -343,21 +346,15 @@ def score_vs_student_figure(
                 hi = np.array([100 * a.max() for _, a in sets]) - y
                 o = np.argsort(xs)
                 ax.errorbar(xs[o], y[o], yerr=[lo[o], hi[o]], color=colors[ds], marker="o", ms=3, lw=1, capsize=1.5)
+            title = method_label(m)
             if table is not None and not table.empty:
                 t = table[(table.method == m) & (table.score == s) & (table.scope == "all") & (table.stat == "kendall")]
                 if len(t):
                     e = t.iloc[0]
-                    ax.text(
-                        0.03,
-                        0.95,
-                        f"τ = {e.estimate:.2f}\n[{e.ci_low:.2f}, {e.ci_high:.2f}]",
-                        transform=ax.transAxes,
-                        fontsize=6,
-                        va="top",
-                    )
+                    ci = f" [{e.ci_low:.2f}, {e.ci_high:.2f}]" if np.isfinite(e.ci_low) else ""
+                    title += f": τ = {e.estimate:.2f}{ci}"
+            ax.set_title(title, fontsize=7)
             ax.tick_params(labelsize=6)
-            if r == 0:
-                ax.set_title(method_label(m), fontsize=8)
             if c == 0:
                 ax.set_ylabel(f"{s}\ntest acc. (%)", fontsize=7)
             if r == len(SCORE_NAMES) - 1:
