@@ -201,20 +201,18 @@ def test_tables_target_reaggregates_without_training(workdir):
     assert len(pd.read_csv(workdir / "results/reports/tiny/runs.csv")) == 15
 
 
+# What adding one teacher to the digits block plans: its extraction, (kd + aft × 2 β) × 2 seeds,
+# its probe and its teacher scores; nothing of STL or tinytext.
+NEW_TEACHER_JOBS = {"extract_features": 1, "train": 6, "probe": 1, "score_teachers": 1, "aggregate": 1, "all": 1}
+
+
 def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):
     cfg = tiny_config(text_tsv)
     cfg["teachers"]["rp_b"] = {"backend": "random_projection", "args": {"dim": 5, "seed": 1}}
     cfg["teacher_sets"]["a"].append("rp_b")
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     # one extraction; set a's runs: (kd + aft × 2 β) × 2 seeds + its probe and its scores; nothing of STL or tinytext
-    assert planned(workdir) == {
-        "extract_features": 1,
-        "train": 6,
-        "probe": 1,
-        "score_teachers": 1,
-        "aggregate": 1,
-        "all": 1,
-    }
+    assert planned(workdir) == NEW_TEACHER_JOBS
 
 
 def test_renaming_stl_gives_the_same_tables_under_the_new_name(workdir, text_tsv, tmp_path):
@@ -270,14 +268,7 @@ def test_adding_effnet_lite1_as_the_readme_says(workdir, text_tsv):
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     try:
         # one extraction (Lite1 on digits); the new set's kd + aft × 2 β runs × 2 seeds, its probe and scores
-        assert planned(workdir) == {
-            "extract_features": 1,
-            "train": 6,
-            "probe": 1,
-            "score_teachers": 1,
-            "aggregate": 1,
-            "all": 1,
-        }
+        assert planned(workdir) == NEW_TEACHER_JOBS
     finally:
         (workdir / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(text_tsv), sort_keys=False))
 
