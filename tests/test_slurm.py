@@ -113,7 +113,7 @@ def test_sweep_runs_as_slurm_jobs_with_local_results(tmp_path, text_tsv):
     assert p.returncode == 0, p.stderr[-4000:]
     ids = submitted_ids(wd)
     kinds = {name.split(":")[1] for name in ids.values()}
-    assert {"extract", "train", "probe", "paraphraser"} <= kinds, kinds
+    assert {"extract", "train", "probe", "paraphraser", "score"} <= kinds, kinds
     rows = sacct(list(ids))
     assert {r[0] for r in rows} == set(ids) and all(r[2] == "COMPLETED" for r in rows), rows
     assert {r[1] for r in rows} == set(ids.values())
@@ -121,6 +121,7 @@ def test_sweep_runs_as_slurm_jobs_with_local_results(tmp_path, text_tsv):
         sum(1 for _ in (wd / "results" / "runs").rglob("metrics.json"))
         + len(list((wd / "results" / "features").rglob("*.safetensors")))
         + len(list((wd / "results" / "factors").rglob("factors.safetensors")))
+        + len(list((wd / "results" / "scores").rglob("scores.json")))
     )
     assert len(ids) == n_heavy  # every heavy job went to SLURM, each exactly once
     assert (wd / "results" / "reports" / "tiny" / "tables" / "main.md").exists()
