@@ -286,8 +286,8 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
             problems.append(f"{where}: train.step_multiplier names unknown dataset {did!r}")
     if train.get("fit_on") == "train+val":  # no validation accuracy: nothing to choose β with
         for m in b["methods"]:
-            mspec = config["methods"][m]
-            grid = b.get("beta", {}).get(m, mspec.get("beta"))
+            mspec = block_method(config, b, m)
+            grid = mspec.get("beta")
             if mspec["kind"] == "train" and isinstance(grid, list) and len(grid) > 1:
                 problems.append(
                     f"{where}: fit_on train+val leaves no validation split to choose {m!r}'s β from {grid}; "
@@ -323,6 +323,12 @@ def beta_grid(method: dict) -> list[float]:
     return [float(x) for x in (b if isinstance(b, list) else [b])]
 
 
+def block_method(config: dict, block: dict, method: str) -> dict:
+    """A method's entry as a block runs it: with the block's own β grid for it, if it has one."""
+    mspec = config["methods"][method]
+    return {**mspec, "beta": block["beta"][method]} if method in block.get("beta", {}) else mspec
+
+
 def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, list[str]] | None = None) -> list[Run]:
     """One Run per (dataset, student, method, teacher set, β, seed) of the named sweep,
     deduplicated. STL runs have no teacher set and β = 0; probes have no student, β = 0 and one
@@ -348,8 +354,7 @@ def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, l
                         runs.setdefault(r.run_id, r)
                     continue
                 tsets = [NO_TEACHERS] if method_role(mspec) == BASELINE else block_sets
-                if m in b.get("beta", {}):  # the block's own β grid for this method
-                    mspec = {**mspec, "beta": b["beta"][m]}
+                mspec = block_method(config, b, m)
                 for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):
                     r = Run("train", d, s, m, ts, int(seed), train, beta)
                     cell = run_id(d, s, m, ts, beta, int(seed))
@@ -380,7 +385,7 @@ def planned_bound(config: dict, sweep: str | None = None) -> int:
             continue
         per_set = 0
         for m in b["methods"]:
-            mspec = {**config["methods"][m], **({"beta": b["beta"][m]} if m in b.get("beta", {}) else {})}
+            mspec = block_method(config, b, m)
             if mspec["kind"] == "probe":
                 per_set += 1
             elif method_role(mspec) != BASELINE:
