@@ -117,13 +117,36 @@ def _cmd_report(a):
     print(f"aggregated {len(runs)} runs into {a.out_dir}/runs.csv, {a.out_dir}/tables/, {a.out_dir}/figures/")
 
 
+def _config_files(a) -> list[str]:
+    # As Snakemake does: the Snakefile's `configfile: config.yaml` (if present here, or if no file
+    # is given), then every --configfile merged over it, then --config.
+    return (["config.yaml"] if not a.configfile or Path("config.yaml").is_file() else []) + (a.configfile or [])
+
+
+def _cmd_cost(a):
+    from .config import ConfigError, load_config, validate_config
+    from .cost import compare, estimate, render
+
+    try:
+        resolved = validate_config(load_config(_config_files(a), a.config))
+    except ConfigError as err:
+        print("config not valid:\n" + "\n".join(f"  - {p}" for p in err.problems), file=sys.stderr)
+        return 1
+    est = estimate(resolved, a.device, a.root, everything=a.everything)
+    text = render(est, a.gpus) + (("\n" + compare(est, a.compare)) if a.compare else "")
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text)
+    if a.csv:
+        est.frame().to_csv(a.csv, index=False)
+    return 0
+
+
 def _cmd_validate(a):
     from .adaptive import SelectionFileError, known_selections
     from .config import ConfigError, expand_sweep, load_config, planned_bound, validate_config
 
-    # As Snakemake does: the Snakefile's `configfile: config.yaml` (if present here, or if no file
-    # is given), then every --configfile merged over it, then --config.
-    files = (["config.yaml"] if not a.configfile or Path("config.yaml").is_file() else []) + (a.configfile or [])
+    files = _config_files(a)
     try:
         cfg = load_config(files, a.config)
         resolved = validate_config(cfg)
@@ -232,19 +255,15 @@ def main(argv=None) -> int:
     s.add_argument("--metrics-list", help="file listing metrics paths (whitespace separated)")
     s.add_argument("--out-dir", default=RESULTS)
     s.set_defaults(fn=_cmd_report)
-    s = sub.add_parser(
-        "validate",
-        help="check a config against the schema, the registries and every backend's "
-        "arguments, before any job (exit 1 listing every problem)",
-    )
-    s.add_argument(
+    configs = argparse.ArgumentParser(add_help=False)
+    configs.add_argument(
         "--configfile",
         nargs="+",
         action="extend",
         metavar="FILE",
         help="config file(s) merged over ./config.yaml in order, as Snakemake's --configfile",
     )
-    s.add_argument(
+    configs.add_argument(
         "--config",
         nargs="+",
         action="extend",
@@ -252,7 +271,33 @@ def main(argv=None) -> int:
         metavar="KEY=VALUE",
         help="overrides, as Snakemake's --config (e.g. sweep=offline_full)",
     )
+    s = sub.add_parser(
+        "validate",
+        parents=[configs],
+        help="check a config against the schema, the registries and every backend's "
+        "arguments, before any job (exit 1 listing every problem)",
+    )
     s.set_defaults(fn=_cmd_validate)
+    c = sub.add_parser(
+        "cost",
+        parents=[configs],
+        help="what a sweep will cost before it is submitted: jobs, FLOPs, device-hours, disk, wall time "
+        "on N GPUs (finished jobs are free); no weights are downloaded",
+    )
+    c.add_argument("--device", help="an entry of config.yaml's cost.devices (default: cost.device)")
+    c.add_argument(
+        "--gpus", type=int, nargs="+", default=[8, 64], help="wall time on these many GPUs (on a CPU device: cores)"
+    )
+    c.add_argument(
+        "--everything", action="store_true", help="price every job, finished or not (to compare with a finished sweep)"
+    )
+    c.add_argument("--root", default=".", help="the project folder whose results/ holds finished jobs")
+    c.add_argument(
+        "--compare", metavar="DIR", help="also compare with the jobs' measured benchmark files (results/benchmarks)"
+    )
+    c.add_argument("--out", help="also write the bill (markdown) here")
+    c.add_argument("--csv", help="also write one row per job (kind, ids, FLOPs, seconds, done) here")
+    c.set_defaults(fn=_cmd_cost)
     a = p.parse_args(argv)
     if getattr(a, "launcher", "local") != "local":
         if a.job is None:

@@ -19,7 +19,7 @@ def schema() -> dict:
 
 def defaults(section: str) -> dict:
     """The schema's `default:` of every key of one config section (`train`, `extract`, `launch`,
-    `resources`, `probe`, `scores`, `select`): the one place defaults live. A consumer overlays what the user set."""
+    `resources`, `probe`, `scores`, `select`, `cost`): the one place defaults live. A consumer overlays what the user set."""
     where = {
         "train": ["$defs", "train"],
         "resources": ["$defs", "resources"],
@@ -27,6 +27,7 @@ def defaults(section: str) -> dict:
         "extract": ["properties", "extract"],
         "launch": ["properties", "launch"],
         "scores": ["properties", "scores"],
+        "cost": ["properties", "cost"],
         "select": ["$defs", "select", "properties", "select"],
     }[section]
     node = schema()

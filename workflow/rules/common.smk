@@ -5,12 +5,11 @@ import os
 import re
 import shlex
 
-from aftbench.registry_summary import target_source
+from aftbench import jobs
 from aftbench.launcher import job_spec
 from aftbench.adaptive import UNION_SEP, known_selections, related_sets, scored_sets, selection_requests
 from aftbench.config import (
     ConfigError,
-    distilled_probe,
     expand_sweep,
     setting,
     validate_config,
@@ -33,7 +32,6 @@ from aftbench.layout import (
     features_path,
     metrics_path,
     probe_logits_path,
-    probe_run_id,
     report_dir,
     report_paths,
     scores_path,
@@ -147,13 +145,7 @@ def feature_files(w):
 
 def target_files(w):
     """The Φ file a method needs instead of the features (FT factors, the probe's logits), or none."""
-    m = CONFIG["methods"][w.method]
-    source = target_source(m.get("penalty", "none"))
-    if source == "factors":
-        return [factors_path(w.dataset, w.tset, w.method)]
-    if source == "probe_logits":
-        return [probe_logits_path(probe_run_id(w.dataset, distilled_probe(m), w.tset))]
-    return []
+    return jobs.target_files(CONFIG, w.dataset, w.tset, w.method)
 
 
 def train_inputs(w):

@@ -1,0 +1,166 @@
+"""`python -m aftbench cost`: FLOPs counted on the meta device against hand-computed values, the
+sweep's jobs as Snakemake plans them, finished outputs free, wall time by list scheduling, and
+the comparison with measured benchmark files."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from test_pipeline import planned, tiny_config
+
+from aftbench.config import validate_config
+from aftbench.cost import Priced, compare, estimate, render, wall_time
+from aftbench.flops import LOOKUP_BACKENDS, TEACHER_FORWARDS, FlopCountError, hf_config, student_flops, teacher_flops
+from aftbench.jobs import Job, sweep_jobs
+from aftbench.teachers import BACKENDS
+
+
+def test_tiny_vit_forward_flops_by_hand():
+    """timm ViT, 2 blocks of width 64 at 224 px / 16 px patches: 196 patches + the class token."""
+    D, depth, P, C = 64, 2, 16, 3
+    spec = {
+        "backend": "timm",
+        "args": {"model": "vit_tiny_patch16_224", "model_args": {"embed_dim": D, "depth": depth, "num_heads": 2}},
+    }
+    n_patch = (224 // P) ** 2
+    N = n_patch + 1
+    patch_embed = 2 * n_patch * (P * P * C) * D
+    block = 2 * N * D * 3 * D + 2 * 2 * N * N * D + 2 * N * D * D + 2 * (2 * N * D * 4 * D)
+    f = teacher_flops(spec)
+    assert f.dim == D
+    assert f.per_example == patch_embed + depth * block
+
+
+def test_tiny_transformer_forward_flops_by_hand(tiny_bert):
+    """The local tiny BERT (width 12, 1 layer, FFN 16) at max_length 8: per layer QKV, scores,
+    attention × V, output projection and FFN, plus the pooler's one dense layer on [CLS]."""
+    H, ffn, L, layers = 12, 16, 8, 1
+    layer = 3 * 2 * L * H * H + 2 * 2 * L * L * H + 2 * L * H * H + 2 * 2 * L * H * ffn
+    f = teacher_flops({"backend": "hf", "args": {"model": tiny_bert, "max_length": L}})
+    assert f.dim == H
+    assert f.per_example == layers * layer + 2 * H * H
+    # the count grows with the configured length (attention quadratically)
+    assert (
+        teacher_flops({"backend": "hf", "args": {"model": tiny_bert, "max_length": 2 * L}}).per_example
+        > 2 * f.per_example
+    )
+
+
+def test_student_step_is_forward_and_backward(tiny_bert):
+    """A training step costs 2–3× its forward per example (backward: grads of inputs and weights;
+    the embedding table's look-up costs nothing)."""
+    f = student_flops({"arch": "hf_classifier", "args": {"model": tiny_bert, "max_length": 8}}, 3, 16, "text")
+    assert 2.0 <= f.per_step / (16 * f.per_eval_example) <= 3.0
+    cnn = student_flops({"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}}, 10, 32, "image", 8)
+    # conv 3→4 at 8×8 and 4→8 at 4×4 (3×3 kernels), then the head 8→10: forward per example
+    assert cnn.per_eval_example == 2 * (8 * 8 * 4 * 3 * 9 + 4 * 4 * 8 * 4 * 9 + 8 * 10)
+
+
+def test_every_teacher_backend_is_counted():
+    assert set(BACKENDS) == set(TEACHER_FORWARDS) | set(LOOKUP_BACKENDS)
+    assert teacher_flops({"backend": "random_projection", "args": {"dim": 7}}).per_example == 0
+
+
+@pytest.mark.skipif(os.environ.get("HF_HUB_OFFLINE") != "1", reason="checks the offline fallback (HF_HUB_OFFLINE=1)")
+def test_hub_architecture_offline():
+    """A hub model of config.yaml is counted from the shipped architecture table; an unknown one
+    says where to add it."""
+    assert hf_config("google/flan-t5-small").d_model == 512
+    with pytest.raises(FlopCountError, match="hub_architectures.yaml"):
+        hf_config("nobody/no-such-model-aftbench")
+
+
+@pytest.fixture
+def tiny(text_tsv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return validate_config(tiny_config(text_tsv))
+
+
+def test_jobs_match_snakemake_plan(text_tsv, tmp_path):
+    """The jobs priced are the jobs Snakemake plans, kind by kind."""
+    cfg = tiny_config(text_tsv)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    smk = planned(tmp_path)
+    rule_kind = {
+        "split": "split",
+        "extract_features": "extract",
+        "score_teachers": "score",
+        "train": "train",
+        "train_variant": "train",
+        "probe": "probe",
+        "train_paraphraser": "paraphraser",
+        "aggregate": "aggregate",
+    }
+    want = {}
+    for rule, n in smk.items():
+        if rule != "all":
+            want[rule_kind[rule]] = want.get(rule_kind[rule], 0) + n
+    jobs, _ = sweep_jobs(validate_config(cfg))
+    got = {}
+    for j in jobs.values():
+        got[j.kind] = got.get(j.kind, 0) + 1
+    assert got == want
+
+
+def test_finished_outputs_drop_out(tiny, tmp_path):
+    before = estimate(tiny, "cpu", tmp_path)
+    left = [p for p in before.priced if not p.done]
+    assert len(left) == len(before.priced)
+    extract = next(p for p in left if p.job.kind == "extract")
+    train = next(p for p in left if p.job.kind == "train")
+    for p in (extract, train):
+        Path(tmp_path / p.job.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(tmp_path / p.job.output).write_text("{}")
+    after = estimate(tiny, "cpu", tmp_path)
+    done = {p.job.output for p in after.priced if p.done}
+    assert done == {extract.job.output, train.job.output}
+    df = after.frame()
+    assert df.loc[~df["done"], "seconds"].sum() == pytest.approx(
+        before.frame()["seconds"].sum() - extract.seconds - train.seconds
+    )
+    assert "2 done" in render(after, [2])
+    assert not any(p.done for p in estimate(tiny, "cpu", tmp_path, everything=True).priced)
+
+
+def test_unknown_device_is_refused(tiny, tmp_path):
+    with pytest.raises(ValueError, match="cost.devices"):
+        estimate(tiny, "tpu_v9", tmp_path)
+
+
+def test_overridden_throughput_scales_flop_jobs(tiny, tmp_path):
+    fast = copy.deepcopy(tiny)
+    fast["cost"] = {"devices": {"cpu": {"extract_tflops": 1e9, "train_tflops": 1e9}}, "overhead_s": {}}
+    est = estimate(fast, "cpu", tmp_path)
+    assert all(p.seconds == pytest.approx(0, abs=1e-6) for p in est.priced)
+    assert any(p.flops > 0 for p in est.priced if p.job.kind == "train")
+
+
+def _p(name, seconds, gpu, needs=()):
+    return Priced(Job("train" if gpu else "split", name, None, list(needs)), 0.0, seconds, gpu, False)
+
+
+def test_wall_time_list_scheduling_by_hand():
+    """split (1 s, CPU) → two extractions (10 s each, GPU) → four trainings (5 s each, GPU)."""
+    jobs = [_p("s", 1, False), _p("e1", 10, True, ["s"]), _p("e2", 10, True, ["s"])]
+    jobs += [_p(f"t{i}", 5, True, ["e1", "e2"]) for i in range(4)]
+    assert wall_time(jobs, 1) == pytest.approx(1 + 20 + 20)
+    assert wall_time(jobs, 2) == pytest.approx(1 + 10 + 10)
+    assert wall_time(jobs, 10**9) == pytest.approx(1 + 10 + 5)
+    assert wall_time(jobs, 1, every_job=True) == pytest.approx(41)
+
+
+def test_compare_reads_benchmark_files(tiny, tmp_path):
+    est = estimate(tiny, "cpu", tmp_path)
+    job = next(p for p in est.priced if p.job.kind == "train")
+    bench = tmp_path / "bench" / Path(job.job.benchmark).relative_to("results/benchmarks")
+    bench.parent.mkdir(parents=True)
+    bench.write_text(f"s\th:m:s\n{2 * job.seconds}\t0:00:01\n")
+    text = compare(est, tmp_path / "bench")
+    assert re.search(r"\| train\s*\|\s*1\s*\|[^\n]*\|\s*0\.5\s*\|", text), text  # estimate / measured of the one job
+    with pytest.raises(FileNotFoundError, match="no benchmark file"):
+        compare(est, tmp_path / "nowhere")
