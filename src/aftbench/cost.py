@@ -21,8 +21,9 @@ import pandas as pd
 
 from .config import setting
 from .flops import student_flops, teacher_flops
+from .io import read_json
 from .jobs import Job, done, sweep_jobs
-from .layout import split_images_dir, split_path
+from .layout import sidecar, split_images_dir, split_path
 from .schema import defaults
 from .sweep_runs import train_spec
 
@@ -56,12 +57,11 @@ def device_entry(config: dict, device: str | None) -> tuple[str, dict]:
     return name, c["devices"][name]
 
 
-def _split_meta(dataset: str, root: Path) -> dict | None:
-    import json
-
-    p = root / split_path(dataset)
-    meta = p.with_suffix(".json")
-    return json.loads(meta.read_text()) if meta.is_file() else None
+def _n_classes(dataset: str, root: Path) -> int:
+    """The dataset's number of classes from its split's sidecar, else 10 (the head's width barely
+    matters before the split exists)."""
+    meta = root / sidecar(split_path(dataset))
+    return len(read_json(meta)["classes"]) if meta.is_file() else 10
 
 
 def n_examples(config: dict, dataset: str) -> int:
@@ -123,7 +123,7 @@ class Pricer:
         c = cost_settings(config)
         self.overhead = {**c["overhead_s"], **self.entry.get("overhead_s", {})}
         self.lengths = TextLengths(root)
-        self._teachers, self._students = {}, {}
+        self._teachers, self._students, self._classes = {}, {}, {}
 
     def teacher(self, dataset: str, teacher: str):
         spec = self.config["teachers"][teacher]
@@ -136,8 +136,9 @@ class Pricer:
 
     def student(self, dataset: str, student: str, batch_size: int):
         d = self.config["datasets"][dataset]
-        meta = _split_meta(dataset, self.root)
-        n_classes = len(meta["classes"]) if meta else 10  # the head's width barely matters
+        if dataset not in self._classes:  # one sidecar read per dataset, not per training job
+            self._classes[dataset] = _n_classes(dataset, self.root)
+        n_classes = self._classes[dataset]
         shape = image_shape(self.config, dataset) or (32, 32, 3)
         key = (student, batch_size, d["modality"], shape[0], n_classes)
         if key not in self._students:
@@ -212,12 +213,10 @@ def wall_time(priced: list[Priced], slots: int, every_job: bool = False) -> floa
                 else:
                     heapq.heappush(events, (t + left[u].seconds, u))
 
-    running = 0
     while queue or events:
         while queue and free > 0:
             _, o = heapq.heappop(queue)
             free -= 1
-            running += 1
             heapq.heappush(events, (clock + left[o].seconds, o))
         if not events:
             break
@@ -271,6 +270,7 @@ def estimate(config: dict, device: str | None = None, root: str | Path = ".", ev
     if everything:
         for p in priced:
             p.done = False
+    finished = {p.job.output: p.done for p in priced}
     caches = pd.DataFrame(
         [
             {
@@ -279,7 +279,7 @@ def estimate(config: dict, device: str | None = None, root: str | Path = ".", ev
                 "examples": n_examples(config, j.dataset),
                 "dim": pricer.teacher(j.dataset, j.teacher).dim,
                 "bytes": cache_bytes(config, pricer, j.dataset, j.teacher),
-                "done": done(j, root) and not everything,
+                "done": finished[j.output],
             }
             for j in jobs.values()
             if j.kind == "extract"
@@ -291,7 +291,7 @@ def estimate(config: dict, device: str | None = None, root: str | Path = ".", ev
                 "dataset": j.dataset,
                 "examples": n_examples(config, j.dataset),
                 "bytes": split_bytes(config, j.dataset, root),
-                "done": done(j, root) and not everything,
+                "done": finished[j.output],
             }
             for j in jobs.values()
             if j.kind == "split"
