@@ -17,10 +17,11 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
-    # Runs are targets themselves (not only inputs of `aggregate`): Snakemake does not rebuild a
-    # missing intermediate file whose consumer is up to date, and a deleted run must rerun.
+    # The report plans every run through its inputs; a run deleted after the report was made is
+    # named here as well (lost_runs: Snakemake does not rebuild a missing intermediate file whose
+    # consumer is up to date, and a deleted run must rerun).
     default_target: True
     input:
-        run_targets(),
-        selected_run_targets,
+        lost_runs(run_targets()),
+        lambda w: lost_runs(selected_run_targets(w)),
         report_targets(),

@@ -89,7 +89,7 @@ def measure(sm: str, sweep: str, multiplier: int, repeats: int) -> None:
             f"sweep {sweep!r} has nothing left to plan here (its results exist?); measure in a "
             f"fresh clone, where every job of the sweep is planned"
         )
-    n_jobs, n_train = int(counts["total"]), int(counts.get("train", 0)) + int(counts.get("train_variant", 0))
+    n_jobs, n_train = int(counts["total"]), int(counts.get("train", 0))
     floor = Path(tempfile.mkdtemp(prefix="dag_floor_"))
     (floor / "Snakefile").write_text(FLOOR_SNAKEFILE.format(n=n_jobs - 102))  # + all, split, 100 feat
     label = f"`{sweep}`" + (f" × {multiplier} seeds" if multiplier > 1 else "")

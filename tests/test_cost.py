@@ -91,7 +91,6 @@ def test_jobs_match_snakemake_plan(text_tsv, tmp_path):
         "extract_features": "extract",
         "score_teachers": "score",
         "train": "train",
-        "train_variant": "train",
         "probe": "probe",
         "train_paraphraser": "paraphraser",
         "aggregate": "aggregate",

@@ -201,6 +201,20 @@ def test_6_profiles_show_failed_logs():
         assert yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())["show-failed-logs"] is True
 
 
+def test_6_the_slurm_profile_sends_every_heavy_job_to_slurm(tmp_path, text_tsv):
+    """Under `--profile slurm` no heavy job runs on the login host: every extraction, score,
+    paraphraser, probe and training job, a block's own `train:` settings included (their runs once
+    had a rule of their own that the profile did not name, and ran locally)."""
+    cfg = tiny_config(text_tsv)
+    cfg["sweeps"]["tiny"][1]["train"] = {"steps": 5}  # tinytext's runs: a train variant
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    p = smk(tmp_path, "-n", "-p", "--profile", str(ROOT / "profiles" / "slurm"))
+    launched = re.findall(r"python -m aftbench (\w+) --launcher (\w+)", p.stdout)
+    assert {kind for kind, _ in launched} == {"extract", "score", "paraphraser", "probe", "train"}
+    assert "/train~" in p.stdout  # the variant runs are planned
+    assert {launcher for _, launcher in launched} == {"slurm"}, sorted(set(launched))
+
+
 def test_6_a_failed_job_shows_its_log_on_the_console(tmp_path, text_tsv):
     cfg = tiny_config(text_tsv)
     cfg["sweeps"]["tiny"] = [{"datasets": ["digits"], "students": ["cnn_t"], "methods": ["stl"], "seeds": [0]}]
@@ -404,7 +418,7 @@ def test_11_a_sweep_with_other_training_settings_keeps_both_results(workdir, tex
     ]
     cfg["sweep"] = "short"
     (wd / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    assert planned(wd) == {"train_variant": 1, "aggregate": 1, "all": 1}
+    assert planned(wd) == {"train": 1, "aggregate": 1, "all": 1}
     smk(wd)
     runs = wd / "results" / "runs" / "dataset~digits" / "student~cnn_t" / "method~stl" / "teachers~none" / "beta~0"
     default = json.loads((runs / "seed~0" / "metrics.json").read_text())

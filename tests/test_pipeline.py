@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from aftbench.layout import run_id, run_wildcard_regex
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -296,3 +298,20 @@ def test_bad_config_fails_before_any_job(tmp_path, text_tsv):
     p = smk(tmp_path, "-n", check=False)
     assert p.returncode != 0 and "teacher_sets.a: unknown teacher 'rp_typo'" in p.stdout + p.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "rid, rule",
+    [
+        (run_id("digits", "cnn_t", "kd", "a", 1, 0), "train"),
+        (run_id("digits", "cnn_t", "stl", "none", 0, 3, "0123abcd"), "train"),  # a block's own train settings
+        (run_id("digits", "probe", "probe", "a", 0, 0), "probe"),
+        (run_id("digits", "probe_net", "kd", "a", 0.5, 0), "train"),  # a student id that merely starts with "probe"
+    ],
+)
+def test_each_run_id_is_one_rule_s_run(rid, rule):
+    """The training and probe rules share one output pattern (`{run}/metrics.json`); their `{run}`
+    constraints must give every run id to exactly one of them (else Snakemake reports an ambiguity,
+    or no rule at all)."""
+    matches = {r for r in ("train", "probe") if re.fullmatch(run_wildcard_regex(probe=r == "probe"), rid)}
+    assert matches == {rule}

@@ -9,6 +9,7 @@ import math
 import re
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+YTE_MARKER = "__use_yte__"  # Snakemake's key that turns a config file into a YTE template
 
 
 def _walk(node, where: str):
@@ -65,7 +66,7 @@ def embedded_code(config: dict) -> list[str]:
     Python while it loads the file, and removes the marker before aftbench sees the config: a
     config file is trusted like code. `aftbench validate` refuses such files (it reads them as plain
     YAML), and the workflow re-reads its config files to refuse them too (after the fact)."""
-    if config.get("__use_yte__"):
+    if config.get(YTE_MARKER):
         return [
             "__use_yte__: YTE templates run embedded Python when Snakemake loads the config file (before any "
             "check); aftbench does not accept them: write the config out as plain YAML"
@@ -105,11 +106,12 @@ def yte_config_files(paths) -> list[str]:
     problems = []
     for path in paths:
         try:
-            with open(path) as f:
-                data = yaml.safe_load(f)
+            text = open(path).read()
+            # Only a file that names the marker can set it: skip parsing the rest (every DAG build reads them)
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if YTE_MARKER in text else None
         except (OSError, yaml.YAMLError):
             continue  # Snakemake itself reports an unreadable config file
-        if isinstance(data, dict) and data.get("__use_yte__"):
+        if isinstance(data, dict) and data.get(YTE_MARKER):
             problems.append(
                 f"{path}: __use_yte__: true makes Snakemake run the file's embedded Python while it "
                 f"loads it (that already happened); aftbench does not accept YTE configs: write the config "

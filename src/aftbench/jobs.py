@@ -18,7 +18,7 @@ from .layout import (
     metrics_path,
     probe_logits_path,
     probe_run_id,
-    report_dir,
+    runs_table_path,
     scores_path,
     selection_path,
     split_path,
@@ -128,7 +128,7 @@ def sweep_jobs(config: dict) -> tuple[dict[str, Job], list[str]]:
                 needs[-1] = metrics_path(probe_run_id(d, distilled_probe(config["methods"][run.method]), ts))
         add(Job("train", metrics_path(run.run_id), bench, needs, d, teacher_set=ts, run=run))
     metrics = [j.output for j in jobs.values() if j.kind in ("train", "probe")]
-    add(Job("aggregate", f"{report_dir(config['sweep'])}/runs.csv", None, metrics))
+    add(Job("aggregate", runs_table_path(config["sweep"]), None, metrics))
     return jobs, assumed
 
 

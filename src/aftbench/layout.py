@@ -34,6 +34,17 @@ REPORTS_DIR = f"{RESULTS}/reports"  # one folder per sweep: runs.csv, tables/, f
 TRAIN_VARIANT = "train~{tdigest}"
 
 
+def run_wildcard_regex(probe: bool) -> str:
+    """The Snakemake constraint of the one `{run}` wildcard of the training and probe rules: a run id
+    of RUN_TEMPLATE's shape (with a TRAIN_VARIANT part for training), its student `probe` or not.
+    One wildcard per run path, not one per id part: Snakemake's per-job cost grows with the number
+    of wildcards it matches and fills in (BENCHMARKS.md: DAG build)."""
+    part = "[^/]+"
+    student = PROBE_STUDENT if probe else f"(?!{PROBE_STUDENT}/){part}"
+    variant = "" if probe else f"(?:/{TRAIN_VARIANT.format(tdigest='[0-9a-f]{8}')})?"
+    return RUN_TEMPLATE.format(dataset=part, student=student, method=part, tset=part, beta=part, seed=r"\d+") + variant
+
+
 def format_beta(beta: float) -> str:
     """β as it appears in paths: shortest round-trip form (0.1, 1, 10, 1e-05)."""
     return format(float(beta), "g")
@@ -94,6 +105,11 @@ def report_dir(sweep: str) -> str:
     return f"{REPORTS_DIR}/{sweep}"
 
 
+def runs_table_path(sweep: str) -> str:
+    """The sweep's runs.csv: the aggregate step's main output (it exists = the report was made)."""
+    return f"{report_dir(sweep)}/runs.csv"
+
+
 # The claim figures of every report (aftbench.stat_figures draws them; one workflow output each).
 CLAIM_FIGURES = [
     "normalized_error",
@@ -117,7 +133,7 @@ def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES) -> list[str]:
     replaces another's."""
     out = report_dir(sweep)
     return (
-        [f"{out}/runs.csv"]
+        [runs_table_path(sweep)]
         + [f"{out}/tables/{t}.{ext}" for t in ("main", "claims") for ext in ("md", "tex", "csv")]
         + [f"{out}/tables/{t}.{ext}" for t in SCORE_TABLES for ext in ("md", "csv")]
         + [f"{out}/figures/{d}_difference.png" for d in datasets]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 from .adaptive import union_members
 from .layout import NO_TEACHERS, run_id
@@ -25,7 +26,7 @@ class Run:
     train: str  # JSON of the block's train overrides (hashable)
     beta: float = 0.0
 
-    @property
+    @cached_property  # a 50,000-run DAG asks for both several times per run
     def train_digest(self) -> str | None:
         """A short digest of the block's own training settings (None without any): part of the
         run's identity, so a block that trains differently never overwrites another's run."""
@@ -33,7 +34,7 @@ class Run:
             return None
         return hashlib.sha256(self.train.encode()).hexdigest()[:8]
 
-    @property
+    @cached_property
     def run_id(self) -> str:
         return run_id(
             self.dataset, self.student, self.method, self.teacher_set, self.beta, self.seed, self.train_digest

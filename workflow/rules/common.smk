@@ -1,9 +1,12 @@
 # Config validation, sweep expansion and target lists. Everything else lives in the aftbench package;
 # every path comes from aftbench.layout.
+import inspect
 import json
 import os
 import re
 import shlex
+
+from snakemake.common import overwrite_function_params
 
 from aftbench import jobs
 from aftbench.launcher import job_spec
@@ -22,18 +25,17 @@ from aftbench.layout import (
     FACTORS_TEMPLATE,
     LOGS_DIR,
     NO_TEACHERS,
-    PROBE_STUDENT,
     RESULTS,
-    RUN_TEMPLATE,
     SCORE_FIGURES,
     SCORE_TABLES,
-    TRAIN_VARIANT,
     factors_path,
     features_path,
     metrics_path,
     probe_logits_path,
     report_dir,
     report_paths,
+    run_wildcard_regex,
+    runs_table_path,
     scores_path,
     selection_path,
     sidecar,
@@ -71,24 +73,38 @@ def _tset_pattern():
     return pattern
 
 
+# Training and probe runs have one wildcard, `{run}` (their constraints are in train.smk): a run id
+# that is no run of the sweep is refused by run_of, naming the sweep.
 wildcard_constraints:
     dataset=_alt(CONFIG["datasets"]),
     teacher=_alt(CONFIG["teachers"]),
-    student=_alt(list(CONFIG["students"]) + [PROBE_STUDENT]),
     method=_alt(CONFIG["methods"]),
     tset=_tset_pattern(),
     sdigest=r"[0-9a-f]{8}",
-    seed=r"\d+",
-    tdigest=r"[0-9a-f]{8}",
-    beta=r"[0-9][0-9.e+-]*",
 
 
 def run_targets():
     return [metrics_path(r.run_id) for r in RUNS.values()]
 
 
+def lost_runs(metrics):
+    """The runs `all` names itself, beside the report. Until the report exists, its own inputs plan
+    every run. Once it exists, Snakemake would not rebuild a run whose metrics file has gone (a
+    missing input of a job whose outputs are up to date is not rebuilt), so each such run becomes a
+    target of its own. Naming every run twice instead (as `all` and as the report's input) costs
+    ~10% of a 50,000-job DAG build (BENCHMARKS.md: DAG build)."""
+    if not os.path.exists(runs_table_path(SWEEP)):
+        return []
+    return [m for m in metrics if not os.path.exists(m)]
+
+
 def report_targets():
-    return report_paths(SWEEP, DATASETS, CLAIM_FIGURES)
+    """The report's outputs `all` names: runs.csv alone until the report exists (the aggregate job
+    writes every output at once; naming each of its ~40 outputs makes Snakemake scan the job's every
+    input once per output: quadratic in a big sweep), every output once it exists, so that a deleted
+    table or figure is made again."""
+    paths = report_paths(SWEEP, DATASETS, CLAIM_FIGURES)
+    return paths if os.path.exists(runs_table_path(SWEEP)) else [runs_table_path(SWEEP)]
 
 
 def score_targets():
@@ -124,36 +140,57 @@ def selected_run_targets(w):
     return [metrics_path(rid) for rid in selected_runs()]
 
 
-def report_metrics(w):
-    """Every run the report reads: the fixed ones and, once selected, the adaptive blocks'."""
-    return run_targets() + selected_run_targets(w)
+def per_job(fn):
+    """An input or params function Snakemake calls for every job: its signature is read once here,
+    not three times per job (Snakemake inspects a function before each call unless it was given the
+    signature, as its own ioutils do): ~4% of the paper sweep's DAG build (BENCHMARKS.md: DAG build)."""
+    overwrite_function_params(fn, inspect.signature(fn).parameters)
+    return fn
 
 
 def run_of(w):
-    rid = RUN_TEMPLATE.format(**{k: v for k, v in w.items() if k != "tdigest"})
-    if "tdigest" in w.keys():
-        rid += "/" + TRAIN_VARIANT.format(tdigest=w.tdigest)
-    run = RUNS.get(rid) or selected_runs().get(rid)
+    run = RUNS.get(w.run) or selected_runs().get(w.run)
     if run is None:
-        raise ValueError(f"{rid} is not a run of sweep {SWEEP!r}")
+        raise ValueError(f"{w.run} is not a run of sweep {SWEEP!r}")
     return run
 
 
+@per_job
 def feature_files(w):
+    """The cached features of the `{dataset}`'s `{tset}` (scores and the paraphraser)."""
     return [features_path(w.dataset, t) for t in teachers_of(CONFIG, w.tset)]
 
 
-def target_files(w):
-    """The Φ file a method needs instead of the features (FT factors, the probe's logits), or none."""
-    return jobs.target_files(CONFIG, w.dataset, w.tset, w.method)
+_RUN_INPUTS = {}  # (dataset, teacher set, method) -> a run's inputs: shared by every seed and β of a cell
 
 
+def _run_inputs(run):
+    key = (run.dataset, run.teacher_set, run.method)
+    if key not in _RUN_INPUTS:
+        _RUN_INPUTS[key] = {
+            "split": split_path(run.dataset),
+            "features": [features_path(run.dataset, t) for t in teachers_of(CONFIG, run.teacher_set)],
+            "targets": jobs.target_files(CONFIG, run.dataset, run.teacher_set, run.method),
+        }
+    return _RUN_INPUTS[key]
+
+
+@per_job
+def probe_inputs(w):
+    inputs = _run_inputs(run_of(w))
+    return {"split": inputs["split"], "features": inputs["features"]}
+
+
+@per_job
 def train_inputs(w):
     """All inputs of a training run in one input function (Snakemake pays a signature
-    inspection per function per job: one function instead of two matters at 5,000 jobs)."""
-    return {"features": feature_files(w), "targets": target_files(w)}
+    inspection per function per job: one function instead of three matters at 50,000 jobs): the
+    split, the teacher set's features and the Φ file the method needs instead (FT's factors, the
+    probe's logits), if any."""
+    return _run_inputs(run_of(w))
 
 
+@per_job
 def run_spec(w):
     """Resolved run spec as a shell-quoted JSON string (also the rule's params: a change to
     anything this run depends on reruns it, and nothing else does)."""

@@ -1,11 +1,13 @@
 rule aggregate:
     """runs.csv, tables and figures from every run of the sweep, in the sweep's own folder."""
     input:
-        metrics=report_metrics,
+        # the fixed runs apart from an adaptive block's (a checkpoint): they are planned from the start
+        metrics=run_targets(),
+        selected=selected_run_targets,
         scores=score_targets(),
         selections=selection_targets(),
     output:
-        runs=f"{report_dir(SWEEP)}/runs.csv",
+        runs=runs_table_path(SWEEP),
         claims_md=report(
             f"{report_dir(SWEEP)}/tables/claims.md", caption="../report/claims_table.rst", category="1. Claims"
         ),
@@ -58,7 +60,7 @@ rule aggregate:
     params:
         out_dir=lambda w, output: os.path.dirname(output.runs),
     shell:
-        "python -m aftbench report --metrics {input.metrics} --scores {input.scores}"
+        "python -m aftbench report --metrics {input.metrics} {input.selected} --scores {input.scores}"
         " --selections {input.selections} --out-dir {params.out_dir} > {log} 2>&1"
 
 

@@ -1,16 +1,17 @@
 rule train:
-    """One student, one method, one teacher set, one seed: the one training loop."""
+    """One student, one method, one teacher set, one seed: the one training loop. `{run}` is the run
+    id (aftbench.layout: RUN_TEMPLATE, and a TRAIN_VARIANT folder for a block with its own `train:`
+    settings, so such a run never overwrites the one trained with the shared settings)."""
     input:
         unpack(train_inputs),
-        split=rules.split.output.npz,
     output:
-        metrics=metrics_path(RUN_TEMPLATE),
+        metrics=metrics_path("{run}"),
     log:
-        f"{LOGS_DIR}/runs/{RUN_TEMPLATE}.log",
+        f"{LOGS_DIR}/runs/{{run}}.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/runs/{RUN_TEMPLATE}.tsv"
+        f"{BENCHMARKS_DIR}/runs/{{run}}.tsv"
     wildcard_constraints:
-        student=_alt(CONFIG["students"]),
+        run=run_wildcard_regex(probe=False),
     conda:
         "../../envs/aftbench.yaml"
     threads: setting(CONFIG, "train", "threads")
@@ -25,31 +26,19 @@ rule train:
         " --features {input.features} --targets {input.targets} --out {output.metrics} > {log} 2>&1"
 
 
-# A run of a block with its own `train:` settings: the same rule one folder deeper (aftbench.layout
-# TRAIN_VARIANT), so it never overwrites the run trained with the shared settings.
-use rule train as train_variant with:
-    output:
-        metrics=metrics_path(f"{RUN_TEMPLATE}/{TRAIN_VARIANT}"),
-    log:
-        f"{LOGS_DIR}/runs/{RUN_TEMPLATE}/{TRAIN_VARIANT}.log",
-    benchmark:
-        f"{BENCHMARKS_DIR}/runs/{RUN_TEMPLATE}/{TRAIN_VARIANT}.tsv"
-
-
 rule probe:
     """Linear probe on a teacher set's cached features (the teacher set's own quality)."""
     input:
-        split=rules.split.output.npz,
-        features=feature_files,
+        unpack(probe_inputs),
     output:
-        metrics=metrics_path(RUN_TEMPLATE),
-        logits=probe_logits_path(RUN_TEMPLATE),
+        metrics=metrics_path("{run}"),
+        logits=probe_logits_path("{run}"),
     log:
-        f"{LOGS_DIR}/runs/{RUN_TEMPLATE}.log",
+        f"{LOGS_DIR}/runs/{{run}}.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/runs/{RUN_TEMPLATE}.tsv"
+        f"{BENCHMARKS_DIR}/runs/{{run}}.tsv"
     wildcard_constraints:
-        student="probe",
+        run=run_wildcard_regex(probe=True),
     conda:
         "../../envs/aftbench.yaml"
     resources:
