@@ -29,7 +29,12 @@ from .sweep_runs import train_spec
 
 FLOP_KINDS = ("extract", "train")  # priced by FLOPs on the chosen device; the rest: start-up only, on CPUs
 # Stored image shape where a dataset's entry gives no image_size (its loader keeps the native size).
-NATIVE_IMAGES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3), "cifar100": (32, 32, 3)}
+NATIVE_IMAGES = {
+    "fashion_mnist": (28, 28, 1),
+    "cifar10": (32, 32, 3),
+    "cifar100": (32, 32, 3),
+    "sklearn_digits": (8, 8, 1),
+}
 STORE_BYTES = {"float32": 4, "float16": 2, "auto": 2}  # auto stores float16 wherever it is exact enough
 WORDS_TO_TOKENS = 1.3  # sub-word tokens per whitespace word (English, BPE / WordPiece), for text lengths
 
