@@ -189,6 +189,16 @@ def test_deleting_one_run_reruns_only_it(workdir):
     assert m.exists() and planned(workdir) == {}
 
 
+def test_a_deleted_figure_is_made_again_without_training(workdir):
+    """Once the report exists, `all` names every output of it (before, only runs.csv: the report
+    job writes them all at once), so a lost table or figure makes the report again, alone."""
+    fig = workdir / "results/reports/tiny/figures/normalized_error.png"
+    fig.unlink()
+    assert planned(workdir) == {"aggregate": 1, "all": 1}
+    smk(workdir)
+    assert fig.exists() and planned(workdir) == {}
+
+
 def test_tables_target_reaggregates_without_training(workdir):
     run = workdir / "results/runs/dataset~digits/student~cnn_t/method~stl/teachers~none/beta~0/seed~0"
     shutil.move(run, workdir / "stash")
