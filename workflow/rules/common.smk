@@ -92,7 +92,7 @@ def lost_runs(metrics):
     every run. Once it exists, Snakemake would not rebuild a run whose metrics file has gone (a
     missing input of a job whose outputs are up to date is not rebuilt), so each such run becomes a
     target of its own. Naming every run twice instead (as `all` and as the report's input) costs
-    ~10% of a 50,000-job DAG build (BENCHMARKS.md: DAG build)."""
+    ~8% of the paper sweep's DAG build (BENCHMARKS.md: DAG build)."""
     if not os.path.exists(runs_table_path(SWEEP)):
         return []
     return [m for m in metrics if not os.path.exists(m)]
@@ -185,8 +185,8 @@ def probe_inputs(w):
 def train_inputs(w):
     """All inputs of a training run in one input function (Snakemake pays a signature
     inspection per function per job: one function instead of three matters at 50,000 jobs): the
-    split, the teacher set's features and the Φ file the method needs instead (FT's factors, the
-    probe's logits), if any."""
+    split, the teacher set's features and the Φ file the method reads beside them (FT's factors,
+    the probe's logits), if any."""
     return _run_inputs(run_of(w))
 
 
