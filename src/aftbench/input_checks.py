@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 YTE_MARKER = "__use_yte__"  # Snakemake's key that turns a config file into a YTE template
@@ -106,9 +107,9 @@ def yte_config_files(paths) -> list[str]:
     problems = []
     for path in paths:
         try:
-            text = open(path).read()
+            text = Path(path).read_text()
             # Only a file that names the marker can set it: skip parsing the rest (every DAG build reads them)
-            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if YTE_MARKER in text else None
+            data = yaml.safe_load(text) if YTE_MARKER in text else None
         except (OSError, yaml.YAMLError):
             continue  # Snakemake itself reports an unreadable config file
         if isinstance(data, dict) and data.get(YTE_MARKER):

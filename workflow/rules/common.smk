@@ -87,13 +87,18 @@ def run_targets():
     return [metrics_path(r.run_id) for r in RUNS.values()]
 
 
+def report_made():
+    """Whether the sweep's report exists (its runs.csv): what `all` names beside it depends on it."""
+    return os.path.exists(runs_table_path(SWEEP))
+
+
 def lost_runs(metrics):
     """The runs `all` names itself, beside the report. Until the report exists, its own inputs plan
     every run. Once it exists, Snakemake would not rebuild a run whose metrics file has gone (a
     missing input of a job whose outputs are up to date is not rebuilt), so each such run becomes a
     target of its own. Naming every run twice instead (as `all` and as the report's input) costs
     ~8% of the paper sweep's DAG build (BENCHMARKS.md: DAG build)."""
-    if not os.path.exists(runs_table_path(SWEEP)):
+    if not report_made():
         return []
     return [m for m in metrics if not os.path.exists(m)]
 
@@ -103,8 +108,7 @@ def report_targets():
     writes every output at once; naming each of its ~40 outputs makes Snakemake scan the job's every
     input once per output: quadratic in a big sweep), every output once it exists, so that a deleted
     table or figure is made again."""
-    paths = report_paths(SWEEP, DATASETS, CLAIM_FIGURES)
-    return paths if os.path.exists(runs_table_path(SWEEP)) else [runs_table_path(SWEEP)]
+    return report_paths(SWEEP, DATASETS, CLAIM_FIGURES) if report_made() else [runs_table_path(SWEEP)]
 
 
 def score_targets():
