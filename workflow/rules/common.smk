@@ -165,24 +165,16 @@ def feature_files(w):
     return [features_path(w.dataset, t) for t in teachers_of(CONFIG, w.tset)]
 
 
-_RUN_INPUTS = {}  # (dataset, teacher set, method) -> a run's inputs: shared by every seed and β of a cell
-
-
 def _run_inputs(run):
-    key = (run.dataset, run.teacher_set, run.method)
-    if key not in _RUN_INPUTS:
-        _RUN_INPUTS[key] = {
-            "split": split_path(run.dataset),
-            "features": [features_path(run.dataset, t) for t in teachers_of(CONFIG, run.teacher_set)],
-            "targets": jobs.target_files(CONFIG, run.dataset, run.teacher_set, run.method),
-        }
-    return _RUN_INPUTS[key]
+    return {
+        "split": split_path(run.dataset),
+        "features": [features_path(run.dataset, t) for t in teachers_of(CONFIG, run.teacher_set)],
+    }
 
 
 @per_job
 def probe_inputs(w):
-    inputs = _run_inputs(run_of(w))
-    return {"split": inputs["split"], "features": inputs["features"]}
+    return _run_inputs(run_of(w))
 
 
 @per_job
@@ -191,7 +183,8 @@ def train_inputs(w):
     inspection per function per job: one function instead of three matters at 50,000 jobs): the
     split, the teacher set's features and the Φ file the method reads beside them (FT's factors,
     the probe's logits), if any."""
-    return _run_inputs(run_of(w))
+    run = run_of(w)
+    return {**_run_inputs(run), "targets": jobs.target_files(CONFIG, run.dataset, run.teacher_set, run.method)}
 
 
 @per_job
