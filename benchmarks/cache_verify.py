@@ -1,4 +1,4 @@
-"""Cost of verifying a feature cache at load (aftbench.features.load_features: content digests,
+"""Cost of verifying a feature cache at load (aftbench.teachers.features.load_features: content digests,
 shapes, dtypes, finite check) against reading it without checks (safetensors load_file), per GB.
 
     python benchmarks/cache_verify.py --gb 1 --repeat 3
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-from aftbench.features import load_features, write_cache
+from aftbench.teachers.features import load_features, write_cache
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ forward pass (goal: pipeline ≥ 0.9× raw).
 
 - raw: the model's forward (`forward_features` + `forward_head(pre_logits=True)`) on inputs that
   are already preprocessed and on the device, batch after batch (synchronised timing);
-- pipeline: `aftbench.teachers.extract` end to end on a split artifact of uint8 images: the
+- pipeline: `aftbench.teachers.registry.extract` end to end on a split artifact of uint8 images: the
   teacher's own eval transform in DataLoader workers, host-to-device copies, the same forward,
   features back to the host, the float16/float32 storage decision and the write.
 
@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aftbench.datasets import LOADERS
-from aftbench.extract import extract
-from aftbench.sources import Pool, Source
-from aftbench.splits import make_split
-from aftbench.teachers import build_teacher
+from aftbench.data.registry import LOADERS
+from aftbench.data.sources import Pool, Source
+from aftbench.data.splits import make_split
+from aftbench.teachers.extract import extract
+from aftbench.teachers.registry import build_teacher
 
 
 def synthetic_images(n: int, size: int, seed: int = 0) -> Source:

@@ -10,9 +10,11 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from aftbench.adaptive import known_selections, scored_sets
-from aftbench.config import expand_sweep, load_config, validate_config
-from aftbench.layout import BENCHMARKS_DIR, LOGS_DIR
+from aftbench.config.check import validate_config
+from aftbench.config.load import load_config
+from aftbench.core.layout import BENCHMARKS_DIR, LOGS_DIR
+from aftbench.selection.adaptive import known_selections, scored_sets
+from aftbench.sweep.expand import expand_sweep
 
 
 def seconds(path: Path) -> float | None:

@@ -44,7 +44,7 @@ class Peak(threading.Thread):
 def _synthetic_loader(n: int, image_size: int):
     from PIL import Image
 
-    from aftbench.sources import LazyImages, Pool, Source
+    from aftbench.data.sources import LazyImages, Pool, Source
 
     def get(row):
         rng = np.random.default_rng(row)
@@ -55,7 +55,7 @@ def _synthetic_loader(n: int, image_size: int):
 
 
 def stage(name: str, n: int, size: int, folder: Path) -> dict:
-    from aftbench import datasets
+    from aftbench.data import registry as datasets
 
     datasets.LOADERS[SYNTHETIC] = _synthetic_loader
     npz = folder / "bench.npz"

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aftbench.methods import PENALTIES, build_penalty
-from aftbench.sources import Pool
-from aftbench.splits import Split
-from aftbench.students import build_student
+from aftbench.data.sources import Pool
+from aftbench.data.splits import Split
+from aftbench.methods.registry import PENALTIES, build_penalty
+from aftbench.students.registry import build_student
 
 STUDENTS = {
     "cnn_m (28 px image)": ({"arch": "cnn", "args": {"width": 16, "depth": 3, "image_size": 28}}, "image"),

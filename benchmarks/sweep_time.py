@@ -3,7 +3,7 @@ job kind (split, extraction per teacher, training, probe, paraphraser) the job c
 summed wall seconds; for training jobs, the training loop itself (metrics' train_seconds) vs the
 rest of the job (Python + torch start-up, loading the split, building the student, encoding the
 inputs, evaluation); and the interpreter start-up floors measured here (`import torch`,
-`import aftbench.train`). Give the sweep's measured wall time to get Snakemake's own share.
+`import aftbench.train.loop`). Give the sweep's measured wall time to get Snakemake's own share.
 
     python benchmarks/sweep_time.py --results RESULTS_DIR --wall 540 --cores 2
 """
@@ -75,8 +75,10 @@ def main() -> None:
             f"student build, input encoding, evaluation)"
         )
     torch_s = startup("import torch")
-    train_s = startup("import aftbench.train")
-    print(f"start-up floors (median of 3): `import torch` {torch_s:.2f} s, `import aftbench.train` {train_s:.2f} s")
+    train_s = startup("import aftbench.train.loop")
+    print(
+        f"start-up floors (median of 3): `import torch` {torch_s:.2f} s, `import aftbench.train.loop` {train_s:.2f} s"
+    )
     if a.wall:
         print(
             f"\nwall {a.wall:.0f} s on {a.cores} cores = {a.wall * a.cores:.0f} core-s; the jobs' summed wall "

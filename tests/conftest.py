@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from aftbench.splits import make_split
+from aftbench.data.splits import make_split
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def digits_split(tmp_path_factory):
 @pytest.fixture(scope="session")
 def feats(tmp_path_factory, digits_split):
     """A 12-d random-projection teacher's feature cache on the digits split."""
-    from aftbench.extract import extract
+    from aftbench.teachers.extract import extract
 
     d = tmp_path_factory.mktemp("feats")
     p = d / "rp.safetensors"

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from aftbench.methods import AFT, build_penalty, kernel_penalty
 from aftbench.methods.aft import EPS
+from aftbench.methods.registry import AFT, build_penalty, kernel_penalty
 
 
 def _rand(*shape, seed=0):

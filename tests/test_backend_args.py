@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import yaml
 
-from aftbench import registry_summary as registry
-from aftbench.backend_args import check_args, missing_packages, produced_modality, summarize
-from aftbench.config import ConfigError, check_config
-from aftbench.datasets import LOADERS
-from aftbench.students import ARCHS, INJECTED_ARGS
-from aftbench.teachers import BACKENDS
+from aftbench.config.check import check_config
+from aftbench.core.declare import check_args, missing_packages, produced_modality, summarize
+from aftbench.core.schema import ConfigError
+from aftbench.data.registry import LOADERS
+from aftbench.students.registry import ARCHS, INJECTED_ARGS
+from aftbench.sweep import summary as registry
+from aftbench.teachers.registry import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = (
@@ -71,7 +72,7 @@ def test_missing_weights_package_names_the_pip_line():
 
 @pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2", "lite3", "lite4"])
 def test_every_lite_variant_builds_at_random_init(variant):
-    from aftbench.teachers import EffNetLite
+    from aftbench.teachers.registry import EffNetLite
 
     t = EffNetLite(variant=variant, image_size=32, pretrained=False, bn_recalibration_batches=1)
     t.batch_size = 4
@@ -85,7 +86,7 @@ def test_every_lite_variant_builds_at_random_init(variant):
 def test_installed_lite_weights_load_by_name(variant):
     import torch
 
-    from aftbench.teachers import EffNetLite
+    from aftbench.teachers.registry import EffNetLite
 
     t = EffNetLite(variant=variant, image_size=32)
     fresh = EffNetLite(variant=variant, image_size=32, pretrained=False)

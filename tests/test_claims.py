@@ -6,10 +6,10 @@ import pytest
 from fake_runs import fake_sweep, write_run
 from scipy import stats as sps
 
-from aftbench import stats
-from aftbench.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED, claims_table, write_claims
-from aftbench.report import build_report, collect_runs
-from aftbench.tables import main_table
+from aftbench.report import stats
+from aftbench.report.build import build_report, collect_runs
+from aftbench.report.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED, claims_table, write_claims
+from aftbench.report.tables import main_table
 
 
 def claim(table, number, scope="all", statistic=None):

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aftbench.config import ConfigError, check_config, expand_sweep, validate_schema
+from aftbench.config.check import check_config
+from aftbench.core.schema import ConfigError, validate_schema
+from aftbench.sweep.expand import expand_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +41,8 @@ def test_shipped_config_is_valid(cfg):
 
 
 def test_every_teacher_and_student_in_registries(cfg):
-    from aftbench.students import ARCHS
-    from aftbench.teachers import BACKENDS
+    from aftbench.students.registry import ARCHS
+    from aftbench.teachers.registry import BACKENDS
 
     resolved = check(cfg)  # one-line specs expanded
     assert all(t["backend"] in BACKENDS for t in resolved["teachers"].values())

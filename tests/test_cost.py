@@ -13,11 +13,18 @@ import pytest
 import yaml
 from test_pipeline import planned, tiny_config
 
-from aftbench.config import validate_config
-from aftbench.cost import Priced, compare, estimate, render, wall_time
-from aftbench.flops import LOOKUP_BACKENDS, TEACHER_FORWARDS, FlopCountError, hf_config, student_flops, teacher_flops
-from aftbench.jobs import Job, sweep_jobs
-from aftbench.teachers import BACKENDS
+from aftbench.config.check import validate_config
+from aftbench.cost.bill import Priced, compare, estimate, render, wall_time
+from aftbench.cost.flops import (
+    LOOKUP_BACKENDS,
+    TEACHER_FORWARDS,
+    FlopCountError,
+    hf_config,
+    student_flops,
+    teacher_flops,
+)
+from aftbench.sweep.plan import Job, sweep_jobs
+from aftbench.teachers.registry import BACKENDS
 
 
 def test_tiny_vit_forward_flops_by_hand():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aftbench.datasets import LOADERS
-from aftbench.io import file_sha256
-from aftbench.sources import LazyImages, MissingDataError
-from aftbench.splits import build_split, load_split, make_split
+from aftbench.core.io import file_sha256
+from aftbench.data.registry import LOADERS
+from aftbench.data.sources import LazyImages, MissingDataError
+from aftbench.data.splits import build_split, load_split, make_split
 
 
 def write_idx(path, arr):
@@ -101,7 +101,7 @@ def test_sklearn_digits_and_tsv(text_tsv):
 def test_every_loader_declares_what_it_produces(name):
     """Each registered loader says which modality it yields (checked against a dataset's declared
     `modality` at validation) and documents itself; a new loader needs nothing else here."""
-    from aftbench.backend_args import summarize
+    from aftbench.core.declare import summarize
 
     produces = summarize(LOADERS[name])["produces"]
     assert produces in ("image", "text", "image+text") or isinstance(produces, dict), name

@@ -20,10 +20,11 @@ import yaml
 from test_pipeline import ROOT, planned, smk, tiny_config
 from tiny_specs import tiny_spec_dict
 
-from aftbench.config import ConfigError, validate_config
-from aftbench.extract import extract
-from aftbench.features import load_features, write_cache
-from aftbench.splits import load_split, make_split
+from aftbench.config.check import validate_config
+from aftbench.core.schema import ConfigError
+from aftbench.data.splits import load_split, make_split
+from aftbench.teachers.extract import extract
+from aftbench.teachers.features import load_features, write_cache
 
 RP = {"backend": "random_projection", "args": {"dim": 8}}
 
@@ -113,9 +114,9 @@ def run_spec(**train):
 
 
 def test_3_divergence_is_recorded_and_never_reported(tmp_path, digits_split):
-    from aftbench.report import collect_runs
-    from aftbench.tables import main_table, render_table
-    from aftbench.train import RunSpec, train_run
+    from aftbench.report.build import collect_runs
+    from aftbench.report.tables import main_table, render_table
+    from aftbench.train.loop import RunSpec, train_run
 
     m = train_run(RunSpec.from_dict(run_spec(lr=1e6)), digits_split, [], str(tmp_path / "d.json"))
     assert m["diverged"] and m["divergence"]["final_ce_mean"] > 1.25 * m["divergence"]["first_ce"]
@@ -178,7 +179,7 @@ def test_3_divergence_is_recorded_and_never_reported(tmp_path, digits_split):
 
 
 def test_4_a_batch_larger_than_the_training_set_is_refused(tmp_path, digits_split, text_tsv):
-    from aftbench.train import RunSpec, train_run
+    from aftbench.train.loop import RunSpec, train_run
 
     with pytest.raises(ValueError, match=r"train.batch_size 500 exceeds the 120 training examples"):
         train_run(RunSpec.from_dict(run_spec(batch_size=500)), digits_split, [], str(tmp_path / "m.json"))
@@ -189,7 +190,7 @@ def test_4_a_batch_larger_than_the_training_set_is_refused(tmp_path, digits_spli
 
 
 def test_3_a_non_finite_loss_names_the_term(tmp_path, digits_split):
-    from aftbench.train import RunSpec, train_run
+    from aftbench.train.loop import RunSpec, train_run
 
     with pytest.raises(FloatingPointError, match="the cross-entropy went non-finite: .*lower train.lr"):
         train_run(RunSpec.from_dict(run_spec(lr=1e30, steps=200)), digits_split, [], str(tmp_path / "m.json"))
@@ -226,7 +227,7 @@ def test_6_a_failed_job_shows_its_log_on_the_console(tmp_path, text_tsv):
 
 
 def test_6_a_failed_write_names_the_path_and_the_space_left(tmp_path, monkeypatch):
-    from aftbench import io
+    from aftbench.core import io
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -357,14 +358,14 @@ def test_9_the_workflow_refuses_a_yte_config_file(tmp_path, text_tsv):
 
 
 def test_9_control_characters_are_allowed_where_no_job_script_sees_them():
-    from aftbench.input_checks import control_characters
+    from aftbench.config.input_checks import control_characters
 
     assert control_characters({"datasets": {"x": {"args": {"sep": "\n"}}}}) == []
     assert control_characters({"launch": {"resources": {"train": {"qos": "a\tb"}}}})
 
 
 def test_11_one_sweep_never_mixes_training_settings_in_a_cell(text_tsv):
-    from aftbench.config import expand_sweep
+    from aftbench.sweep.expand import expand_sweep
 
     cfg = tiny_config(text_tsv)
     block = {"datasets": ["digits"], "students": ["cnn_t"], "methods": ["stl"], "seeds": [0]}
@@ -376,7 +377,7 @@ def test_11_one_sweep_never_mixes_training_settings_in_a_cell(text_tsv):
 def test_7_nothing_is_watched_outside_snakemake():
     """Only Snakemake's death orphans a job: started from a terminal (or pytest), a job watches
     nothing, so a login shell that exits under `nohup` never stops it."""
-    code = "from aftbench.lifeline import watched_ancestors; print(watched_ancestors())"
+    code = "from aftbench.launch.lifeline import watched_ancestors; print(watched_ancestors())"
     out = subprocess.run(["bash", "-c", f"{sys.executable} -c '{code}'"], capture_output=True, text=True).stdout
     assert out.strip() == "[]"
 
@@ -384,7 +385,7 @@ def test_7_nothing_is_watched_outside_snakemake():
 def test_3_a_checkpoint_without_divergence_state_is_not_resumed(tmp_path):
     import torch
 
-    from aftbench.train import load_checkpoint
+    from aftbench.train.loop import load_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     torch.save({"fingerprint": "f", "step": 3}, path)  # as an older aftbench wrote it
@@ -394,7 +395,7 @@ def test_3_a_checkpoint_without_divergence_state_is_not_resumed(tmp_path):
 # --- 10: aggregation of any subset ----------------------------------------------------------------
 @pytest.mark.parametrize("keep", ["stl", "probe", "one dataset"])
 def test_10_any_subset_of_finished_runs_aggregates(workdir, tmp_path, keep):
-    from aftbench.report import build_report
+    from aftbench.report.build import build_report
 
     paths = sorted(str(p) for p in (workdir / "results" / "runs").rglob("metrics.json"))
     pick = {

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from aftbench.extract import extract
-from aftbench.features import load_features
-from aftbench.splits import load_split
-from aftbench.train import RunSpec, train_run
+from aftbench.data.splits import load_split
+from aftbench.teachers.extract import extract
+from aftbench.teachers.features import load_features
+from aftbench.train.loop import RunSpec, train_run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -43,7 +43,7 @@ def test_extraction_on_gpu_matches_cpu(tmp_path, digits_split, tiny_timm):
 
 
 def test_training_on_gpu_with_amp_resumes(tmp_path, digits_split, tiny_timm, monkeypatch):
-    import aftbench.train as train_mod
+    import aftbench.train.loop as train_mod
 
     spec = RunSpec.from_dict(
         {
@@ -91,7 +91,7 @@ def test_training_on_gpu_with_amp_resumes(tmp_path, digits_split, tiny_timm, mon
 def test_clip_two_tower_student_on_gpu(tmp_path, digits_split, tiny_open_clip):
     """The CLIP-style student on the GPU: its batched eval transform and both towers run on the
     device, features match the CPU's, and a bf16-autocast training run finishes with finite loss."""
-    from aftbench.students import build_student
+    from aftbench.students.registry import build_student
 
     split = load_split(digits_split)
     student_spec = {"arch": "clip_two_tower", "args": {"model": tiny_open_clip, "combine": "outer", "proj_dim": 4}}

@@ -4,14 +4,14 @@ import stat
 
 import pytest
 
-import aftbench.io
-from aftbench.io import atomic_path, write_text
+import aftbench.core.io
+from aftbench.core.io import atomic_path, write_text
 
 
 def test_atomic_write_gets_the_umask_permissions_not_owner_only(tmp_path):
     write_text(tmp_path / "a.txt", "x")
     # mkstemp creates 0600; an artifact must get what open() would give it under this umask
-    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~aftbench.io._UMASK
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~aftbench.core.io._UMASK
 
 
 def test_failed_write_leaves_nothing(tmp_path):

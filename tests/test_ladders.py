@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aftbench.extract import extract
-from aftbench.probe import probe_run
-from aftbench.splits import make_split
+from aftbench.data.splits import make_split
+from aftbench.teachers.extract import extract
+from aftbench.train.probe import probe_run
 
 ROOT = Path(__file__).resolve().parents[1]
 LADDERS = {  # weak -> strong, as config.yaml's comments and the offline_pretrained sweep state them

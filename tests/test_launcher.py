@@ -14,7 +14,7 @@ import pytest
 from tiny_specs import tiny_spec_dict
 
 from aftbench.cli import Command, _without_launch_options, main
-from aftbench.launcher import JobFailed, job_spec, name_job, submit_and_wait
+from aftbench.launch.launcher import JobFailed, job_spec, name_job, submit_and_wait
 
 
 def test_job_spec_merges_default_and_kind():

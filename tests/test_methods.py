@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aftbench.methods import PENALTIES, build_penalty
+from aftbench.methods.registry import PENALTIES, build_penalty
 from aftbench.methods.rkd import angle_loss, distance_loss
 
 
@@ -118,7 +118,7 @@ def _gaussian_logpdf(y, cov):
 def test_logme_evidence_is_the_marginal_likelihood(n, d):
     """At its fitted α, β, LogME's evidence must equal log N(y; 0, F Fᵀ/α + I/β) / n, computed
     here directly from the covariance (no SVD), and α, β must maximise it locally."""
-    from aftbench.transferability import logme_column
+    from aftbench.selection.transferability import logme_column
 
     rng = np.random.default_rng(n)
     f = rng.standard_normal((n, d))
@@ -140,7 +140,7 @@ def test_logme_evidence_is_the_marginal_likelihood(n, d):
 
 def test_logme_prefers_informative_features_and_btune_weights_follow():
     from aftbench.methods.btune import BTuning
-    from aftbench.transferability import logme
+    from aftbench.selection.transferability import logme
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 300)
@@ -171,7 +171,7 @@ def test_logit_kd_golden():
 
 
 def test_factor_transfer_penalty_and_paraphraser():
-    from aftbench.paraphraser import train_paraphraser
+    from aftbench.train.paraphraser import train_paraphraser
 
     pen = build_penalty("ft", 4, 3)
     h = torch.randn(8, 4)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from aftbench.layout import run_id, run_wildcard_regex
+from aftbench.core.layout import run_id, run_wildcard_regex
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -151,7 +151,7 @@ def test_outputs_exist_with_expected_rows(workdir):
     assert "cnn_t (scratch, " in md and "by validation accuracy over the grid (aft: {0.5, 2}, ft: {1}, kd: {1}" in md
     tex = (rep / "tables" / "main.tex").read_text()
     assert r"\begin{tabular}" in tex and r"accuracy (\%)" in tex and "(%)" not in tex  # a bare % comments out LaTeX
-    from aftbench.layout import CLAIM_FIGURES
+    from aftbench.core.layout import CLAIM_FIGURES
 
     for name in [f"{d}_difference" for d in ("digits", "tinytext")] + CLAIM_FIGURES:
         png = rep / "figures" / f"{name}.png"

@@ -11,11 +11,13 @@ import torch
 import yaml
 from tiny_specs import tiny_spec as spec
 
-from aftbench.config import ConfigError, check_config, expand_sweep, validate_schema
-from aftbench.methods import build_penalty, product_kernel_penalty, product_target_kernel
+from aftbench.config.check import check_config
+from aftbench.core.schema import ConfigError, validate_schema
 from aftbench.methods.aft import _centred_unit_rows
-from aftbench.sweep_runs import train_spec
-from aftbench.train import TrainConfig, lr_factor, make_optimizer, train_run
+from aftbench.methods.registry import build_penalty, product_kernel_penalty, product_target_kernel
+from aftbench.sweep.expand import expand_sweep
+from aftbench.sweep.runs import train_spec
+from aftbench.train.loop import TrainConfig, lr_factor, make_optimizer, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,8 +48,8 @@ def test_cosine_schedule_pins_lr_at_first_middle_and_last_step(tmp_path, digits_
 
 
 def test_rho_and_maps_get_no_weight_decay_the_student_does(digits_split):
-    from aftbench.splits import load_split
-    from aftbench.students import build_student
+    from aftbench.data.splits import load_split
+    from aftbench.students.registry import build_student
 
     student = build_student(
         {"arch": "cnn", "args": {"width": 4, "depth": 2, "image_size": 8}}, load_split(digits_split)

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from aftbench import registry_summary as registry
+from aftbench.sweep import summary as registry
 
 
 def test_summary_matches_the_registries(tmp_path, monkeypatch):
@@ -13,8 +13,8 @@ def test_summary_matches_the_registries(tmp_path, monkeypatch):
     registry.describe.cache_clear()
     fresh = registry.compute()
     assert registry.describe() == json.loads(json.dumps(fresh))
-    from aftbench.students import ARCHS
-    from aftbench.teachers import BACKENDS
+    from aftbench.students.registry import ARCHS
+    from aftbench.teachers.registry import BACKENDS
 
     assert set(fresh["archs"]) == set(ARCHS) and set(fresh["backends"]) == set(BACKENDS)
     assert fresh["penalties"]["ft"] == "factors" and fresh["penalties"]["aft"] is None
@@ -38,16 +38,16 @@ def test_cache_is_keyed_on_the_package_sources(tmp_path, monkeypatch):
 
 def test_config_check_does_not_import_torch(tmp_path):
     code = (
-        "import sys, yaml; from aftbench.config import check_config, validate_schema; "
+        "import sys, yaml; from aftbench.config.check import check_config; from aftbench.core.schema import validate_schema; "
         "c = yaml.safe_load(open('config.yaml')); validate_schema(c); check_config(c); "
-        "import aftbench.figures, aftbench.launcher, aftbench.registry_summary; "
+        "import aftbench.report.figures, aftbench.launch.launcher, aftbench.sweep.summary; "
         "print('torch' in sys.modules, 'pandas' in sys.modules)"
     )
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     subprocess.run(
-        [sys.executable, "-c", "from aftbench.registry_summary import describe; describe()"], cwd=root, check=True
+        [sys.executable, "-c", "from aftbench.sweep.summary import describe; describe()"], cwd=root, check=True
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

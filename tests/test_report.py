@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from fake_runs import write_run
 
-from aftbench.report import collect_runs, select_beta
-from aftbench.tables import main_table
+from aftbench.report.build import collect_runs, select_beta
+from aftbench.report.tables import main_table
 
 
 def test_beta_selected_on_validation_not_test(tmp_path):
@@ -44,7 +44,7 @@ def test_select_beta_is_per_seed_and_student():
 
 
 def test_normalized_errors_relative_to_stl_on_the_same_seed(tmp_path):
-    from aftbench.stat_figures import normalized_errors
+    from aftbench.report.stat_figures import normalized_errors
 
     paths = [
         write_run(tmp_path, 0, method="stl", teachers=[], teacher_set="none", beta=0.0, test_acc=0.80),
@@ -61,7 +61,7 @@ def test_normalized_errors_relative_to_stl_on_the_same_seed(tmp_path):
 
 
 def test_beta_gains_are_relative_to_stl_of_the_same_student_and_seed(tmp_path):
-    from aftbench.figures import beta_gains
+    from aftbench.report.figures import beta_gains
 
     stl = dict(method="stl", teachers=[], teacher_set="none", beta=0.0)
     paths = [
@@ -81,9 +81,9 @@ def test_beta_gains_are_relative_to_stl_of_the_same_student_and_seed(tmp_path):
 def test_claim_figures_when_no_method_has_a_beta_grid_or_a_probe(tmp_path):
     """A sweep with one β per method and no probes (the SLURM test's): every claim figure is
     still written, saying what is missing."""
-    from aftbench.figures import beta_gains
-    from aftbench.layout import CLAIM_FIGURES
-    from aftbench.stat_figures import claim_figures
+    from aftbench.core.layout import CLAIM_FIGURES
+    from aftbench.report.figures import beta_gains
+    from aftbench.report.stat_figures import claim_figures
 
     stl = dict(method="stl", teachers=[], teacher_set="none", beta=0.0)
     runs = collect_runs([write_run(tmp_path, 0, **stl), write_run(tmp_path, 1, beta=1.0)])

@@ -29,17 +29,28 @@ def run(cmd, **kw):
 
 def test_imports_only_flow_downward():
     p = run([tool("lint-imports"), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT)
-    assert p.returncode == 0 and "1 kept, 0 broken" in p.stdout, p.stdout + p.stderr
+    assert p.returncode == 0 and "2 kept, 0 broken" in p.stdout, p.stdout + p.stderr
 
 
 def test_an_upward_import_breaks_the_contract(tmp_path):
     """The contract can fail: the bottom layer importing the CLI (a cycle) is caught."""
     shutil.copytree(PACKAGE, tmp_path / "aftbench", ignore=shutil.ignore_patterns("__pycache__"))
-    with open(tmp_path / "aftbench" / "layout.py", "a") as f:
-        f.write("\nfrom . import cli  # noqa: E402,F401\n")
+    with open(tmp_path / "aftbench" / "core" / "layout.py", "a") as f:
+        f.write("\nfrom aftbench import cli  # noqa: E402,F401\n")
     env = {"PATH": str(BIN), "PYTHONPATH": str(tmp_path)}
     p = run([tool("lint-imports"), "--config", str(ROOT / "pyproject.toml"), "--no-cache"], cwd=tmp_path, env=env)
-    assert p.returncode != 0 and "aftbench.layout -> aftbench.cli" in p.stdout, p.stdout + p.stderr
+    assert p.returncode != 0 and "aftbench.core.layout -> aftbench.cli" in p.stdout, p.stdout + p.stderr
+
+
+def test_a_cycle_inside_a_package_breaks_the_contract(tmp_path):
+    """Modules of one package may import each other, but never in a loop: core.io importing
+    core.records (which imports core.io) is caught by the acyclic-siblings contract."""
+    shutil.copytree(PACKAGE, tmp_path / "aftbench", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tmp_path / "aftbench" / "core" / "io.py", "a") as f:
+        f.write("\nfrom aftbench.core import records  # noqa: E402,F401\n")
+    env = {"PATH": str(BIN), "PYTHONPATH": str(tmp_path)}
+    p = run([tool("lint-imports"), "--config", str(ROOT / "pyproject.toml"), "--no-cache"], cwd=tmp_path, env=env)
+    assert p.returncode != 0 and "no cycle among the modules of one package BROKEN" in p.stdout, p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("module", sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")))

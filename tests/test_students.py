@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aftbench.splits import load_split
-from aftbench.students import ARCHS, build_student
+from aftbench.data.splits import load_split
+from aftbench.students.registry import ARCHS, build_student
 
 ARCH_NAMES = [
     "cnn",
@@ -102,7 +102,7 @@ def test_hub_students_load_their_weights_and_reinit_the_classifier(tiny_timm, ti
 
 
 def test_pretrained_students_load_real_weights(digits_split):
-    from aftbench.models import load_lite
+    from aftbench.core.weights import load_lite
 
     split = load_split(digits_split)
     a = build_student({"arch": "effnet_lite", "args": {"image_size": 32}}, split)
@@ -120,7 +120,7 @@ def test_pretrained_students_load_real_weights(digits_split):
 
 
 def test_minilm_bag_starts_from_minilm_input_embeddings(text_split):
-    from aftbench.models import minilm_word_embeddings
+    from aftbench.core.weights import minilm_word_embeddings
 
     split = load_split(text_split)
     s = build_student({"arch": "minilm_bag", "args": {"hidden": 8}}, split)
@@ -137,7 +137,7 @@ def test_minilm_bag_starts_from_minilm_input_embeddings(text_split):
 
 
 def test_glove_bag_starts_from_glove(text_split):
-    from aftbench.models import load_glove
+    from aftbench.core.weights import load_glove
 
     split = load_split(text_split)
     s = build_student({"arch": "glove_bag"}, split)

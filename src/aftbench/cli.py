@@ -2,7 +2,7 @@
 
 Rules stay thin: each passes its resolved spec as JSON plus input/output paths here, and the
 work happens in the package. Heavy commands also take `--launcher L --job JSON`: with a launcher
-other than `local` the same command is submitted as a job (aftbench.launcher) and this process
+other than `local` the same command is submitted as a job (aftbench.launch.launcher) and this process
 only waits for it."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from pathlib import Path
 
 from submitit.helpers import Checkpointable
 
+from aftbench.core.layout import RESULTS
+from aftbench.launch.launcher import LAUNCHERS, name_job, submit_and_wait
+from aftbench.launch.lifeline import stop_when_orphaned
+
 from . import __version__
-from .launcher import LAUNCHERS, name_job, submit_and_wait
-from .layout import RESULTS
-from .lifeline import stop_when_orphaned
 
 
 class Command(Checkpointable):
@@ -43,19 +44,19 @@ def _without_launch_options(argv: list[str]) -> list[str]:
 
 
 def _cmd_split(a):
-    from .splits import make_split
+    from aftbench.data.splits import make_split
 
     make_split(a.dataset, json.loads(a.spec), a.out, a.out_json)
 
 
 def _cmd_extract(a):
-    from .extract import extract
+    from aftbench.teachers.extract import extract
 
     extract(a.teacher, json.loads(a.spec), a.split, a.out, a.out_json, **json.loads(a.options))
 
 
 def _cmd_train(a):
-    from .train import RunSpec, train_run
+    from aftbench.train.loop import RunSpec, train_run
 
     m = train_run(
         RunSpec.from_dict(json.loads(a.spec)),
@@ -69,7 +70,7 @@ def _cmd_train(a):
 
 
 def _cmd_probe(a):
-    from .probe import probe_run
+    from aftbench.train.probe import probe_run
 
     s = json.loads(a.spec)
     m = probe_run(
@@ -88,27 +89,27 @@ def _cmd_probe(a):
 
 
 def _cmd_paraphraser(a):
-    from .paraphraser import make_factors
+    from aftbench.train.paraphraser import make_factors
 
     make_factors(a.features, a.teachers, a.split, json.loads(a.args), a.out, a.out_json)
 
 
 def _cmd_score(a):
-    from .teacher_scores import score_teacher_set
+    from aftbench.selection.scores import score_teacher_set
 
     rec = score_teacher_set(a.dataset, a.teacher_set, a.teachers, a.split, a.features, json.loads(a.options), a.out)
     print(" ".join(f"{k}={v:.4g}" for k, v in rec["scores"].items()), f"({rec['n_examples']} train examples)")
 
 
 def _cmd_select(a):
-    from .teacher_scores import select_teacher_sets
+    from aftbench.selection.scores import select_teacher_sets
 
     rec = select_teacher_sets(json.loads(a.request), a.scores, a.out, json.loads(a.teacher_sets))
     print(f"{rec['dataset']}: by {rec['by']}: ranking {rec['ranking']}; training on {rec['trained']}")
 
 
 def _cmd_report(a):
-    from .report import build_report
+    from aftbench.report.build import build_report
 
     paths = list(a.metrics)
     if a.metrics_list:
@@ -124,8 +125,10 @@ def _config_files(a) -> list[str]:
 
 
 def _cmd_cost(a):
-    from .config import ConfigError, load_config, validate_config
-    from .cost import compare, estimate, render
+    from aftbench.config.check import validate_config
+    from aftbench.config.load import load_config
+    from aftbench.core.schema import ConfigError
+    from aftbench.cost.bill import compare, estimate, render
 
     try:
         resolved = validate_config(load_config(_config_files(a), a.config))
@@ -143,8 +146,11 @@ def _cmd_cost(a):
 
 
 def _cmd_validate(a):
-    from .adaptive import SelectionFileError, known_selections
-    from .config import ConfigError, expand_sweep, load_config, planned_bound, validate_config
+    from aftbench.config.check import validate_config
+    from aftbench.config.load import load_config
+    from aftbench.core.schema import ConfigError
+    from aftbench.selection.adaptive import SelectionFileError, known_selections
+    from aftbench.sweep.expand import expand_sweep, planned_bound
 
     files = _config_files(a)
     try:
@@ -169,7 +175,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="aftbench", description=__doc__)
     p.add_argument("--version", action="version", version=f"aftbench {__version__}")
     launch = argparse.ArgumentParser(add_help=False)
-    g = launch.add_argument_group("where the job runs (aftbench.launcher)")
+    g = launch.add_argument_group("where the job runs (aftbench.launch.launcher)")
     g.add_argument(
         "--launcher",
         choices=LAUNCHERS,
@@ -180,7 +186,7 @@ def main(argv=None) -> int:
         "--job",
         type=json.loads,
         help="the job spec (resources, deadline, requeues) from "
-        "aftbench.launcher.job_spec, as JSON; needed by submitit_local / slurm",
+        "aftbench.launch.launcher.job_spec, as JSON; needed by submitit_local / slurm",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("split", help="draw and write a dataset's fixed train/val/test split")
@@ -239,7 +245,9 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_cmd_score)
     s = sub.add_parser("select", help="an adaptive block's selection: rank candidates' scores, keep the top k")
-    s.add_argument("--request", required=True, help="the selection request (aftbench.config.SelectRequest), as JSON")
+    s.add_argument(
+        "--request", required=True, help="the selection request (aftbench.selection.adaptive.SelectRequest), as JSON"
+    )
     s.add_argument("--scores", nargs="+", required=True)
     s.add_argument(
         "--teacher-sets",
@@ -301,7 +309,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if getattr(a, "launcher", "local") != "local":
         if a.job is None:
-            p.error(f"--launcher {a.launcher} needs --job (the job spec from aftbench.launcher.job_spec)")
+            p.error(f"--launcher {a.launcher} needs --job (the job spec from aftbench.launch.launcher.job_spec)")
         return submit_and_wait(a.launcher, name_job(a.job, a.out), _without_launch_options(argv), Command())
     if as_process and getattr(a, "launcher", None) == "local":
         stop_when_orphaned()  # Snakemake killed (even -9): this job stops too, instead of running unowned

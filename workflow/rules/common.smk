@@ -1,5 +1,5 @@
 # Config validation, sweep expansion and target lists. Everything else lives in the aftbench package;
-# every path comes from aftbench.layout.
+# every path comes from aftbench.core.layout.
 import inspect
 import json
 import os
@@ -8,18 +8,15 @@ import shlex
 
 from snakemake.common import overwrite_function_params
 
-from aftbench import jobs
-from aftbench.launcher import job_spec
-from aftbench.adaptive import UNION_SEP, known_selections, related_sets, scored_sets, selection_requests
-from aftbench.config import (
-    ConfigError,
-    expand_sweep,
-    setting,
-    validate_config,
-)
-from aftbench.sweep_runs import teachers_of, train_spec
-from aftbench.input_checks import yte_config_files
-from aftbench.layout import (
+from aftbench.sweep import plan as jobs
+from aftbench.launch.launcher import job_spec
+from aftbench.selection.adaptive import UNION_SEP, known_selections, related_sets, scored_sets, selection_requests
+from aftbench.config.check import validate_config
+from aftbench.core.schema import ConfigError, setting
+from aftbench.sweep.expand import expand_sweep
+from aftbench.sweep.runs import teachers_of, train_spec
+from aftbench.config.input_checks import yte_config_files
+from aftbench.core.layout import (
     BENCHMARKS_DIR,
     CLAIM_FIGURES,
     FACTORS_TEMPLATE,
@@ -194,7 +191,7 @@ def run_spec(w):
     return shlex.quote(json.dumps(train_spec(CONFIG, run_of(w)), sort_keys=True))
 
 
-# Where heavy jobs run (aftbench.launcher). Passed as Snakemake resources, not params, so that
+# Where heavy jobs run (aftbench.launch.launcher). Passed as Snakemake resources, not params, so that
 # switching launcher never reruns finished work; the slurm profile overrides `launcher` per rule
 # with set-resources, which survives any --config/--configfile given on the command line.
 LAUNCHER = setting(CONFIG, "launcher")

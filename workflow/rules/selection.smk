@@ -1,6 +1,6 @@
 rule score_teachers:
     """Transferability scores of one teacher set on one dataset, from its cached training features
-    (aftbench.transferability): seconds, and never the validation or test split."""
+    (aftbench.selection.transferability): seconds, and never the validation or test split."""
     input:
         split=rules.split.output.npz,
         features=feature_files,

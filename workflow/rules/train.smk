@@ -1,6 +1,6 @@
 rule train:
     """One student, one method, one teacher set, one seed: the one training loop. `{run}` is the run
-    id (aftbench.layout: RUN_TEMPLATE, and a TRAIN_VARIANT folder for a block with its own `train:`
+    id (aftbench.core.layout: RUN_TEMPLATE, and a TRAIN_VARIANT folder for a block with its own `train:`
     settings, so such a run never overwrites the one trained with the shared settings)."""
     input:
         unpack(train_inputs),

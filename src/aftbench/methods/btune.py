@@ -5,7 +5,7 @@ regression: prior w ~ N(0, α⁻¹ I), noise N(0, β⁻¹); α, β maximise the 
 iteration in the SVD basis of F). B-Tuning weights teachers by softmax(evidence / τ), forms the
 target  Σ_k π_k F_k M_k  from each teacher's posterior-mean predictions M_k, and pulls the
 student's own Bayesian-linear-regression predictions of the labels toward that target. LogME
-itself lives in aftbench.transferability (it is also a teacher-selection score).
+itself lives in aftbench.selection.transferability (it is also a teacher-selection score).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..transferability import logme
-from .base import Penalty
+from aftbench.methods.base import Penalty
+from aftbench.selection.transferability import logme
 
 
 class BTuning(Penalty):

@@ -1,7 +1,7 @@
 """Factor transfer (Kim et al., NeurIPS 2018) on cached teacher features.
 
 A paraphraser (autoencoder) is trained once per (dataset, teacher set) on the *training* split's
-teacher features — its own DAG step, `train_paraphraser` (aftbench.paraphraser) — and its code
+teacher features — its own DAG step, `train_paraphraser` (aftbench.train.paraphraser) — and its code
 ("factors") is cached. During student training a translator maps student features to the factor
 space; the penalty is the L1 distance between the L2-normalised translated student factors and
 teacher factors."""
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Penalty
+from aftbench.methods.base import Penalty
 
 
 class FactorTransfer(Penalty):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import Penalty
+from aftbench.methods.base import Penalty
 
 
 class FeatureKD(Penalty):

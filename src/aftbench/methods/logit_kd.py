@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from .base import Penalty
+from aftbench.methods.base import Penalty
 
 
 class LogitKD(Penalty):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Penalty
+from aftbench.methods.base import Penalty
 
 
 def distance_loss(h: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:

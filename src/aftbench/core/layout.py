@@ -1,0 +1,159 @@
+"""Where everything lives under the results folder: the one home of every path template and
+root (splits, feature caches, runs, probes, factors, logs, job folders). The config, the
+workflow and the launcher build paths from here, and nowhere else.
+
+A run's directory holds its ids as `key~value` parts (readable, and parseable back), so a path
+names dataset, student, method, teacher set, β and seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+RESULTS = "results"
+NO_TEACHERS = "none"  # the teacher-set id of runs without teachers (STL)
+PROBE_STUDENT = "probe"  # the student id of probe runs (a linear classifier on teacher features)
+
+# The one layout of a run's directory (also the Snakemake wildcard pattern of its outputs).
+RUN_TEMPLATE = "dataset~{dataset}/student~{student}/method~{method}/teachers~{tset}/beta~{beta}/seed~{seed}"
+# The one layout of a factor-transfer paraphraser's outputs (one per dataset, teacher set, FT method).
+FACTORS_TEMPLATE = "dataset~{dataset}/teachers~{tset}/method~{method}"
+
+RUNS_DIR = f"{RESULTS}/runs"
+FEATURES_DIR = f"{RESULTS}/features"
+FACTORS_DIR = f"{RESULTS}/factors"
+SPLITS_DIR = f"{RESULTS}/splits"
+LOGS_DIR = f"{RESULTS}/logs"
+BENCHMARKS_DIR = f"{RESULTS}/benchmarks"
+SCORES_DIR = f"{RESULTS}/scores"  # transferability scores per (dataset, teacher set)
+SELECTIONS_DIR = f"{RESULTS}/selections"  # an adaptive block's choice of teacher sets, per dataset
+JOBS_DIR = f"{LOGS_DIR}/jobs"  # submitit's folders, per job kind and job name
+REPORTS_DIR = f"{RESULTS}/reports"  # one folder per sweep: runs.csv, tables/, figures/
+# A run trained with a sweep block's own `train:` settings lives one level deeper, under a digest of
+# those settings, so two sweeps that differ only in training settings keep both results.
+TRAIN_VARIANT = "train~{tdigest}"
+
+
+def run_wildcard_regex(probe: bool) -> str:
+    """The Snakemake constraint of the one `{run}` wildcard of the training and probe rules: a run id
+    of RUN_TEMPLATE's shape (with a TRAIN_VARIANT part for training), its student `probe` or not.
+    One wildcard per run path, not one per id part: Snakemake's per-job cost grows with the number
+    of wildcards it matches and fills in (BENCHMARKS.md: DAG build)."""
+    part = "[^/]+"
+    student = PROBE_STUDENT if probe else f"(?!{PROBE_STUDENT}/){part}"
+    variant = "" if probe else f"(?:/{TRAIN_VARIANT.format(tdigest='[0-9a-f]{8}')})?"
+    return RUN_TEMPLATE.format(dataset=part, student=student, method=part, tset=part, beta=part, seed=r"\d+") + variant
+
+
+def format_beta(beta: float) -> str:
+    """β as it appears in paths: shortest round-trip form (0.1, 1, 10, 1e-05)."""
+    return format(float(beta), "g")
+
+
+def run_id(
+    dataset: str, student: str, method: str, tset: str, beta: float, seed: int, tdigest: str | None = None
+) -> str:
+    rid = RUN_TEMPLATE.format(
+        dataset=dataset, student=student, method=method, tset=tset, beta=format_beta(beta), seed=seed
+    )
+    return f"{rid}/{TRAIN_VARIANT.format(tdigest=tdigest)}" if tdigest else rid
+
+
+def probe_run_id(dataset: str, method: str, tset: str) -> str:
+    """A probe's run id: no student, β 0, one seed (probes are deterministic)."""
+    return run_id(dataset, PROBE_STUDENT, method, tset, 0, 0)
+
+
+def run_dir(rid: str) -> str:
+    return f"{RUNS_DIR}/{rid}"
+
+
+def metrics_path(rid: str) -> str:
+    return f"{run_dir(rid)}/metrics.json"
+
+
+def probe_logits_path(rid: str) -> str:
+    return f"{run_dir(rid)}/logits.safetensors"
+
+
+def split_path(dataset: str) -> str:
+    return f"{SPLITS_DIR}/{dataset}.npz"
+
+
+def split_images_dir(npz_path) -> str:
+    """Where a split's images live: `<name>.images/<part>.npy` beside `<name>.npz` (the `split`
+    rule declares this folder as an output)."""
+    return str(PurePosixPath(npz_path).with_suffix(".images"))
+
+
+def sidecar(path) -> str:
+    """The JSON sidecar of an artifact (`X.safetensors` -> `X.json`): what produced it."""
+    return str(PurePosixPath(path).with_suffix(".json"))
+
+
+def scores_path(dataset: str, tset: str) -> str:
+    return f"{SCORES_DIR}/dataset~{dataset}/teachers~{tset}/scores.json"
+
+
+def selection_path(dataset: str, digest: str) -> str:
+    """An adaptive block's selection for one dataset, named by a digest of what it selects from
+    and how (candidates, score, top k, union): the same request in two sweeps is one file."""
+    return f"{SELECTIONS_DIR}/dataset~{dataset}/select~{digest}.json"
+
+
+def report_dir(sweep: str) -> str:
+    return f"{REPORTS_DIR}/{sweep}"
+
+
+def runs_table_path(sweep: str) -> str:
+    """The sweep's runs.csv: the aggregate step's main output (it exists = the report was made)."""
+    return f"{report_dir(sweep)}/runs.csv"
+
+
+# The claim figures of every report (aftbench.report.stat_figures draws them; one workflow output each).
+CLAIM_FIGURES = [
+    "normalized_error",
+    "improvement_probability",
+    "ranks",
+    "student_vs_probe",
+    "accuracy_vs_size",
+    "rho_by_teacher",
+    "single_vs_union",
+    "accuracy_vs_beta",
+]
+# The teacher-selection tables and figures of every report (aftbench.report.scores): the scores of
+# every scored teacher set, and how well each score predicted the students trained on them.
+SCORE_TABLES = ["teacher_scores", "score_vs_student"]
+SCORE_FIGURES = ["teacher_scores", "score_vs_student"]
+
+
+def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES) -> list[str]:
+    """Everything the aggregate step writes for one sweep: runs.csv, the main and claims tables,
+    per-dataset and claim figures. Each sweep has its own folder, so running one sweep never
+    replaces another's."""
+    out = report_dir(sweep)
+    return (
+        [runs_table_path(sweep)]
+        + [f"{out}/tables/{t}.{ext}" for t in ("main", "claims") for ext in ("md", "tex", "csv")]
+        + [f"{out}/tables/{t}.{ext}" for t in SCORE_TABLES for ext in ("md", "csv")]
+        + [f"{out}/figures/{d}_difference.png" for d in datasets]
+        + [f"{out}/figures/{f}.png" for f in figures]
+        + [f"{out}/figures/{f}.png" for f in SCORE_FIGURES]
+    )
+
+
+def features_path(dataset: str, teacher: str) -> str:
+    return f"{FEATURES_DIR}/{dataset}/{teacher}.safetensors"
+
+
+def factors_path(dataset: str, tset: str, method: str) -> str:
+    return f"{FACTORS_DIR}/{FACTORS_TEMPLATE.format(dataset=dataset, tset=tset, method=method)}/factors.safetensors"
+
+
+def job_name(out_path: str) -> str:
+    """A job's name from its main output path: `results/runs/<run id>/metrics.json` -> `<run id>`,
+    `results/features/D/T.safetensors` -> `D/T`, `results/factors/<...>/factors.safetensors` -> `<...>`."""
+    name = str(PurePosixPath(out_path).with_suffix(""))
+    for prefix in (f"{RUNS_DIR}/", f"{FEATURES_DIR}/", f"{FACTORS_DIR}/", f"{SCORES_DIR}/", f"{RESULTS}/"):
+        name = name.removeprefix(prefix)
+    return name.removesuffix("/metrics").removesuffix("/factors").removesuffix("/scores")

@@ -1,0 +1,92 @@
+"""The config schema, shipped inside the package (config.schema.yaml; the workflow's
+workflow/schemas/config.schema.yaml links to it), the defaults it holds (the one place every
+default lives), a setting as a job sees it, and `ConfigError`, the one error every config
+problem is reported with (each naming its key path). Light: no torch, no numpy."""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from importlib import resources
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The config schema, read from the installed package (works without a checkout)."""
+    import yaml
+
+    return yaml.safe_load(resources.files(__package__).joinpath("config.schema.yaml").read_text())
+
+
+def defaults(section: str) -> dict:
+    """The schema's `default:` of every key of one config section (`train`, `extract`, `launch`,
+    `resources`, `probe`, `scores`, `select`, `cost`): the one place defaults live. A consumer overlays what the user set."""
+    where = {
+        "train": ["$defs", "train"],
+        "resources": ["$defs", "resources"],
+        "probe": ["$defs", "probe"],
+        "extract": ["properties", "extract"],
+        "launch": ["properties", "launch"],
+        "scores": ["properties", "scores"],
+        "cost": ["properties", "cost"],
+        "select": ["$defs", "select", "properties", "select"],
+    }[section]
+    node = schema()
+    for key in where:
+        node = node[key]
+    return {k: copy.deepcopy(v["default"]) for k, v in node["properties"].items() if "default" in v}
+
+
+def setting(config: dict, section: str, key: str | None = None):
+    """One setting as a job sees it: the user's value, else the schema's default
+    (`setting(c, "train", "threads")`; a top-level key: `setting(c, "launcher")`)."""
+    if key is None:
+        return config.get(section, schema()["properties"][section].get("default"))
+    return config.get(section, {}).get(key, defaults(section)[key])
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; `problems` lists every problem found, each naming its key path."""
+
+    def __init__(self, problems: list[str] | str, header: str = "config is not valid"):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        text = self.problems[0] if len(self.problems) == 1 else f"{header}: {len(self.problems)} problems"
+        super().__init__(
+            text if len(self.problems) == 1 else text + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+        )
+
+
+def _schema_message(err) -> str:
+    """One schema error as `key.path: message`; for `oneOf`/`anyOf`, the alternative that got
+    furthest says what is wrong (not "is not valid under any of the given schemas")."""
+    import jsonschema
+
+    if err.context:
+        # The alternatives a discriminator (`kind: {const: train}`) rules out say nothing useful:
+        # report the errors of the closest alternative that remains.
+        alternatives: dict = {}
+        for sub in err.context:
+            alternatives.setdefault(sub.schema_path[0], []).append(sub)
+        fitting = [errs for errs in alternatives.values() if not any(e.validator == "const" for e in errs)]
+        if fitting:
+            return "; ".join(dict.fromkeys(_schema_message(e) for e in min(fitting, key=len)))
+        return _schema_message(jsonschema.exceptions.best_match(err.context))
+    where = ".".join(map(str, err.absolute_path)) or "<top level>"
+    return f"{where}: {err.message}"
+
+
+def schema_problems(config: dict) -> list[str]:
+    """Every way `config` breaks the schema, each with its key path."""
+    import jsonschema
+
+    if not isinstance(config, dict):
+        return [f"<top level>: a config must be a mapping, got {type(config).__name__}"]
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    return list(dict.fromkeys(_schema_message(e) for e in errors))
+
+
+def validate_schema(config: dict) -> None:
+    problems = schema_problems(config)
+    if problems:
+        raise ConfigError(problems, header="config does not match the schema (aftbench/core/config.schema.yaml)")

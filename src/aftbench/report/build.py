@@ -1,0 +1,109 @@
+"""Aggregation: per-run metrics JSONs -> results/runs.csv -> tables (md, tex, csv) and figures.
+
+Reads only finished run outputs; never trains. `build_report` is what both the `all` target
+and the `tables` target (re-aggregate whatever exists) call.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aftbench.core.io import atomic_path, read_json
+from aftbench.core.layout import NO_TEACHERS, RESULTS
+from aftbench.core.records import role_of_record
+from aftbench.report.claims import write_claims
+from aftbench.report.scores import write_score_report
+from aftbench.report.stat_figures import claim_figures, difference_figure
+from aftbench.report.tables import write_tables
+
+RUN_COLUMNS = [
+    "dataset",
+    "modality",
+    "student",
+    "student_init",
+    "student_params",
+    "method",
+    "role",
+    "penalty",
+    "teachers",
+    "teacher_set",
+    "control_teacher",
+    "beta",
+    "seed",
+    "val_acc",
+    "test_acc",
+    "train_seconds",
+    "steps",
+    "schedule",
+    "fit_on",
+    "final_ce",
+    "final_penalty",
+    "rho_mean",
+    "rho_by_teacher",
+    "selected",
+    "diverged",
+    "run_id",
+]
+SELECTION_KEYS = ["dataset", "student", "method", "teacher_set", "seed"]
+
+
+def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
+    rows = []
+    for p in metrics_paths:
+        m = read_json(p)
+        rho = m.get("rho")
+        rows.append(
+            {
+                **{k: m.get(k) for k in RUN_COLUMNS},
+                "role": role_of_record(m),
+                "diverged": bool(m.get("diverged", False)),
+                "teachers": "+".join(m.get("teachers") or []) or NO_TEACHERS,
+                "rho_mean": float(np.mean([v["mean"] for v in rho.values()])) if rho else np.nan,
+                "rho_by_teacher": json.dumps({t: v["mean"] for t, v in rho.items()}) if rho else None,
+                # a teacher set holding any teacher that is not pre-trained (e.g. a random-init control)
+                "control_teacher": not all(m.get("teachers_pretrained") or [True]),
+            }
+        )
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    df = df.sort_values(SELECTION_KEYS + ["beta"], kind="stable").reset_index(drop=True)
+    df["selected"] = select_beta(df)
+    return df
+
+
+def select_beta(runs: pd.DataFrame) -> pd.Series:
+    """Model selection: for each (dataset, student, method, teacher set, seed) keep the β with the
+    highest *validation* accuracy (ties: the smaller β) among the runs that did not diverge; a
+    cell whose every β diverged selects nothing. The test split plays no part."""
+    ordered = runs.sort_values(SELECTION_KEYS + ["beta"], kind="stable")
+    if "diverged" in ordered:
+        ordered = ordered[~ordered.diverged.astype(bool)]
+    # fitted on train + val (fit_on, one β per method: checked before any job): no validation accuracy
+    ordered = ordered.assign(val_acc=ordered.val_acc.astype(float).fillna(-1.0))
+    best = ordered.groupby(SELECTION_KEYS, sort=False).val_acc.idxmax()
+    return runs.index.isin(best.values)
+
+
+def build_report(
+    metrics_paths: list[str], out_dir: str = RESULTS, scores: list[str] = (), selections: list[str] = ()
+) -> pd.DataFrame:
+    """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_difference.{png,pdf} and the claim
+    figures (aftbench.report.stat_figures.CLAIM_FIGURES), tables/claims.{md,csv,tex} (aftbench.report.claims), and
+    the teacher-selection tables and figures from the score and selection files
+    (aftbench.report.scores)."""
+    out = Path(out_dir)
+    if not metrics_paths:
+        raise FileNotFoundError("no finished runs to aggregate: run the sweep first (snakemake --cores N)")
+    runs = collect_runs(metrics_paths)
+    with atomic_path(out / "runs.csv") as tmp:
+        runs.to_csv(tmp, index=False)
+    write_tables(runs, out)
+    for ds in sorted(runs.dataset.unique()):
+        difference_figure(runs, ds, str(out / "figures" / f"{ds}_difference.png"))
+    claim_figures(runs, str(out / "figures"))
+    write_claims(runs, out)
+    write_score_report(runs, list(scores), list(selections), out)
+    return runs

@@ -1,0 +1,116 @@
+"""What every figure shares: matplotlib set up headless, atomic PNG writes, the placeholder
+for a figure whose runs are not in the sweep, and how methods are drawn: report order, one
+colour per method, the baseline found by role (aftbench.core.records), never by id."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from aftbench.core import records
+from aftbench.core.io import atomic_path
+from aftbench.core.records import BASELINE, PROBE, TRANSFER, method_label
+
+if TYPE_CHECKING:  # imported where used: the workflow imports aftbench.report.figures while building the DAG
+    import pandas as pd
+
+
+STUDENT_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # smallest student first
+
+
+def method_order(runs) -> list[str]:
+    """Every method of the runs in report order (aftbench.core.records: baselines, transfer, probes)."""
+    return records.method_order(zip(runs.method, runs.role, runs.penalty, strict=False))
+
+
+# tab10 without its grey (C7), which stays for probes and other non-methods
+PALETTE = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9", "navy", "darkgoldenrod", "teal"]
+
+
+def method_color(method: str, runs) -> str:
+    """One colour per method, the same in every figure of one report, in report order."""
+    students = [m for m in method_order(runs) if m not in set(runs[runs.role == PROBE].method)]
+    return PALETTE[students.index(method) % len(PALETTE)] if method in students else "0.5"
+
+
+def baseline_method(runs) -> str | None:
+    """The method every figure compares against (STL): the first baseline in report order."""
+    base = set(runs[runs.role == BASELINE].method)
+    return next((m for m in method_order(runs) if m in base), None)
+
+
+def baseline_label(runs) -> str:
+    return method_label(baseline_method(runs) or "baseline")
+
+
+def method_with_penalty(runs, penalty: str) -> str | None:
+    """The first transfer method with this penalty whose ρ (if it has one) was learned: the
+    fixed-ρ ablation shares AFT's penalty but keeps every ρ at 0.5."""
+    for m in transfer_methods(runs):
+        r = runs[runs.method == m]
+        if r.penalty.iloc[0] != penalty:
+            continue
+        rho = r.rho_by_teacher.dropna()
+        if len(rho) and all(v == 0.5 for js in rho for v in json.loads(js).values()):
+            continue
+        return m
+    return None
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path):
+    """The figure as PNG at `path` and as PDF beside it (for a paper)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    with atomic_path(str(path)[: -len(".png")] + ".pdf" if str(path).endswith(".png") else f"{path}.pdf") as tmp:
+        fig.savefig(tmp, bbox_inches="tight", format="pdf")
+    pyplot().close(fig)
+
+
+def placeholder(path, title, why):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{title}\n\n{why}", ha="center", va="center", fontsize=10, wrap=True)
+    save_png(fig, path)
+
+
+def transfer_methods(runs) -> list[str]:
+    """The transfer methods of the runs, in report order."""
+    transfer = set(runs[runs.role == TRANSFER].method)
+    return [m for m in method_order(runs) if m in transfer]
+
+
+def selected_runs(runs):
+    return runs[runs.selected & (runs.role != PROBE)]
+
+
+def cell_means(runs) -> pd.DataFrame:
+    """Mean test accuracy over seeds per (dataset, modality, student, params, method, teacher set)."""
+    return (
+        selected_runs(runs)
+        .groupby(["dataset", "modality", "student", "student_init", "student_params", "method", "role", "teacher_set"])
+        .test_acc.agg(["mean", "std", "count"])
+        .reset_index()
+    )
+
+
+def student_styles(cells) -> dict[str, tuple[str, str]]:
+    """Line style and marker per student in `cells` (one dataset's), smallest first."""
+    c = cells.drop_duplicates("student").sort_values("student_params")
+    return {st: STUDENT_STYLES[k % len(STUDENT_STYLES)] for k, st in enumerate(c.student)}
+
+
+def method_legend(fig, runs, methods, extra=()):
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=method_color(m, runs), lw=2, label=method_label(m)) for m in methods] + list(extra)
+    fig.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)

@@ -1,0 +1,114 @@
+"""A sweep as runs: one `Run` (aftbench.sweep.runs) per (dataset, student, method, teacher
+set, β, seed) of the named sweep, each method's β grid (a block may give its own), the most runs
+an adaptive sweep can reach, and runs two blocks would plan under different settings. The
+workflow's DAG and `cost`'s job plan (aftbench.sweep.plan) both start from `expand_sweep`."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+
+from aftbench.core.layout import NO_TEACHERS, PROBE_STUDENT, run_id
+from aftbench.core.records import BASELINE, method_role
+from aftbench.core.schema import ConfigError
+from aftbench.selection.adaptive import adaptive_bound, is_adaptive, select_request, selected_sets
+from aftbench.sweep.runs import Run, run_train_overrides
+from aftbench.sweep.summary import target_source
+
+
+def distilled_probe(method: dict) -> str | None:
+    """The probe-kind method whose logits a logit-distillation method learns from, else None."""
+    if method["kind"] != "train" or target_source(method["penalty"]) != "probe_logits":
+        return None
+    return method.get("args", {}).get("probe", "probe")
+
+
+def beta_grid(method: dict) -> list[float]:
+    """A method's β values: `beta` may be one number or a grid (selected on validation)."""
+    if method_role(method) == BASELINE:
+        return [0.0]
+    b = method.get("beta", 1.0)
+    return [float(x) for x in (b if isinstance(b, list) else [b])]
+
+
+def block_method(config: dict, block: dict, method: str) -> dict:
+    """A method's entry as a block runs it: with the block's own β grid for it, if it has one."""
+    mspec = config["methods"][method]
+    return {**mspec, "beta": block["beta"][method]} if method in block.get("beta", {}) else mspec
+
+
+def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, list[str]] | None = None) -> list[Run]:
+    """One Run per (dataset, student, method, teacher set, β, seed) of the named sweep,
+    deduplicated. STL runs have no teacher set and β = 0; probes have no student, β = 0 and one
+    seed (they are deterministic). An adaptive block trains on the sets its selection chose
+    (`selections`: request digest -> the selected set ids, as written by the selection step);
+    before its selection is made it contributes only its runs without teachers."""
+    runs: dict[str, Run] = {}
+    cells: dict[str, str] = {}  # run id without the train digest -> the block settings it was given
+    for b in config["sweeps"][sweep or config["sweep"]]:
+        for d in b["datasets"]:
+            if is_adaptive(b):
+                request = select_request(b, d)
+                chosen = (selections or {}).get(request.digest)
+                block_sets = [] if chosen is None else selected_sets(config, request, chosen)
+            else:
+                block_sets = b.get("teacher_sets", [])
+            train = json.dumps(run_train_overrides(config, b.get("train", {}), d), sort_keys=True)
+            for m in b["methods"]:
+                mspec = config["methods"][m]
+                if mspec["kind"] == "probe":
+                    for ts in block_sets:
+                        r = Run("probe", d, PROBE_STUDENT, m, ts, 0, "{}")
+                        runs.setdefault(r.run_id, r)
+                    continue
+                tsets = [NO_TEACHERS] if method_role(mspec) == BASELINE else block_sets
+                mspec = block_method(config, b, m)
+                for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):
+                    r = Run("train", d, s, m, ts, int(seed), train, beta)
+                    cell = run_id(d, s, m, ts, beta, int(seed))
+                    if cells.setdefault(cell, train) != train:  # one sweep, one table cell: one setting
+                        raise ConfigError(
+                            f"sweep {sweep or config['sweep']!r}: run {cell} appears in two blocks with different "
+                            f"train settings ({cells[cell]} and {train}); its table cell would mix them. Put them in "
+                            f"two sweeps"
+                        )
+                    runs.setdefault(r.run_id, r)
+    return list(runs.values())
+
+
+def planned_bound(config: dict, sweep: str | None = None) -> int:
+    """The most runs the sweep can have once every selection is made: its runs before any, plus
+    each adaptive block's runs on top_k sets (and a union) per dataset, as if none were shared."""
+    total = len(expand_sweep(config, sweep, {}))
+    for b in config["sweeps"][sweep or config["sweep"]]:
+        if not is_adaptive(b):
+            continue
+        per_set = 0
+        for m in b["methods"]:
+            mspec = block_method(config, b, m)
+            if mspec["kind"] == "probe":
+                per_set += 1
+            elif method_role(mspec) != BASELINE:
+                per_set += len(b["students"]) * len(beta_grid(mspec)) * len(b["seeds"])
+        for d in b["datasets"]:
+            r = select_request(b, d)
+            total += per_set * (r.top_k + int(r.union))
+    return total
+
+
+def adaptive_conflicts(config: dict) -> list[str]:
+    """Runs an adaptive block of the configured sweep could share with another block under other
+    train settings, whatever it selects (checked before any job: expand_sweep would find them only
+    after the selection)."""
+    if not any(is_adaptive(b) for b in config["sweeps"][config["sweep"]]):
+        return []
+    widened = copy.deepcopy(config)
+    for b in widened["sweeps"][config["sweep"]]:
+        if is_adaptive(b):
+            b["teacher_sets"] = list(dict.fromkeys(ts for _, ts in adaptive_bound(config, b)))
+    try:
+        expand_sweep(widened)
+    except ConfigError as err:
+        return [f"{p} (an adaptive block could select it)" for p in err.problems]
+    return []

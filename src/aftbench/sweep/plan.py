@@ -1,0 +1,136 @@
+"""A sweep's jobs as the workflow plans them, without Snakemake: every split, extraction, score,
+selection, paraphraser, probe and training job with its output, its benchmark file and the jobs it
+waits for (the same inputs the rules declare; the workflow takes a run's Φ file from here too).
+aftbench.cost.bill prices them; a job whose output exists is done, as `snakemake -n` sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aftbench.core.layout import (
+    BENCHMARKS_DIR,
+    FACTORS_TEMPLATE,
+    factors_path,
+    features_path,
+    metrics_path,
+    probe_logits_path,
+    probe_run_id,
+    runs_table_path,
+    scores_path,
+    selection_path,
+    split_path,
+)
+from aftbench.selection.adaptive import known_selections, scored_sets, selected_sets, selection_requests
+from aftbench.sweep.expand import distilled_probe, expand_sweep
+from aftbench.sweep.runs import Run, teachers_of
+from aftbench.sweep.summary import target_source
+
+
+@dataclass
+class Job:
+    kind: str  # split | extract | score | select | paraphraser | probe | train | aggregate
+    output: str  # the main output: it exists = the job is done
+    benchmark: str | None  # the rule's benchmark: file (None where the rule has none)
+    needs: list[str] = field(default_factory=list)  # outputs of the jobs this one waits for
+    dataset: str | None = None
+    teacher: str | None = None  # extraction
+    teacher_set: str | None = None
+    run: Run | None = None  # probe and train
+
+
+def target_files(config: dict, dataset: str, teacher_set: str, method: str) -> list[str]:
+    """The Φ file a training run's method reads instead of the features (FT's factors, the
+    distilled probe's logits), or none."""
+    m = config["methods"][method]
+    source = target_source(m.get("penalty", "none"))
+    if source == "factors":
+        return [factors_path(dataset, teacher_set, method)]
+    if source == "probe_logits":
+        return [probe_logits_path(probe_run_id(dataset, distilled_probe(m), teacher_set))]
+    return []
+
+
+def _assumed_selections(config: dict, made: dict[str, list[str]]) -> tuple[dict[str, list[str]], list[str]]:
+    """Selections made so far, and for each one not yet made its first top_k candidates as a stand-in
+    (how much a student costs does not depend on which teachers it learns from; which caches are
+    extracted does not either: every candidate is extracted and scored)."""
+    out, assumed = dict(made), []
+    for r in selection_requests(config):
+        if r.digest not in out:
+            out[r.digest] = list(r.candidates[: r.top_k])
+            assumed.append(r.dataset)
+    return out, assumed
+
+
+def sweep_jobs(config: dict) -> tuple[dict[str, Job], list[str]]:
+    """Every job of the configured sweep, by output; and the datasets whose adaptive selection is
+    not made yet (their runs are planned on a stand-in selection)."""
+    made = known_selections(config)
+    selections, assumed = _assumed_selections(config, made)
+    runs = expand_sweep(config, selections=selections)
+    jobs: dict[str, Job] = {}
+
+    def add(job: Job) -> str:
+        jobs.setdefault(job.output, job)
+        return job.output
+
+    def split(d):
+        return add(Job("split", split_path(d), f"{BENCHMARKS_DIR}/split/{d}.tsv", dataset=d))
+
+    def features(d, ts):
+        return [
+            add(Job("extract", features_path(d, t), f"{BENCHMARKS_DIR}/features/{d}/{t}.tsv", [split(d)], d, t))
+            for t in teachers_of(config, ts)
+        ]
+
+    for d, ts in scored_sets(config):
+        add(
+            Job(
+                "score",
+                scores_path(d, ts),
+                f"{BENCHMARKS_DIR}/scores/{d}/{ts}.tsv",
+                [split(d), *features(d, ts)],
+                d,
+                teacher_set=ts,
+            )
+        )
+    picks = {}
+    for r in selection_requests(config):
+        out = add(
+            Job(
+                "select",
+                selection_path(r.dataset, r.digest),
+                None,
+                [scores_path(r.dataset, c) for c in r.candidates],
+                r.dataset,
+            )
+        )
+        for ts in selected_sets(config, r, selections[r.digest]):
+            picks[(r.dataset, ts)] = out
+    for run in runs:
+        d, ts = run.dataset, run.teacher_set
+        needs = [split(d), *features(d, ts)]
+        if (d, ts) in picks:
+            needs.append(picks[(d, ts)])
+        bench = f"{BENCHMARKS_DIR}/runs/{run.run_id}.tsv"
+        if run.kind == "probe":
+            add(Job("probe", metrics_path(run.run_id), bench, needs, d, teacher_set=ts, run=run))
+            continue
+        for target in target_files(config, d, ts, run.method):
+            needs.append(target)
+            if target_source(config["methods"][run.method]["penalty"]) == "factors":
+                factors = FACTORS_TEMPLATE.format(dataset=d, tset=ts, method=run.method)
+                add(
+                    Job("paraphraser", target, f"{BENCHMARKS_DIR}/factors/{factors}.tsv", needs[:-1], d, teacher_set=ts)
+                )
+            else:
+                needs[-1] = metrics_path(probe_run_id(d, distilled_probe(config["methods"][run.method]), ts))
+        add(Job("train", metrics_path(run.run_id), bench, needs, d, teacher_set=ts, run=run))
+    metrics = [j.output for j in jobs.values() if j.kind in ("train", "probe")]
+    add(Job("aggregate", runs_table_path(config["sweep"]), None, metrics))
+    return jobs, assumed
+
+
+def done(job: Job, root: str | Path = ".") -> bool:
+    return (Path(root) / job.output).exists()

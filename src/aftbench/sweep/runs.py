@@ -1,0 +1,81 @@
+"""One run of a sweep: its record (`Run`: dataset, student, method, teacher set, β, seed and the
+block's own train settings), the train settings a block gives one dataset's runs, the resolved
+spec its job gets (also its Snakemake params), and a teacher set's teachers (unions included).
+aftbench.sweep.expand expands sweeps into Runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+from aftbench.core.layout import NO_TEACHERS, run_id
+from aftbench.core.schema import defaults
+from aftbench.selection.adaptive import union_members
+
+
+@dataclass(frozen=True)
+class Run:
+    kind: str  # "train" | "probe"
+    dataset: str
+    student: str
+    method: str
+    teacher_set: str
+    seed: int
+    train: str  # JSON of the block's train overrides (hashable)
+    beta: float = 0.0
+
+    @cached_property  # a 50,000-run DAG asks for both several times per run
+    def train_digest(self) -> str | None:
+        """A short digest of the block's own training settings (None without any): part of the
+        run's identity, so a block that trains differently never overwrites another's run."""
+        if self.train == "{}":
+            return None
+        return hashlib.sha256(self.train.encode()).hexdigest()[:8]
+
+    @cached_property
+    def run_id(self) -> str:
+        return run_id(
+            self.dataset, self.student, self.method, self.teacher_set, self.beta, self.seed, self.train_digest
+        )
+
+
+def run_train_overrides(config: dict, block_train: dict, dataset: str) -> dict:
+    """A block's `train:` overrides as one dataset's runs get them: `step_multiplier` (the
+    block's, else the shared one) is resolved into that dataset's `steps` and dropped, so a
+    multiplier changes the runs of the datasets it names and no others."""
+    train = dict(block_train)
+    multipliers = train.pop("step_multiplier", config["train"].get("step_multiplier", {}))
+    factor = multipliers.get(dataset, 1)
+    if factor != 1:
+        steps = train.get("steps", config["train"].get("steps", defaults("train")["steps"]))
+        train["steps"] = int(steps) * int(factor)
+    return train
+
+
+def train_spec(config: dict, run: Run) -> dict:
+    """The fully resolved spec a training job needs (also its Snakemake params: any change to
+    what this run depends on, and nothing else, makes Snakemake rerun it)."""
+    shared = {k: v for k, v in config["train"].items() if k != "step_multiplier"}  # resolved in run.train
+    train = {**shared, **json.loads(run.train)}
+    return {
+        "run_id": run.run_id,
+        "dataset": run.dataset,
+        "student_id": run.student,
+        "student": config["students"].get(run.student, {"arch": "linear_probe"}),
+        "method_id": run.method,
+        "method": {**config["methods"][run.method], "beta": run.beta},  # this run's one β of the grid
+        "teacher_set": run.teacher_set,
+        "teachers": teachers_of(config, run.teacher_set),
+        "seed": run.seed,
+        "train": train,
+    }
+
+
+def teachers_of(config: dict, teacher_set: str) -> list[str]:
+    """A teacher set's teachers; a union id (`a+b`, aftbench.selection.adaptive.union_set) has its members'."""
+    if teacher_set == NO_TEACHERS:
+        return []
+    union = union_members(config, teacher_set)
+    return union if union is not None else list(config["teacher_sets"][teacher_set])

@@ -1,0 +1,200 @@
+"""The feature cache of one (dataset, teacher): how it is stored (float16 where lossless
+enough), read back and checked against the split it was computed on, concatenated per teacher
+set, and rescaled the one way every consumer rescales it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aftbench.core.io import atomic_path, read_json, write_json
+from aftbench.core.layout import sidecar
+from aftbench.data.splits import SPLITS
+
+
+def store_dtype(f, store: str, tol: float = 1e-3) -> tuple[np.ndarray, dict]:
+    """float16 where lossless enough (`store: auto`): the rounding error is at most `tol` of the
+    matrix in relative Frobenius norm (what kernels and MSE penalties see), no entry moves by
+    more than 10 × tol × the matrix RMS, and nothing overflows or flushes to zero wholesale;
+    else float32. Says what it chose and the measured error. `f` (numpy, or a tensor on any
+    device: the check runs where the features are and only the chosen dtype is copied back)."""
+    f = torch.as_tensor(f).float()
+    if store == "float32":
+        return f.cpu().numpy(), {"dtype": "float32"}
+    half = f.half()
+    d = half.float() - f
+    norm = float(torch.linalg.vector_norm(f, dtype=torch.float64)) or 1.0  # float64: no overflow
+    rel = float(torch.linalg.vector_norm(d, dtype=torch.float64)) / norm if f.numel() else 0.0
+    worst = float(d.abs().max()) / (norm / f.numel() ** 0.5) if f.numel() else 0.0
+    finite = bool(torch.isfinite(half).all())
+    ok = finite and rel <= tol and worst <= 10 * tol
+    info = {"relative_error": rel, "max_error_over_rms": worst}
+    if store == "float16" and not ok:
+        raise ValueError(
+            f"features do not fit float16 (relative error {rel:.2g}, max {worst:.2g} × RMS, finite={finite})"
+        )
+    if ok:
+        return half.cpu().numpy(), {"dtype": "float16", **info}
+    return f.cpu().numpy(), {"dtype": "float32", "float16": info}
+
+
+def pooled_std(matrices) -> float:
+    """Standard deviation of every entry of several matrices together, without concatenating them."""
+    n = total = total_sq = 0.0
+    for m in matrices:
+        for i in range(0, len(m), 4096):  # float64 sums, 4,096 rows at a time
+            c = m[i : i + 4096].astype(np.float64)
+            n, total, total_sq = n + c.size, total + c.sum(), total_sq + (c * c).sum()
+    return float(np.sqrt(max(total_sq / n - (total / n) ** 2, 0.0))) if n else 0.0
+
+
+def rms_scale(train_feats: np.ndarray) -> float:
+    """The one scalar every consumer divides cached features by (train-split RMS), so penalties
+    such as KD's MSE see a sane scale whatever the teacher; scale-free ones (AFT) are unaffected."""
+    return float(np.sqrt((train_feats**2).mean())) or 1.0
+
+
+# What a feature cache is, embedded in the safetensors file's own header (so it travels with the
+# tensors and is covered by the consumers' input checks); the JSON sidecar repeats it for people.
+IDENTITY = ("teacher", "dataset", "split_sha256", "modality", "pretrained", "spec")
+
+
+def tensor_sha256(a: np.ndarray) -> str:
+    """SHA-256 of a matrix's bytes (C order); its shape and dtype are checked separately."""
+    return hashlib.sha256(np.ascontiguousarray(a).view(np.uint8).data).hexdigest()
+
+
+def write_cache(out_path: str, out_json: str, feats: dict[str, np.ndarray], identity: dict, details: dict) -> dict:
+    """Write a (dataset, teacher) cache: the matrices with their identity and content digests in
+    the file's header, then the sidecar (identity + digests + `details`: timing, versions, ...)."""
+    from safetensors.numpy import save_file
+
+    facts = {
+        **{k: identity[k] for k in IDENTITY},
+        "shapes": {k: list(v.shape) for k, v in feats.items()},
+        "dtypes": {k: str(v.dtype) for k, v in feats.items()},
+        "tensor_sha256": {k: tensor_sha256(v) for k, v in feats.items()},
+    }
+    with atomic_path(out_path) as tmp:
+        save_file(feats, str(tmp), metadata={"aftbench": json.dumps(facts, sort_keys=True)})
+    write_json(out_json, {**facts, **details})
+    return facts
+
+
+def rebuild_hint(path) -> str:
+    return (
+        f"rebuild it: `rm {path} {sidecar(path)}`, then run snakemake again (it re-extracts this teacher and "
+        f"reruns what used it)"
+    )
+
+
+def _embedded_facts(path: str, tid: str) -> dict | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "np") as f:
+            header = f.metadata() or {}
+    except Exception as err:
+        raise ValueError(f"corrupt feature cache {path} (teacher {tid!r}): {err}; {rebuild_hint(path)}") from None
+    if "aftbench" not in header:
+        return None
+    try:
+        return json.loads(header["aftbench"])
+    except ValueError:
+        raise ValueError(
+            f"feature cache {path} (teacher {tid!r}): unreadable identity header; {rebuild_hint(path)}"
+        ) from None
+
+
+@dataclass
+class CachedFeatures:
+    """Cached features of a teacher set: per-split matrices (teachers concatenated in the set's
+    order), each teacher's dimension (to split ρ back per teacher) and whether it is pre-trained."""
+
+    splits: dict[str, np.ndarray]
+    dims: list[int]
+    pretrained: list[bool]
+
+
+def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -> CachedFeatures:
+    """Load and concatenate cached features of several teachers after verifying each one: it was
+    computed for this teacher on exactly this split artifact, every matrix has the shape, dtype and
+    content digest recorded when it was written, every entry is finite, and its sidecar says the
+    same. What the consumers use (dims, pre-trained or not) comes from the verified file itself.
+    A mismatch is refused, naming the file, what differs and how to rebuild it."""
+    from safetensors.numpy import load_file
+
+    per_split: dict[str, list] = {s: [] for s in SPLITS}
+    dims, pretrained = [], []
+    for tid, path in zip(teacher_ids, paths, strict=True):
+        facts = _embedded_facts(path, tid)
+        meta_path = sidecar(path)
+        meta = read_json(meta_path) if Path(meta_path).exists() else None
+        if facts is None:  # no identity in the file's header: replaced since, or written by an older aftbench
+            if meta is None:
+                raise FileNotFoundError(f"feature cache {path} has no sidecar {meta_path}; {rebuild_hint(path)}")
+            if "tensor_sha256" in meta:  # this aftbench wrote it with a header: the file was replaced since
+                raise ValueError(
+                    f"feature cache {path} (teacher {tid!r}) is not the file that was extracted (its header lacks "
+                    f"the identity its sidecar records): replaced since; {rebuild_hint(path)}"
+                )
+            print(
+                f"warning: feature cache {path} predates content digests and cannot be verified; {rebuild_hint(path)}",
+                file=sys.stderr,
+                flush=True,
+            )
+            facts = {**meta, "dtypes": None, "tensor_sha256": None}
+        elif meta is not None:
+            edited = [k for k in (*IDENTITY, "shapes", "tensor_sha256") if meta.get(k) != facts.get(k)]
+            if edited or ("dim" in meta and any(meta["dim"] != v[1] for v in facts["shapes"].values())):
+                raise ValueError(
+                    f"sidecar {meta_path} disagrees with the cache it describes ({edited or ['dim']}): "
+                    f"it was edited or belongs to another cache; {rebuild_hint(path)}"
+                )
+        if facts["teacher"] != tid:
+            raise ValueError(
+                f"feature cache {path} holds teacher {facts['teacher']!r}, not {tid!r}; {rebuild_hint(path)}"
+            )
+        if facts["split_sha256"] != split_sha256:
+            raise ValueError(
+                f"feature cache {path} (teacher {tid!r}) was computed on another split "
+                f"({facts['split_sha256'][:12]} != {split_sha256[:12]}); {rebuild_hint(path)}"
+            )
+        try:
+            arrays = load_file(path)
+        except Exception as err:
+            raise ValueError(f"corrupt feature cache {path} (teacher {tid!r}): {err}; {rebuild_hint(path)}") from None
+        for s in SPLITS:
+            if s not in arrays or list(arrays[s].shape) != facts["shapes"][s]:
+                raise ValueError(
+                    f"feature cache {path} (teacher {tid!r}) lacks a complete {s!r} matrix; {rebuild_hint(path)}"
+                )
+            a = arrays[s]
+            if facts["dtypes"] and str(a.dtype) != facts["dtypes"][s]:
+                raise ValueError(
+                    f"feature cache {path} ({s}): dtype {a.dtype}, recorded {facts['dtypes'][s]}; {rebuild_hint(path)}"
+                )
+            if facts["tensor_sha256"] and tensor_sha256(a) != facts["tensor_sha256"][s]:
+                raise ValueError(
+                    f"feature cache {path} (teacher {tid!r}, split {s!r}): its content differs from "
+                    f"what was written at extraction (digest mismatch: replaced or corrupted since); "
+                    f"{rebuild_hint(path)}"
+                )
+            if not np.isfinite(a).all():
+                bad = int(a.size - np.isfinite(a).sum())
+                raise ValueError(
+                    f"feature cache {path} (teacher {tid!r}, split {s!r}) holds {bad} non-finite "
+                    f"entries (NaN/Inf) of {a.size}; {rebuild_hint(path)}"
+                )
+            per_split[s].append(a.astype(np.float32, copy=False))  # float16 caches widen here
+        dims.append(int(arrays["train"].shape[1]))
+        pretrained.append(bool(facts["pretrained"]))
+    # one teacher: its matrices as they are (concatenating one would copy them for nothing)
+    joined = {s: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for s, v in per_split.items()}
+    return CachedFeatures(joined, dims, pretrained)

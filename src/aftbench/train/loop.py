@@ -1,0 +1,418 @@
+"""The one training loop: cross-entropy + β · penalty(h, Φ), Adam on student and penalty jointly.
+
+Teacher features come from the cache (never a teacher forward pass). The reported checkpoint is
+the final step (no early stopping, so the test split cannot leak into when training stops).
+
+Resumable: every `checkpoint_every` steps the complete training state (student, penalty, Adam,
+the batch sampler's generator and position, torch's RNG, loss history) goes atomically to
+`checkpoint.pt` beside the run's metrics. A job killed or requeued (SLURM preemption, timeout)
+and started again resumes from it and ends with the same weights and metrics as a run that was
+never interrupted; the checkpoint is deleted once the metrics are written. A checkpoint written
+for a different spec is ignored (and reported), never resumed from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aftbench.core.device import autocast, resolve_device
+from aftbench.core.io import atomic_path
+from aftbench.core.records import DIVERGENCE_FACTOR, method_role, write_run_record
+from aftbench.core.schema import defaults
+from aftbench.data.splits import SPLITS, load_split
+from aftbench.methods.registry import build_penalty, penalty_class
+from aftbench.students.registry import build_student
+from aftbench.teachers.features import load_features, rms_scale
+
+
+@dataclass
+class TrainConfig:
+    """A run's training settings: config.yaml's `train:` (and the block's overrides) over the
+    schema's defaults (aftbench.core.schema)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    eval_batch_size: int
+    log_every: int
+    device: str
+    threads: int
+    checkpoint_every: int  # steps between resumable checkpoints (0: none)
+    amp: bool  # bf16 autocast of the student's forward pass on GPUs (losses stay float32)
+    schedule: str  # "constant" | "cosine": every parameter group's lr over the run (lr_factor)
+    fit_on: str  # "train" | "train+val": the examples the student is fitted on
+
+    @classmethod
+    def resolve(cls, settings: dict | None = None) -> TrainConfig:
+        # step_multiplier is resolved into `steps` by the config (aftbench.sweep.runs.run_train_overrides)
+        merged = {k: v for k, v in {**defaults("train"), **(settings or {})}.items() if k != "step_multiplier"}
+        return cls(**merged)
+
+
+def lr_factor(schedule: str, steps: int):
+    """The multiplier of every group's learning rate after k optimiser steps (LambdaLR's
+    argument; the scheduler steps once after every optimiser step, so step 1 runs at k = 0).
+    cosine: 0.5 · (1 + cos(π k / steps)), i.e. the full lr at step 1, half at the middle step,
+    0.5 · (1 + cos(π (steps − 1) / steps)) ≈ 0 at the last; it would reach 0 one step after the
+    run. The reference code steps a cosine once per epoch instead (a staircase of the same curve)."""
+    if schedule == "constant":
+        return lambda k: 1.0
+    if schedule == "cosine":
+        return lambda k: 0.5 * (1.0 + math.cos(math.pi * min(k, steps) / steps))
+    raise ValueError(f"train.schedule: unknown {schedule!r}; known: constant, cosine")
+
+
+@dataclass
+class RunSpec:
+    run_id: str
+    dataset: str
+    student_id: str
+    student: dict
+    method_id: str
+    method: dict
+    teacher_set: str
+    teachers: list[str]
+    seed: int
+    train: TrainConfig = field(default_factory=TrainConfig.resolve)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunSpec:
+        d = dict(d)
+        d["train"] = TrainConfig.resolve(d.get("train"))
+        return cls(**d)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _slice(x: dict, idx) -> dict:
+    return {k: v[idx] for k, v in x.items()}
+
+
+@torch.no_grad()
+def accuracy(model, x: dict, y: torch.Tensor, bs: int, device) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(y), bs):
+        logits, _ = model(_to(_slice(x, slice(i, i + bs)), device))
+        correct += (logits.argmax(1).cpu() == y[i : i + bs]).sum().item()
+    model.train()
+    return correct / len(y)
+
+
+def rho_summary(rho: np.ndarray, teachers: list[str], dims: list[int]) -> dict:
+    out, start = {}, 0
+    for t, d in zip(teachers, dims, strict=False):
+        r = rho[start : start + d]
+        out[t] = {
+            "mean": float(r.mean()),
+            "std": float(r.std()),
+            "frac_above_half": float((r > 0.5).mean()),
+            "min": float(r.min()),
+            "max": float(r.max()),
+        }
+        start += d
+    return out
+
+
+def load_targets(path: str, n_rows: dict[str, int]) -> np.ndarray:
+    """Φ from a target file (paraphraser factors, probe logits) instead of the features: the rows
+    of the parts the student is fitted on (`n_rows`: part -> its size in the split), in order."""
+    from safetensors.numpy import load_file
+
+    try:
+        stored = load_file(path)
+        parts = [stored[p] for p in n_rows]
+    except Exception as err:
+        raise ValueError(f"corrupt or incomplete target file {path}: {err}. Delete it and rerun.") from None
+    for (part, n), rows in zip(n_rows.items(), parts, strict=True):
+        if len(rows) != n:
+            raise ValueError(f"target file {path} has {len(rows)} {part} rows, the split has {n}")
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def spec_fingerprint(spec: RunSpec) -> str:
+    """What a checkpoint must match to be resumed: everything that determines the trajectory."""
+    d = {
+        **spec.__dict__,
+        "train": {
+            k: v
+            for k, v in spec.train.__dict__.items()
+            if k not in ("log_every", "eval_batch_size", "checkpoint_every", "threads")
+        },
+    }
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def divergence_check(first_ce: float, final_ce: float, window: int) -> dict:
+    """A run diverged when its training loss ended well above where it started: the mean
+    cross-entropy of its last `window` steps (10% of the run, at least 5) exceeds 1.25 × the
+    cross-entropy of its first step (≈ log(classes) at init). Such a run is recorded, never
+    reported as a result: tables leave it out of means and β selection never picks it."""
+    diverged = bool(final_ce > DIVERGENCE_FACTOR * first_ce)
+    return {
+        "diverged": diverged,
+        "first_ce": first_ce,
+        "final_ce_mean": final_ce,
+        "window_steps": window,
+        "rule": f"mean CE of the last {window} steps {final_ce:.4g} "
+        f"{'>' if diverged else '<='} {DIVERGENCE_FACTOR} × first-step CE {first_ce:.4g}",
+    }
+
+
+def non_finite_message(spec: RunSpec, step: int, ce: float, pen: float, beta: float) -> str:
+    """Which term went non-finite, and what that points to (the features were checked at load)."""
+    if not np.isfinite(ce):
+        why = (
+            "the cross-entropy went non-finite: the student's updates are too large (lower train.lr), or its "
+            "inputs are not finite"
+        )
+    elif not np.isfinite(pen) and beta == 0:
+        why = (
+            f"the {spec.method.get('penalty')} penalty went non-finite (β = 0 here, so it cannot be β): the "
+            f"penalty's own lr or its inputs"
+        )
+    elif not np.isfinite(pen):
+        why = (
+            f"the {spec.method.get('penalty')} penalty went non-finite: lower the method's beta or its own lr "
+            f"(the teacher features were checked finite when loaded)"
+        )
+    else:
+        why = f"beta × penalty overflowed (beta={beta}): lower the method's beta"
+    return f"run {spec.run_id}: non-finite loss at step {step} (ce={ce:.4g}, penalty={pen:.4g}, beta={beta}): {why}"
+
+
+def checkpoint_path_for(out_json: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(out_json)), "checkpoint.pt")
+
+
+def save_checkpoint(path: str, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str, fingerprint: str, run_id: str) -> dict | None:
+    """The checkpoint at `path` if it belongs to this exact spec, else None (reported in the log)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a torn file cannot happen (atomic writes) but a foreign one can
+        print(f"[{run_id}] ignoring unreadable checkpoint {path}: {err}", flush=True)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        print(f"[{run_id}] ignoring checkpoint {path}: written for a different run spec", flush=True)
+        return None
+    if (
+        "first_ce" not in state or "scheduler" not in state
+    ):  # written before divergence or the lr schedule was tracked: it cannot be resumed exactly
+        print(f"[{run_id}] ignoring checkpoint {path}: written by an older aftbench (no divergence state)", flush=True)
+        return None
+    return state
+
+
+def make_optimizer(student: torch.nn.Module, penalty, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam over the student (its lr and weight decay) and the penalty's own parameter groups
+    (ρ, linear maps: their own lr where the penalty sets one, never weight decay, as in the
+    reference code, where only the student's group is decayed)."""
+    groups = [{"params": list(student.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if penalty is not None:
+        penalty.to(next(student.parameters()).device)
+        groups += [{"lr": cfg.lr, **g, "weight_decay": 0.0} for g in penalty.param_groups()]
+    # fused: one kernel per step for every parameter (5× faster than the default on a CPU for a
+    # 4M-parameter embedding table; the same update up to rounding)
+    return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
+
+
+def train_run(
+    spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str, targets_path: str | None = None
+) -> dict:
+    cfg = spec.train
+    torch.set_num_threads(max(1, cfg.threads))
+    torch.manual_seed(spec.seed)
+    np.random.seed(spec.seed)
+    device = resolve_device(cfg.device)
+
+    split = load_split(split_path)
+    student = build_student(spec.student, split)
+    x = {s: student.encode_inputs(split.parts[s]) for s in SPLITS}
+    y = {s: torch.from_numpy(split.parts[s].labels) for s in SPLITS}
+    # the examples the student is fitted on: the training split, or (the reference protocol) train + val
+    fit_parts = ("train", "val") if cfg.fit_on == "train+val" else ("train",)
+    x_fit = {k: torch.cat([x[p][k] for p in fit_parts]) for k in x["train"]}
+    y_fit = torch.cat([y[p] for p in fit_parts])
+    student.to(device)
+
+    penalty_name = spec.method.get("penalty", "none")
+    beta = float(spec.method.get("beta", 0.0))
+    phi, cached, penalty_info = None, None, None
+    if penalty_name != "none":
+        if not spec.teachers:
+            raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
+        cached = load_features(feature_paths, split.sha256, spec.teachers)
+        scale = rms_scale(cached.splits["train"])
+        train_feats = np.concatenate([cached.splits[p] for p in fit_parts]) / scale
+        cls = penalty_class(penalty_name)
+        # e.g. B-Tuning: per-example targets built once from the features (others: unchanged)
+        train_feats, penalty_info = cls.prepare_targets(
+            train_feats, y_fit.numpy(), cached.dims, split.n_classes, **spec.method.get("args", {})
+        )
+        if cls.target_source:
+            if not targets_path:
+                raise ValueError(f"run {spec.run_id}: penalty {penalty_name!r} needs its {cls.target_source} file")
+            train_feats = load_targets(targets_path, {p: len(y[p]) for p in fit_parts})
+        phi = torch.from_numpy(np.ascontiguousarray(train_feats, dtype=np.float32))
+        d_h = student.head.in_features  # no dummy forward: it would touch BatchNorm statistics
+    penalty = build_penalty(
+        penalty_name,
+        d_h if phi is not None else 0,
+        phi.shape[1] if phi is not None else 0,
+        spec.method.get("args", {}),
+        dims=cached.dims if cached is not None else [],
+    )
+    opt = make_optimizer(student, penalty, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.schedule, cfg.steps))
+
+    gen = torch.Generator().manual_seed(spec.seed)
+    n = len(y_fit)
+    if cfg.batch_size > n:  # never clamped silently: the run would not be the one configured
+        raise ValueError(
+            f"run {spec.run_id}: train.batch_size {cfg.batch_size} exceeds the {n} training examples "
+            f"of dataset {spec.dataset!r}; lower batch_size or raise datasets.{spec.dataset}.n_train"
+        )
+    bs = cfg.batch_size
+    perm, pos = torch.randperm(n, generator=gen), 0
+    history, resumed_from, start, seconds_before = [], [], 1, 0.0
+    window = min(cfg.steps, max(5, cfg.steps // 10))  # the last steps, whose mean CE judges divergence
+    first_ce, window_ce = None, torch.zeros((), dtype=torch.float64, device=device)
+    ckpt_path = checkpoint_path_for(out_json)
+    fingerprint = spec_fingerprint(spec)
+    state = load_checkpoint(ckpt_path, fingerprint, spec.run_id) if cfg.checkpoint_every > 0 else None
+    if state is not None:
+        student.load_state_dict(state["student"])
+        if penalty is not None:
+            penalty.load_state_dict(state["penalty"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["sampler_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        perm, pos = state["perm"], int(state["pos"])
+        history, resumed_from = list(state["history"]), list(state["resumed_from"]) + [int(state["step"])]
+        start, seconds_before = int(state["step"]) + 1, float(state["train_seconds"])
+        first_ce, window_ce = state["first_ce"], torch.tensor(state["window_ce"], dtype=torch.float64, device=device)
+        print(f"[{spec.run_id}] resumed from checkpoint {ckpt_path} at step {state['step']}", flush=True)
+    t0 = time.time()
+    student.train()
+    for step in range(start, cfg.steps + 1):
+        if pos + bs > n:  # new epoch; drop the ragged tail so every batch has bs rows
+            perm, pos = torch.randperm(n, generator=gen), 0
+        idx = perm[pos : pos + bs]
+        pos += bs
+        with autocast(device, cfg.amp):
+            logits, h = student(_to(_slice(x_fit, idx), device))
+        logits, h = logits.float(), h.float()
+        ce = F.cross_entropy(logits, y_fit[idx].to(device))
+        if penalty is None:
+            pen = torch.zeros((), device=device)
+        else:  # logit distillation compares logits; every other penalty compares features
+            pen = penalty(logits if penalty.uses_logits else h, phi[idx].to(device))
+        loss = ce + beta * pen
+        if not torch.isfinite(loss):
+            raise FloatingPointError(non_finite_message(spec, step, ce.item(), pen.item(), beta))
+        if first_ce is None:
+            first_ce = ce.item()
+        if step > cfg.steps - window:
+            window_ce += ce.detach()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        lrs = [g["lr"] for g in opt.param_groups]  # what this step ran at (student first, then the penalty's)
+        opt.step()
+        sched.step()
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            history.append({"step": step, "ce": ce.item(), "penalty": pen.item(), "lr": lrs})
+            print(f"[{spec.run_id}] step {step}/{cfg.steps} ce {ce.item():.4f} penalty {pen.item():.4f}", flush=True)
+        if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "fingerprint": fingerprint,
+                    "step": step,
+                    "student": student.state_dict(),
+                    "penalty": penalty.state_dict() if penalty is not None else {},
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "sampler_generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "perm": perm,
+                    "pos": pos,
+                    "history": history,
+                    "resumed_from": resumed_from,
+                    "train_seconds": seconds_before + time.time() - t0,
+                    "first_ce": first_ce,
+                    "window_ce": float(window_ce),
+                },
+            )
+    train_seconds = seconds_before + time.time() - t0
+
+    divergence = divergence_check(first_ce, float(window_ce) / window, window)
+    if divergence["diverged"]:
+        print(f"[{spec.run_id}] DIVERGED: {divergence['rule']}", flush=True)
+    # fitted on val too (the reference protocol): its accuracy there says nothing, so none is recorded
+    val_acc = None if "val" in fit_parts else accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device)
+    test_acc = accuracy(student, x["test"], y["test"], cfg.eval_batch_size, device)
+    metrics = dict(
+        run_id=spec.run_id,
+        kind="train",
+        role=method_role(spec.method),
+        dataset=spec.dataset,
+        modality=split.modality,
+        student=spec.student_id,
+        student_arch=spec.student["arch"],
+        student_init=student.init,
+        student_params=student.n_params(),
+        method=spec.method_id,
+        penalty=penalty_name,
+        teacher_set=spec.teacher_set,
+        teachers=spec.teachers,
+        beta=beta,
+        seed=spec.seed,
+        val_acc=val_acc,
+        test_acc=test_acc,
+        checkpoint="final step",
+        train_seconds=round(train_seconds, 3),
+        steps=cfg.steps,
+        batch_size=bs,
+        lr=cfg.lr,
+        schedule=cfg.schedule,
+        fit_on=cfg.fit_on,
+        n_fit=n,
+        weight_decay=cfg.weight_decay,
+        final_ce=history[-1]["ce"],
+        final_penalty=history[-1]["penalty"],
+        history=history,
+        device=str(device),
+        resumed_from_steps=resumed_from,
+        diverged=divergence["diverged"],
+        divergence=divergence,
+    )
+    if penalty is not None and hasattr(penalty, "rho"):
+        metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)
+    if cached is not None:
+        metrics["teachers_pretrained"] = cached.pretrained
+    if penalty_info:
+        metrics["penalty_info"] = penalty_info
+    write_run_record(out_json, **metrics)
+    if os.path.exists(ckpt_path):
+        os.unlink(ckpt_path)  # the metrics are the result; a finished run needs no resume point
+    return metrics
