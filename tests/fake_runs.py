@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 
+from aftbench.core.roles import method_role
+
 
 def write_run(tmp_path, i, **kw):
     m = {
@@ -27,6 +29,7 @@ def write_run(tmp_path, i, **kw):
     }
     m.update(kw)
     m.setdefault("penalty", "none" if m["method"] == "stl" else m["method"])
+    m.setdefault("role", method_role({"kind": "train", "penalty": m["penalty"]}))  # every record has one
     p = tmp_path / f"{i}.json"
     p.write_text(json.dumps(m))
     return str(p)

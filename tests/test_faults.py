@@ -137,6 +137,7 @@ def test_3_divergence_is_recorded_and_never_reported(tmp_path, digits_split):
         "teachers_pretrained": [True],
         "method": "aft",
         "penalty": "aft",
+        "role": "transfer",
     }
     rows = [
         dict(base, beta=b, seed=s, val_acc=va, test_acc=te, diverged=dv, run_id=f"r{i}")
@@ -154,6 +155,7 @@ def test_3_divergence_is_recorded_and_never_reported(tmp_path, digits_split):
             base,
             method="stl",
             penalty="none",
+            role="baseline",
             teachers=[],
             teacher_set="none",
             beta=0.0,
@@ -382,14 +384,20 @@ def test_7_nothing_is_watched_outside_snakemake():
     assert out.strip() == "[]"
 
 
-def test_3_a_checkpoint_without_divergence_state_is_not_resumed(tmp_path):
+def test_3_an_incomplete_checkpoint_is_not_resumed(tmp_path, capsys):
+    """A checkpoint of this very spec that lacks part of the state (the sampler, the lr schedule,
+    ...) cannot be resumed exactly: it is reported and ignored, nothing is half-restored."""
     import torch
 
-    from aftbench.train.loop import load_checkpoint
+    from aftbench.train.state import CHECKPOINT_KEYS, TrainState
 
     path = tmp_path / "checkpoint.pt"
-    torch.save({"fingerprint": "f", "step": 3}, path)  # as an older aftbench wrote it
-    assert load_checkpoint(str(path), "f", "r") is None
+    torch.save({"fingerprint": "f", "step": 3}, path)
+    untouched = object()
+    state = TrainState(untouched, None, untouched, untouched, untouched, torch.arange(4))
+    assert state.resume(str(path), "f", "r") is False and state.step == 0
+    out = capsys.readouterr().out
+    assert "ignoring incomplete checkpoint" in out and str(list(CHECKPOINT_KEYS[2:])) in out
 
 
 # --- 10: aggregation of any subset ----------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_extraction_on_gpu_matches_cpu(tmp_path, digits_split, tiny_timm):
 
 
 def test_training_on_gpu_with_amp_resumes(tmp_path, digits_split, tiny_timm, monkeypatch):
-    import aftbench.train.loop as train_mod
+    from aftbench.train.state import TrainState
 
     spec = RunSpec.from_dict(
         {
@@ -70,17 +70,17 @@ def test_training_on_gpu_with_amp_resumes(tmp_path, digits_split, tiny_timm, mon
     full = train_run(spec, digits_split, [], str(tmp_path / "a" / "m.json"))
     assert full["device"].startswith("cuda") and np.isfinite(full["final_ce"])
 
-    real = train_mod.save_checkpoint
+    real = TrainState.save
 
-    def die_at_8(path, state):
-        real(path, state)
-        if state["step"] == 8:
+    def die_at_8(state, path, fingerprint, seconds):
+        real(state, path, fingerprint, seconds)
+        if state.step == 8:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_mod, "save_checkpoint", die_at_8)
+    monkeypatch.setattr(TrainState, "save", die_at_8)
     with pytest.raises(KeyboardInterrupt):
         train_run(spec, digits_split, [], str(tmp_path / "b" / "m.json"))
-    monkeypatch.setattr(train_mod, "save_checkpoint", real)
+    monkeypatch.setattr(TrainState, "save", real)
     resumed = train_run(spec, digits_split, [], str(tmp_path / "b" / "m.json"))
     assert resumed["resumed_from_steps"] == [8]
     # GPU kernels may differ in the last bits between runs; the trajectories must still agree closely

@@ -80,7 +80,7 @@ def test_version():
 
 def test_a_non_editable_install_validates_without_the_checkout(tmp_path):
     """`pip install .` (not -e): the schema travels inside the package, so validation needs no
-    checkout (it used to look for workflow/schemas/ beside the source)."""
+    checkout."""
     source = tmp_path / "source"  # build from a copy: pip leaves a build/ folder beside what it builds
     shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):

@@ -52,27 +52,27 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_split, feats, mo
     """A job killed right after its step-12 checkpoint (as SLURM preemption would) and started
     again resumes there and ends with exactly the uninterrupted run's weights and metrics (the
     learning-rate schedule's position included)."""
-    import aftbench.train.loop as train_mod
+    from aftbench.train.state import TrainState
 
     s = spec(method, penalty, train={"steps": 30, "checkpoint_every": 6, "log_every": 3, "schedule": schedule})
     feats_ = [feats] if penalty != "none" else []
     full = train_run(s, digits_split, feats_, str(tmp_path / "full" / "m.json"))
     assert full["resumed_from_steps"] == [] and not (tmp_path / "full" / "checkpoint.pt").exists()
 
-    real_save, saves = train_mod.save_checkpoint, []
+    real_save, saves = TrainState.save, []
 
-    def save_then_die(path, state):
-        real_save(path, state)
-        saves.append(state["step"])
-        if state["step"] == 12:
+    def save_then_die(state, path, fingerprint, seconds):
+        real_save(state, path, fingerprint, seconds)
+        saves.append(state.step)
+        if state.step == 12:
             raise Killed()
 
     out = tmp_path / "killed" / "m.json"
-    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(TrainState, "save", save_then_die)
     with pytest.raises(Killed):
         train_run(s, digits_split, feats_, str(out))
     assert saves == [6, 12] and not out.exists() and (out.parent / "checkpoint.pt").exists()
-    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    monkeypatch.setattr(TrainState, "save", real_save)
     resumed = train_run(s, digits_split, feats_, str(out))
     assert resumed["resumed_from_steps"] == [12]
     for key in ("val_acc", "test_acc", "history", "final_ce", "final_penalty", "rho"):
@@ -83,7 +83,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_split, feats, mo
 def test_checkpoint_of_another_spec_is_not_resumed(tmp_path, digits_split, feats, capsys):
     import torch
 
-    from aftbench.train.loop import checkpoint_path_for
+    from aftbench.train.state import checkpoint_path_for
 
     out = tmp_path / "m.json"
     torch.save({"fingerprint": "something else", "step": 10}, checkpoint_path_for(str(out)))

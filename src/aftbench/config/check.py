@@ -10,7 +10,7 @@ import copy
 
 from aftbench.config.input_checks import batch_sizes, control_characters, embedded_code, non_finite_numbers
 from aftbench.core.layout import NO_TEACHERS
-from aftbench.core.records import BASELINE, method_role
+from aftbench.core.roles import BASELINE, method_role, penalty_of
 from aftbench.core.schema import ConfigError, defaults, schema_problems
 from aftbench.data.provenance import stale_splits
 from aftbench.selection.adaptive import block_teacher_sets, is_adaptive
@@ -105,7 +105,7 @@ def check_config(config: dict) -> dict:
         if known(f"students.{sid}.arch", s["arch"], ARCHS):
             entry_args(f"students.{sid}", ARCHS[s["arch"]]["args"], s.get("args", {}))
     for mid, m in config["methods"].items():
-        if m["kind"] == "train" and known(f"methods.{mid}.penalty", m.get("penalty", "none"), PENALTIES):
+        if m["kind"] == "train" and known(f"methods.{mid}.penalty", penalty_of(m), PENALTIES):
             probe = distilled_probe(m)
             if probe is not None and config["methods"].get(probe, {}).get("kind") != "probe":
                 problems.append(f"methods.{mid}.args.probe: {probe!r} is not a method of kind probe")
@@ -204,7 +204,7 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
                 )
     for m in b["methods"]:
         mspec = config["methods"][m]
-        if mspec["kind"] == "train" and mspec.get("penalty", "none") not in reg["penalties"]:
+        if mspec["kind"] == "train" and penalty_of(mspec) not in reg["penalties"]:
             continue  # reported with the method
         probe = distilled_probe(mspec)
         if probe is not None and probe not in b["methods"]:

@@ -20,7 +20,7 @@ def schema() -> dict:
 
 def defaults(section: str) -> dict:
     """The schema's `default:` of every key of one config section (`train`, `extract`, `launch`,
-    `resources`, `probe`, `scores`, `select`, `cost`): the one place defaults live. A consumer overlays what the user set."""
+    `resources`, `probe`, `scores`, `select`, `cost`, and `method`: a training method's entry): the one place defaults live. A consumer overlays what the user set."""
     where = {
         "train": ["$defs", "train"],
         "resources": ["$defs", "resources"],
@@ -30,6 +30,7 @@ def defaults(section: str) -> dict:
         "scores": ["properties", "scores"],
         "cost": ["properties", "cost"],
         "select": ["$defs", "select", "properties", "select"],
+        "method": ["properties", "methods", "additionalProperties", "oneOf", 0],
     }[section]
     node = schema()
     for key in where:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from aftbench.core.io import read_json
-from aftbench.core.layout import sidecar, split_images_dir, split_path
+from aftbench.core.layout import NO_TEACHERS, sidecar, split_images_dir, split_path
 from aftbench.core.schema import defaults, setting
 from aftbench.cost.flops import student_flops, teacher_flops
 from aftbench.sweep.plan import Job, done, sweep_jobs
@@ -364,7 +364,7 @@ def render(est: Estimate, gpus: list[int]) -> str:
     lines += [
         "## Training by teacher set",
         "",
-        _table(_by(train[train["teacher_set"] != "none"], "teacher_set", unit)),
+        _table(_by(train[train["teacher_set"] != NO_TEACHERS], "teacher_set", unit)),
         "",
     ]
     caches = est.caches[~est.caches["done"]] if len(est.caches) else est.caches

@@ -9,6 +9,7 @@ is a linear classifier on teacher features (aftbench.train.probe).
 from __future__ import annotations
 
 from aftbench.core.registry import Registry
+from aftbench.core.roles import NO_PENALTY
 from aftbench.methods.aft import AFT, AFTNoKernel, kernel_penalty, product_kernel_penalty, product_target_kernel
 from aftbench.methods.base import Penalty
 from aftbench.methods.btune import BTuning
@@ -20,7 +21,7 @@ from aftbench.methods.rkd import RKD
 PENALTIES = Registry(
     "penalty",
     {
-        "none": None,
+        NO_PENALTY: None,  # plain cross-entropy (STL)
         "kd": FeatureKD,
         "aft": AFT,  # args: rho_lr, learn_rho (false = the fixed-ρ ablation)
         "aft_nokernel": AFTNoKernel,

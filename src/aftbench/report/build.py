@@ -14,7 +14,6 @@ import pandas as pd
 
 from aftbench.core.io import atomic_path, read_json
 from aftbench.core.layout import NO_TEACHERS, RESULTS
-from aftbench.core.records import role_of_record
 from aftbench.report.claims import write_claims
 from aftbench.report.scores import write_score_report
 from aftbench.report.stat_figures import claim_figures, difference_figure
@@ -59,7 +58,7 @@ def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
         rows.append(
             {
                 **{k: m.get(k) for k in RUN_COLUMNS},
-                "role": role_of_record(m),
+                "role": m["role"],
                 "diverged": bool(m.get("diverged", False)),
                 "teachers": "+".join(m.get("teachers") or []) or NO_TEACHERS,
                 "rho_mean": float(np.mean([v["mean"] for v in rho.values()])) if rho else np.nan,

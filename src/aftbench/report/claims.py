@@ -25,8 +25,7 @@ import pandas as pd
 
 from aftbench.core.io import write_text
 from aftbench.core.layout import NO_TEACHERS
-from aftbench.core.records import PROBE, method_label
-from aftbench.report.plots import baseline_method, method_with_penalty, transfer_methods
+from aftbench.core.roles import PROBE, baseline_method, method_label, method_with_penalty, transfer_methods
 from aftbench.report.stats import LEVEL, chosen, mean, probability_of_improvement, seed_table, stratified_bootstrap
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, ABSENT = "supported", "contradicted", "inconclusive", "not in this sweep"

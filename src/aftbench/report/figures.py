@@ -13,20 +13,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aftbench.core.layout import NO_TEACHERS
-from aftbench.core.records import BASELINE, PROBE, TRANSFER, method_label
+from aftbench.core.roles import (
+    BASELINE,
+    PROBE,
+    TRANSFER,
+    baseline_method,
+    method_label,
+    method_with_penalty,
+    transfer_methods,
+)
 from aftbench.report.plots import (
     baseline_label,
-    baseline_method,
     cell_means,
     method_color,
     method_legend,
-    method_with_penalty,
     placeholder,
     pyplot,
     save_png,
     selected_runs,
     student_styles,
-    transfer_methods,
 )
 
 if TYPE_CHECKING:  # imported where used: the workflow imports this module while building the DAG

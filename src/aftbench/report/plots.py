@@ -1,26 +1,19 @@
 """What every figure shares: matplotlib set up headless, atomic PNG writes, the placeholder
 for a figure whose runs are not in the sweep, and how methods are drawn: report order, one
-colour per method, the baseline found by role (aftbench.core.records), never by id."""
+colour per method (methods and their roles: aftbench.core.roles)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-from aftbench.core import records
 from aftbench.core.io import atomic_path
-from aftbench.core.records import BASELINE, PROBE, TRANSFER, method_label
+from aftbench.core.roles import PROBE, baseline_method, method_label, method_order
 
 if TYPE_CHECKING:  # imported where used: the workflow imports aftbench.report.figures while building the DAG
     import pandas as pd
 
 
 STUDENT_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # smallest student first
-
-
-def method_order(runs) -> list[str]:
-    """Every method of the runs in report order (aftbench.core.records: baselines, transfer, probes)."""
-    return records.method_order(zip(runs.method, runs.role, runs.penalty, strict=False))
 
 
 # tab10 without its grey (C7), which stays for probes and other non-methods
@@ -33,28 +26,8 @@ def method_color(method: str, runs) -> str:
     return PALETTE[students.index(method) % len(PALETTE)] if method in students else "0.5"
 
 
-def baseline_method(runs) -> str | None:
-    """The method every figure compares against (STL): the first baseline in report order."""
-    base = set(runs[runs.role == BASELINE].method)
-    return next((m for m in method_order(runs) if m in base), None)
-
-
 def baseline_label(runs) -> str:
     return method_label(baseline_method(runs) or "baseline")
-
-
-def method_with_penalty(runs, penalty: str) -> str | None:
-    """The first transfer method with this penalty whose ρ (if it has one) was learned: the
-    fixed-ρ ablation shares AFT's penalty but keeps every ρ at 0.5."""
-    for m in transfer_methods(runs):
-        r = runs[runs.method == m]
-        if r.penalty.iloc[0] != penalty:
-            continue
-        rho = r.rho_by_teacher.dropna()
-        if len(rho) and all(v == 0.5 for js in rho for v in json.loads(js).values()):
-            continue
-        return m
-    return None
 
 
 def pyplot():
@@ -81,12 +54,6 @@ def placeholder(path, title, why):
     ax.axis("off")
     ax.text(0.5, 0.5, f"{title}\n\n{why}", ha="center", va="center", fontsize=10, wrap=True)
     save_png(fig, path)
-
-
-def transfer_methods(runs) -> list[str]:
-    """The transfer methods of the runs, in report order."""
-    transfer = set(runs[runs.role == TRANSFER].method)
-    return [m for m in method_order(runs) if m in transfer]
 
 
 def selected_runs(runs):

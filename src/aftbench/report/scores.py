@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from aftbench.core.io import atomic_path, read_json, write_text
-from aftbench.core.records import BASELINE, method_label
-from aftbench.report.plots import PALETTE, method_order, placeholder, pyplot, save_png
+from aftbench.core.roles import BASELINE, method_label, method_order
+from aftbench.report.plots import PALETTE, placeholder, pyplot, save_png
 from aftbench.report.stats import LEVEL, REPS, chosen
 from aftbench.selection.transferability import SCORE_LABELS, SCORE_NAMES
 
@@ -180,8 +180,8 @@ def _selected_by(scores: pd.DataFrame, selections: list[dict]) -> list[str]:
 
 
 def _trained(selection: dict) -> list[str]:
-    """The sets a selection trains on: the top k and the union it added (older files: the top k)."""
-    return selection.get("trained", selection["selected"])
+    """The sets a selection trains on: the top k and the union it added."""
+    return selection["trained"]
 
 
 def _fmt(e, lo, hi) -> str:

@@ -10,19 +10,16 @@ import numpy as np
 import pandas as pd
 
 from aftbench.core.layout import CLAIM_FIGURES
-from aftbench.core.records import PROBE, method_label
-from aftbench.report import figures
-from aftbench.report.plots import (
-    baseline_label,
+from aftbench.core.roles import (
+    PROBE,
     baseline_method,
-    method_color,
+    method_label,
     method_order,
     method_with_penalty,
-    placeholder,
-    pyplot,
-    save_png,
     transfer_methods,
 )
+from aftbench.report import figures
+from aftbench.report.plots import baseline_label, method_color, placeholder, pyplot, save_png
 from aftbench.report.stats import iqm, mean, probability_of_improvement, rank_test, seed_table, stratified_bootstrap
 
 COLUMN_IN = 3.4  # a paper column, inches

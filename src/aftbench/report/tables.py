@@ -1,6 +1,6 @@
 """The main results table (markdown, LaTeX, CSV): one row per (dataset, student, teacher set),
 the teacher set's probe next to the baseline (STL) and every transfer method, mean ± std over
-seeds of the runs whose β was selected on validation. Methods are found by role (aftbench.core.records),
+seeds of the runs whose β was selected on validation. Methods are found by role (aftbench.core.roles),
 never by id."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pandas as pd
 
 from aftbench.core.io import atomic_path, write_text
 from aftbench.core.layout import NO_TEACHERS
-from aftbench.core.records import BASELINE, DIVERGENCE_FACTOR, PROBE, TRANSFER, method_label, method_order
+from aftbench.core.records import DIVERGENCE_FACTOR
+from aftbench.core.roles import BASELINE, PROBE, TRANSFER, method_label, method_order
 from aftbench.report.stats import paired_interval, seed_table
 
 
@@ -58,11 +59,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 def baseline_of(runs: pd.DataFrame) -> str | None:
     """The baseline method the table compares against (`probe − STL`): the first in report order."""
-    first = [
-        m
-        for m in method_order(zip(runs.method, runs.role, runs.penalty, strict=False))
-        if m in set(runs[runs.role == BASELINE].method)
-    ]
+    first = [m for m in method_order(runs) if m in set(runs[runs.role == BASELINE].method)]
     return first[0] if first else None
 
 
@@ -73,7 +70,7 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
     students = summ[summ.role != PROBE]
     probes = summ[summ.role == PROBE].set_index(["dataset", "teacher_set"])
     baselines = students[students.role == BASELINE].set_index(["dataset", "student", "method"])
-    methods = method_order(zip(students.method, students.role, students.penalty, strict=False))
+    methods = method_order(students)
     base = baseline_of(runs)
     rows = []
     seeds = seed_table(runs, methods)  # per cell: seeds × methods, for the paired statistics

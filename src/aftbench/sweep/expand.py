@@ -10,8 +10,8 @@ import itertools
 import json
 
 from aftbench.core.layout import NO_TEACHERS, PROBE_STUDENT, run_id
-from aftbench.core.records import BASELINE, method_role
-from aftbench.core.schema import ConfigError
+from aftbench.core.roles import BASELINE, method_role
+from aftbench.core.schema import ConfigError, defaults
 from aftbench.selection.adaptive import adaptive_bound, is_adaptive, select_request, selected_sets
 from aftbench.sweep.runs import Run, run_train_overrides
 from aftbench.sweep.summary import target_source
@@ -28,7 +28,7 @@ def beta_grid(method: dict) -> list[float]:
     """A method's β values: `beta` may be one number or a grid (selected on validation)."""
     if method_role(method) == BASELINE:
         return [0.0]
-    b = method.get("beta", 1.0)
+    b = method.get("beta", defaults("method")["beta"])
     return [float(x) for x in (b if isinstance(b, list) else [b])]
 
 

@@ -21,6 +21,7 @@ from aftbench.core.layout import (
     selection_path,
     split_path,
 )
+from aftbench.core.roles import penalty_of
 from aftbench.selection.adaptive import known_selections, scored_sets, selected_sets, selection_requests
 from aftbench.sweep.expand import distilled_probe, expand_sweep
 from aftbench.sweep.runs import Run, teachers_of
@@ -43,7 +44,7 @@ def target_files(config: dict, dataset: str, teacher_set: str, method: str) -> l
     """The Φ file a training run's method reads instead of the features (FT's factors, the
     distilled probe's logits), or none."""
     m = config["methods"][method]
-    source = target_source(m.get("penalty", "none"))
+    source = target_source(penalty_of(m))
     if source == "factors":
         return [factors_path(dataset, teacher_set, method)]
     if source == "probe_logits":

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,21 +135,12 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
         facts = _embedded_facts(path, tid)
         meta_path = sidecar(path)
         meta = read_json(meta_path) if Path(meta_path).exists() else None
-        if facts is None:  # no identity in the file's header: replaced since, or written by an older aftbench
-            if meta is None:
-                raise FileNotFoundError(f"feature cache {path} has no sidecar {meta_path}; {rebuild_hint(path)}")
-            if "tensor_sha256" in meta:  # this aftbench wrote it with a header: the file was replaced since
-                raise ValueError(
-                    f"feature cache {path} (teacher {tid!r}) is not the file that was extracted (its header lacks "
-                    f"the identity its sidecar records): replaced since; {rebuild_hint(path)}"
-                )
-            print(
-                f"warning: feature cache {path} predates content digests and cannot be verified; {rebuild_hint(path)}",
-                file=sys.stderr,
-                flush=True,
+        if facts is None:  # aftbench writes its identity into every cache's header
+            raise ValueError(
+                f"feature cache {path} (teacher {tid!r}) is not the file that was extracted (its header lacks "
+                f"the identity aftbench writes): replaced since; {rebuild_hint(path)}"
             )
-            facts = {**meta, "dtypes": None, "tensor_sha256": None}
-        elif meta is not None:
+        if meta is not None:
             edited = [k for k in (*IDENTITY, "shapes", "tensor_sha256") if meta.get(k) != facts.get(k)]
             if edited or ("dim" in meta and any(meta["dim"] != v[1] for v in facts["shapes"].values())):
                 raise ValueError(
@@ -176,11 +166,11 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
                     f"feature cache {path} (teacher {tid!r}) lacks a complete {s!r} matrix; {rebuild_hint(path)}"
                 )
             a = arrays[s]
-            if facts["dtypes"] and str(a.dtype) != facts["dtypes"][s]:
+            if str(a.dtype) != facts["dtypes"][s]:
                 raise ValueError(
                     f"feature cache {path} ({s}): dtype {a.dtype}, recorded {facts['dtypes'][s]}; {rebuild_hint(path)}"
                 )
-            if facts["tensor_sha256"] and tensor_sha256(a) != facts["tensor_sha256"][s]:
+            if tensor_sha256(a) != facts["tensor_sha256"][s]:
                 raise ValueError(
                     f"feature cache {path} (teacher {tid!r}, split {s!r}): its content differs from "
                     f"what was written at extraction (digest mismatch: replaced or corrupted since); "

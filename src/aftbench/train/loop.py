@@ -2,13 +2,11 @@
 
 Teacher features come from the cache (never a teacher forward pass). The reported checkpoint is
 the final step (no early stopping, so the test split cannot leak into when training stops).
-
-Resumable: every `checkpoint_every` steps the complete training state (student, penalty, Adam,
-the batch sampler's generator and position, torch's RNG, loss history) goes atomically to
-`checkpoint.pt` beside the run's metrics. A job killed or requeued (SLURM preemption, timeout)
-and started again resumes from it and ends with the same weights and metrics as a run that was
-never interrupted; the checkpoint is deleted once the metrics are written. A checkpoint written
-for a different spec is ignored (and reported), never resumed from.
+`train_run` reads top to bottom: set up the student and its data, the penalty's target Φ, the
+state (resumed from its checkpoint if one of this exact spec exists: aftbench.train.state),
+the steps, then evaluation and the run's record. A job killed or requeued (SLURM preemption,
+timeout) and started again ends with the same weights and metrics as one never interrupted;
+the checkpoint is deleted once the metrics are written.
 """
 
 from __future__ import annotations
@@ -19,19 +17,21 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from aftbench.core.device import autocast, resolve_device
-from aftbench.core.io import atomic_path
-from aftbench.core.records import DIVERGENCE_FACTOR, method_role, write_run_record
+from aftbench.core.records import DIVERGENCE_FACTOR, write_run_record
+from aftbench.core.roles import NO_PENALTY, method_role, penalty_of
 from aftbench.core.schema import defaults
 from aftbench.data.splits import SPLITS, load_split
 from aftbench.methods.registry import build_penalty, penalty_class
 from aftbench.students.registry import build_student
-from aftbench.teachers.features import load_features, rms_scale
+from aftbench.teachers.features import CachedFeatures, load_features, rms_scale
+from aftbench.train.state import TrainState, checkpoint_path_for
 
 
 @dataclass
@@ -193,35 +193,6 @@ def non_finite_message(spec: RunSpec, step: int, ce: float, pen: float, beta: fl
     return f"run {spec.run_id}: non-finite loss at step {step} (ce={ce:.4g}, penalty={pen:.4g}, beta={beta}): {why}"
 
 
-def checkpoint_path_for(out_json: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(out_json)), "checkpoint.pt")
-
-
-def save_checkpoint(path: str, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str, fingerprint: str, run_id: str) -> dict | None:
-    """The checkpoint at `path` if it belongs to this exact spec, else None (reported in the log)."""
-    if not os.path.exists(path):
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a torn file cannot happen (atomic writes) but a foreign one can
-        print(f"[{run_id}] ignoring unreadable checkpoint {path}: {err}", flush=True)
-        return None
-    if state.get("fingerprint") != fingerprint:
-        print(f"[{run_id}] ignoring checkpoint {path}: written for a different run spec", flush=True)
-        return None
-    if (
-        "first_ce" not in state or "scheduler" not in state
-    ):  # written before divergence or the lr schedule was tracked: it cannot be resumed exactly
-        print(f"[{run_id}] ignoring checkpoint {path}: written by an older aftbench (no divergence state)", flush=True)
-        return None
-    return state
-
-
 def make_optimizer(student: torch.nn.Module, penalty, cfg: TrainConfig) -> torch.optim.Adam:
     """Adam over the student (its lr and weight decay) and the penalty's own parameter groups
     (ρ, linear maps: their own lr where the penalty sets one, never weight decay, as in the
@@ -235,90 +206,100 @@ def make_optimizer(student: torch.nn.Module, penalty, cfg: TrainConfig) -> torch
     return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
 
 
-def train_run(
-    spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str, targets_path: str | None = None
-) -> dict:
-    cfg = spec.train
-    torch.set_num_threads(max(1, cfg.threads))
-    torch.manual_seed(spec.seed)
-    np.random.seed(spec.seed)
-    device = resolve_device(cfg.device)
+@dataclass
+class FitData:
+    """A split as the student sees it: every part's inputs encoded once, its labels, and the
+    parts it is fitted on (the training split, or train + val: the reference protocol)."""
 
-    split = load_split(split_path)
-    student = build_student(spec.student, split)
-    x = {s: student.encode_inputs(split.parts[s]) for s in SPLITS}
-    y = {s: torch.from_numpy(split.parts[s].labels) for s in SPLITS}
-    # the examples the student is fitted on: the training split, or (the reference protocol) train + val
-    fit_parts = ("train", "val") if cfg.fit_on == "train+val" else ("train",)
-    x_fit = {k: torch.cat([x[p][k] for p in fit_parts]) for k in x["train"]}
-    y_fit = torch.cat([y[p] for p in fit_parts])
-    student.to(device)
+    x: dict
+    y: dict
+    fit_parts: tuple[str, ...]
 
-    penalty_name = spec.method.get("penalty", "none")
-    beta = float(spec.method.get("beta", 0.0))
-    phi, cached, penalty_info = None, None, None
-    if penalty_name != "none":
-        if not spec.teachers:
-            raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
-        cached = load_features(feature_paths, split.sha256, spec.teachers)
-        scale = rms_scale(cached.splits["train"])
-        train_feats = np.concatenate([cached.splits[p] for p in fit_parts]) / scale
-        cls = penalty_class(penalty_name)
-        # e.g. B-Tuning: per-example targets built once from the features (others: unchanged)
-        train_feats, penalty_info = cls.prepare_targets(
-            train_feats, y_fit.numpy(), cached.dims, split.n_classes, **spec.method.get("args", {})
-        )
-        if cls.target_source:
-            if not targets_path:
-                raise ValueError(f"run {spec.run_id}: penalty {penalty_name!r} needs its {cls.target_source} file")
-            train_feats = load_targets(targets_path, {p: len(y[p]) for p in fit_parts})
-        phi = torch.from_numpy(np.ascontiguousarray(train_feats, dtype=np.float32))
-        d_h = student.head.in_features  # no dummy forward: it would touch BatchNorm statistics
-    penalty = build_penalty(
-        penalty_name,
-        d_h if phi is not None else 0,
-        phi.shape[1] if phi is not None else 0,
-        spec.method.get("args", {}),
-        dims=cached.dims if cached is not None else [],
+    @classmethod
+    def encode(cls, student, split, fit_on: str) -> FitData:
+        x = {s: student.encode_inputs(split.parts[s]) for s in SPLITS}
+        y = {s: torch.from_numpy(split.parts[s].labels) for s in SPLITS}
+        return cls(x, y, ("train", "val") if fit_on == "train+val" else ("train",))
+
+    @cached_property
+    def x_fit(self) -> dict:
+        return {k: torch.cat([self.x[p][k] for p in self.fit_parts]) for k in self.x["train"]}
+
+    @cached_property
+    def y_fit(self) -> torch.Tensor:
+        return torch.cat([self.y[p] for p in self.fit_parts])
+
+
+@dataclass
+class Target:
+    """What the penalty pulls the student toward: Φ (one row per example fitted on), the
+    cached features it came from, and what the penalty's own preparation reported."""
+
+    phi: torch.Tensor | None = None
+    cached: CachedFeatures | None = None
+    info: dict | None = None
+
+
+def penalty_target(spec: RunSpec, split, data: FitData, feature_paths: list[str], targets_path: str | None) -> Target:
+    """Φ for the run's penalty: the teacher set's cached features (rescaled by their RMS),
+    prepared by the penalty (e.g. B-Tuning's posteriors), or its own target file (paraphraser
+    factors, probe logits). Runs without a penalty have none."""
+    name = penalty_of(spec.method)
+    if name == NO_PENALTY:
+        return Target()
+    if not spec.teachers:
+        raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
+    cached = load_features(feature_paths, split.sha256, spec.teachers)
+    scale = rms_scale(cached.splits["train"])
+    feats = np.concatenate([cached.splits[p] for p in data.fit_parts]) / scale
+    cls = penalty_class(name)
+    # e.g. B-Tuning: per-example targets built once from the features (others: unchanged)
+    feats, info = cls.prepare_targets(
+        feats, data.y_fit.numpy(), cached.dims, split.n_classes, **spec.method.get("args", {})
     )
-    opt = make_optimizer(student, penalty, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.schedule, cfg.steps))
+    if cls.target_source:
+        if not targets_path:
+            raise ValueError(f"run {spec.run_id}: penalty {name!r} needs its {cls.target_source} file")
+        feats = load_targets(targets_path, {p: len(data.y[p]) for p in data.fit_parts})
+    return Target(torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)), cached, info)
 
-    gen = torch.Generator().manual_seed(spec.seed)
-    n = len(y_fit)
+
+def start_state(spec: RunSpec, student, penalty, n: int, device) -> TrainState:
+    """Step 0: the optimiser, the lr schedule and the batch sampler, seeded by the run's seed."""
+    cfg = spec.train
     if cfg.batch_size > n:  # never clamped silently: the run would not be the one configured
         raise ValueError(
             f"run {spec.run_id}: train.batch_size {cfg.batch_size} exceeds the {n} training examples "
             f"of dataset {spec.dataset!r}; lower batch_size or raise datasets.{spec.dataset}.n_train"
         )
-    bs = cfg.batch_size
-    perm, pos = torch.randperm(n, generator=gen), 0
-    history, resumed_from, start, seconds_before = [], [], 1, 0.0
-    window = min(cfg.steps, max(5, cfg.steps // 10))  # the last steps, whose mean CE judges divergence
-    first_ce, window_ce = None, torch.zeros((), dtype=torch.float64, device=device)
-    ckpt_path = checkpoint_path_for(out_json)
-    fingerprint = spec_fingerprint(spec)
-    state = load_checkpoint(ckpt_path, fingerprint, spec.run_id) if cfg.checkpoint_every > 0 else None
-    if state is not None:
-        student.load_state_dict(state["student"])
-        if penalty is not None:
-            penalty.load_state_dict(state["penalty"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["sampler_generator"])
-        torch.set_rng_state(state["torch_rng"])
-        perm, pos = state["perm"], int(state["pos"])
-        history, resumed_from = list(state["history"]), list(state["resumed_from"]) + [int(state["step"])]
-        start, seconds_before = int(state["step"]) + 1, float(state["train_seconds"])
-        first_ce, window_ce = state["first_ce"], torch.tensor(state["window_ce"], dtype=torch.float64, device=device)
-        print(f"[{spec.run_id}] resumed from checkpoint {ckpt_path} at step {state['step']}", flush=True)
+    opt = make_optimizer(student, penalty, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.schedule, cfg.steps))
+    sampler = torch.Generator().manual_seed(spec.seed)
+    perm = torch.randperm(n, generator=sampler)
+    return TrainState(
+        student, penalty, opt, sched, sampler, perm, window_ce=torch.zeros((), dtype=torch.float64, device=device)
+    )
+
+
+def divergence_window(steps: int) -> int:
+    """The last steps whose mean cross-entropy judges divergence: 10% of the run, at least 5."""
+    return min(steps, max(5, steps // 10))
+
+
+def run_steps(spec: RunSpec, state: TrainState, data: FitData, phi, device, checkpoint: str) -> float:
+    """The steps from where `state` is to the end; returns the run's seconds in the loop
+    (those before a resume included)."""
+    cfg, beta = spec.train, float(spec.method["beta"])
+    student, penalty, opt, sched = state.student, state.penalty, state.optimizer, state.scheduler
+    x_fit, y_fit, n, bs = data.x_fit, data.y_fit, len(data.y_fit), cfg.batch_size
+    window, fingerprint = divergence_window(cfg.steps), spec_fingerprint(spec)
     t0 = time.time()
     student.train()
-    for step in range(start, cfg.steps + 1):
-        if pos + bs > n:  # new epoch; drop the ragged tail so every batch has bs rows
-            perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos : pos + bs]
-        pos += bs
+    for step in range(state.step + 1, cfg.steps + 1):
+        if state.pos + bs > n:  # new epoch; drop the ragged tail so every batch has bs rows
+            state.perm, state.pos = torch.randperm(n, generator=state.sampler), 0
+        idx = state.perm[state.pos : state.pos + bs]
+        state.pos += bs
         with autocast(device, cfg.amp):
             logits, h = student(_to(_slice(x_fit, idx), device))
         logits, h = logits.float(), h.float()
@@ -330,47 +311,65 @@ def train_run(
         loss = ce + beta * pen
         if not torch.isfinite(loss):
             raise FloatingPointError(non_finite_message(spec, step, ce.item(), pen.item(), beta))
-        if first_ce is None:
-            first_ce = ce.item()
+        if state.first_ce is None:
+            state.first_ce = ce.item()
         if step > cfg.steps - window:
-            window_ce += ce.detach()
+            state.window_ce += ce.detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         lrs = [g["lr"] for g in opt.param_groups]  # what this step ran at (student first, then the penalty's)
         opt.step()
         sched.step()
+        state.step = step
         if step % cfg.log_every == 0 or step == cfg.steps:
-            history.append({"step": step, "ce": ce.item(), "penalty": pen.item(), "lr": lrs})
+            state.history.append({"step": step, "ce": ce.item(), "penalty": pen.item(), "lr": lrs})
             print(f"[{spec.run_id}] step {step}/{cfg.steps} ce {ce.item():.4f} penalty {pen.item():.4f}", flush=True)
         if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "fingerprint": fingerprint,
-                    "step": step,
-                    "student": student.state_dict(),
-                    "penalty": penalty.state_dict() if penalty is not None else {},
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "sampler_generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "perm": perm,
-                    "pos": pos,
-                    "history": history,
-                    "resumed_from": resumed_from,
-                    "train_seconds": seconds_before + time.time() - t0,
-                    "first_ce": first_ce,
-                    "window_ce": float(window_ce),
-                },
-            )
-    train_seconds = seconds_before + time.time() - t0
+            state.save(checkpoint, fingerprint, state.train_seconds + time.time() - t0)
+    return state.train_seconds + time.time() - t0
 
-    divergence = divergence_check(first_ce, float(window_ce) / window, window)
+
+def train_run(
+    spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str, targets_path: str | None = None
+) -> dict:
+    cfg = spec.train
+    torch.set_num_threads(max(1, cfg.threads))
+    torch.manual_seed(spec.seed)
+    np.random.seed(spec.seed)
+    device = resolve_device(cfg.device)
+
+    # setup: the student, its data, the penalty and its target, the state to start from
+    split = load_split(split_path)
+    student = build_student(spec.student, split)
+    data = FitData.encode(student, split, cfg.fit_on)
+    student.to(device)
+    target = penalty_target(spec, split, data, feature_paths, targets_path)
+    phi, cached = target.phi, target.cached
+    penalty = build_penalty(
+        penalty_of(spec.method),
+        student.head.in_features if phi is not None else 0,  # no dummy forward: it would touch BatchNorm statistics
+        phi.shape[1] if phi is not None else 0,
+        spec.method.get("args", {}),
+        dims=cached.dims if cached is not None else [],
+    )
+    state = start_state(spec, student, penalty, len(data.y_fit), device)
+    checkpoint = checkpoint_path_for(out_json)
+    if cfg.checkpoint_every > 0:
+        state.resume(checkpoint, spec_fingerprint(spec), spec.run_id)
+
+    # the loop
+    train_seconds = run_steps(spec, state, data, phi, device, checkpoint)
+
+    # evaluation: the final step's weights (fitted on val too: its accuracy there says nothing)
+    window = divergence_window(cfg.steps)
+    divergence = divergence_check(state.first_ce, float(state.window_ce) / window, window)
     if divergence["diverged"]:
         print(f"[{spec.run_id}] DIVERGED: {divergence['rule']}", flush=True)
-    # fitted on val too (the reference protocol): its accuracy there says nothing, so none is recorded
-    val_acc = None if "val" in fit_parts else accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device)
+    x, y = data.x, data.y
+    val_acc = None if "val" in data.fit_parts else accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device)
     test_acc = accuracy(student, x["test"], y["test"], cfg.eval_batch_size, device)
+
+    # the record
     metrics = dict(
         run_id=spec.run_id,
         kind="train",
@@ -382,27 +381,27 @@ def train_run(
         student_init=student.init,
         student_params=student.n_params(),
         method=spec.method_id,
-        penalty=penalty_name,
+        penalty=penalty_of(spec.method),
         teacher_set=spec.teacher_set,
         teachers=spec.teachers,
-        beta=beta,
+        beta=float(spec.method["beta"]),
         seed=spec.seed,
         val_acc=val_acc,
         test_acc=test_acc,
         checkpoint="final step",
         train_seconds=round(train_seconds, 3),
         steps=cfg.steps,
-        batch_size=bs,
+        batch_size=cfg.batch_size,
         lr=cfg.lr,
         schedule=cfg.schedule,
         fit_on=cfg.fit_on,
-        n_fit=n,
+        n_fit=len(data.y_fit),
         weight_decay=cfg.weight_decay,
-        final_ce=history[-1]["ce"],
-        final_penalty=history[-1]["penalty"],
-        history=history,
+        final_ce=state.history[-1]["ce"],
+        final_penalty=state.history[-1]["penalty"],
+        history=state.history,
         device=str(device),
-        resumed_from_steps=resumed_from,
+        resumed_from_steps=state.resumed_from,
         diverged=divergence["diverged"],
         divergence=divergence,
     )
@@ -410,9 +409,9 @@ def train_run(
         metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)
     if cached is not None:
         metrics["teachers_pretrained"] = cached.pretrained
-    if penalty_info:
-        metrics["penalty_info"] = penalty_info
+    if target.info:
+        metrics["penalty_info"] = target.info
     write_run_record(out_json, **metrics)
-    if os.path.exists(ckpt_path):
-        os.unlink(ckpt_path)  # the metrics are the result; a finished run needs no resume point
+    if os.path.exists(checkpoint):
+        os.unlink(checkpoint)  # the metrics are the result; a finished run needs no resume point
     return metrics

@@ -8,7 +8,8 @@ import time
 import numpy as np
 
 from aftbench.core.io import atomic_path
-from aftbench.core.records import PROBE, write_run_record
+from aftbench.core.records import write_run_record
+from aftbench.core.roles import NO_PENALTY, PROBE
 from aftbench.core.schema import defaults
 from aftbench.data.splits import SPLITS, load_split
 from aftbench.teachers.features import load_features
@@ -54,7 +55,7 @@ def probe_run(
         student_init="teacher features",
         student_params=int(clf.coef_.size + clf.intercept_.size),
         method=method_id,
-        penalty="none",
+        penalty=NO_PENALTY,
         teacher_set=teacher_set,
         teachers=teachers,
         beta=0.0,
