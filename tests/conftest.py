@@ -166,3 +166,24 @@ def write_tiny_clip(d, embed_dim: int = 16, resize_mode: str = "shortest") -> st
 @pytest.fixture(scope="session")
 def tiny_open_clip(tmp_path_factory):
     return write_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, tiny_bert, tiny_timm, tiny_open_clip) -> dict[str, str]:
+    """Paths of the tiny local models tests/tiny_specs.TEACHER_SPECS builds from: the tiny BERT,
+    timm ViT and open_clip model, and a tiny GPT-2 (decoder) and T5 (encoder-decoder) at random
+    init saved with save_pretrained beside the BERT's tokenizer (the auto classes load them as hub
+    models)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5Model
+
+    lms = save_tiny_hf(
+        tmp_path_factory,
+        tiny_bert,
+        {
+            "gpt2": lambda v: GPT2LMHeadModel(GPT2Config(vocab_size=v, n_embd=12, n_layer=1, n_head=2, n_positions=64)),
+            "t5": lambda v: T5Model(
+                T5Config(vocab_size=v, d_model=12, d_kv=6, d_ff=16, num_layers=1, num_heads=2, decoder_start_token_id=0)
+            ),
+        },
+    )
+    return {"bert": tiny_bert, "timm": tiny_timm, "open_clip": tiny_open_clip, **lms}

@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 from test_pipeline import planned, tiny_config
+from tiny_specs import TEACHER_SPECS
 
 from aftbench.config.check import validate_config
+from aftbench.core.weights import FlopCountError, hf_config
 from aftbench.cost.bill import Priced, compare, estimate, render, wall_time
-from aftbench.cost.flops import (
-    LOOKUP_BACKENDS,
-    TEACHER_FORWARDS,
-    FlopCountError,
-    hf_config,
-    student_flops,
-    teacher_flops,
-)
+from aftbench.cost.flops import student_flops, teacher_flops
 from aftbench.sweep.plan import Job, sweep_jobs
 from aftbench.teachers.registry import BACKENDS
 
@@ -68,9 +63,31 @@ def test_student_step_is_forward_and_backward(tiny_bert):
     assert cnn.per_eval_example == 2 * (8 * 8 * 4 * 3 * 9 + 4 * 4 * 8 * 4 * 9 + 8 * 10)
 
 
-def test_every_teacher_backend_is_counted():
-    assert set(BACKENDS) == set(TEACHER_FORWARDS) | set(LOOKUP_BACKENDS)
-    assert teacher_flops({"backend": "random_projection", "args": {"dim": 7}}).per_example == 0
+@pytest.mark.parametrize("name", TEACHER_SPECS)
+def test_every_teacher_backend_is_priced(name, tiny_models):
+    """Every backend (one tiny spec each, tests/tiny_specs.py) is counted from what its class
+    declares: look-ups and noise at 0 FLOPs, networks above 0 at the width the built teacher has.
+    Text networks are priced as the bill prices them, at a length below their token limit (the
+    tiny models have 64 positions)."""
+    from aftbench.teachers.registry import build_teacher
+
+    spec = TEACHER_SPECS[name](tiny_models)
+    cls = BACKENDS.entry(spec["backend"])
+    f = teacher_flops({**spec, "args": {**spec.get("args", {}), cls.token_limit: 16}} if cls.token_limit else spec)
+    assert f.dim == build_teacher(spec).dim
+    assert (f.per_example > 0) == cls.counts_flops
+
+
+def test_a_network_backend_without_meta_forward_is_named(monkeypatch):
+    """A new backend that runs a network but declares no weightless forward: cost names it and the fix."""
+    from aftbench.teachers.controls import RandomProjection
+
+    class NewNet(RandomProjection):
+        counts_flops = True
+
+    monkeypatch.setitem(BACKENDS, "new_net", NewNet)
+    with pytest.raises(FlopCountError, match=r"'new_net'.*NewNet.*declares no meta_forward"):
+        teacher_flops({"backend": "new_net", "args": {"dim": 3}})
 
 
 @pytest.mark.skipif(os.environ.get("HF_HUB_OFFLINE") != "1", reason="checks the offline fallback (HF_HUB_OFFLINE=1)")

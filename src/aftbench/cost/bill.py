@@ -7,7 +7,7 @@ and cost nothing (as `snakemake -n` sees them), so the bill is what is left.
 
 `python -m aftbench cost --config sweep=NAME [--device h100] [--gpus 8 64]`; with
 `--compare results/benchmarks` it also sets each finished job's estimate against its measured
-`benchmark:` seconds (the calibration in README)."""
+`benchmark:` seconds (the calibration in docs/cost.md)."""
 
 from __future__ import annotations
 
@@ -19,21 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aftbench.core.declare import native_image_shape
 from aftbench.core.io import read_json
 from aftbench.core.layout import NO_TEACHERS, sidecar, split_images_dir, split_path
 from aftbench.core.schema import defaults, setting
 from aftbench.cost.flops import student_flops, teacher_flops
 from aftbench.sweep.plan import Job, done, sweep_jobs
 from aftbench.sweep.runs import train_spec
+from aftbench.sweep.summary import describe
+from aftbench.teachers.registry import BACKENDS
 
 FLOP_KINDS = ("extract", "train")  # priced by FLOPs on the chosen device; the rest: start-up only, on CPUs
-# Stored image shape where a dataset's entry gives no image_size (its loader keeps the native size).
-NATIVE_IMAGES = {
-    "fashion_mnist": (28, 28, 1),
-    "cifar10": (32, 32, 3),
-    "cifar100": (32, 32, 3),
-    "sklearn_digits": (8, 8, 1),
-}
 STORE_BYTES = {"float32": 4, "float16": 2, "auto": 2}  # auto stores float16 wherever it is exact enough
 WORDS_TO_TOKENS = 1.3  # sub-word tokens per whitespace word (English, BPE / WordPiece), for text lengths
 
@@ -74,13 +70,15 @@ def n_examples(config: dict, dataset: str) -> int:
 
 
 def image_shape(config: dict, dataset: str) -> tuple[int, int, int] | None:
+    """The stored (height, width, channels) of a dataset's images: its `image_size`, else the
+    native shape its loader declares (None: unknown, or no images)."""
     d = config["datasets"][dataset]
     if "image" not in d["modality"]:
         return None
     args = d.get("args", {})
     if "image_size" in args:
         return (int(args["image_size"]), int(args["image_size"]), 3)
-    return NATIVE_IMAGES.get(args.get("name", d["loader"]))
+    return native_image_shape(describe()["loaders"][d["loader"]], args)
 
 
 class TextLengths:
@@ -111,11 +109,13 @@ class TextLengths:
         return max(1, int(round(np.minimum(w * WORDS_TO_TOKENS + 2, max_length).mean())))  # + [CLS]/[SEP]
 
 
-def _teacher_spec_at(spec: dict, tokens: int) -> dict:
-    args = dict(spec.get("args", {}))
-    if spec["backend"] in ("hf", "hf_text"):
-        args["max_length"] = tokens
-    return {**spec, "args": args}
+def _token_limit(spec: dict) -> tuple[str, int] | None:
+    """The argument capping a text teacher's tokens and its value (the backend declares which),
+    or None where its cost does not depend on a text's length."""
+    cls = BACKENDS.entry(spec["backend"])
+    if cls.token_limit is None:
+        return None
+    return cls.token_limit, spec.get("args", {}).get(cls.token_limit, cls.arg_default(cls.token_limit))
 
 
 class Pricer:
@@ -131,11 +131,12 @@ class Pricer:
 
     def teacher(self, dataset: str, teacher: str):
         spec = self.config["teachers"][teacher]
-        max_length = spec.get("args", {}).get("max_length", 128)
-        tokens = self.lengths.tokens(dataset, max_length) if spec["backend"] in ("hf", "hf_text") else 0
+        limit = _token_limit(spec)
+        tokens = self.lengths.tokens(dataset, limit[1]) if limit else 0
         key = (teacher, tokens)
         if key not in self._teachers:
-            self._teachers[key] = teacher_flops(_teacher_spec_at(spec, tokens) if tokens else spec)
+            at = {**spec, "args": {**spec.get("args", {}), limit[0]: tokens}} if limit else spec
+            self._teachers[key] = teacher_flops(at)
         return self._teachers[key]
 
     def student(self, dataset: str, student: str, batch_size: int):

@@ -7,38 +7,27 @@ activations and embedding look-ups are not counted.
 
 Text models run at their configured `max_length` (a teacher's batches are padded to their longest
 text, so for short texts this is an upper bound; a student pads to `max_length` always).
-Hugging Face architectures come from the local cache, else from `hub_architectures.yaml` (the
-architecture fields of the hub configs config.yaml names), else the config (kilobytes, never
-weights) is fetched. aftbench.cost.bill turns these counts into hours.
+Each teacher backend builds its own weightless forward (`Teacher.meta_forward`, beside the class);
+Hugging Face architectures come from the local cache, else from core/hub_architectures.yaml,
+else the config (kilobytes, never weights) is fetched (aftbench.core.weights.hf_config).
+aftbench.cost.bill turns these counts into hours.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from aftbench.core.weights import minilm_dir
+from aftbench.core.weights import FlopCountError, hf_config, meta_device, meta_token_ids
 from aftbench.data.sources import Pool
 from aftbench.data.splits import Split
 from aftbench.students.registry import ARCHS
-from aftbench.teachers.registry import build_teacher
+from aftbench.teachers.registry import BACKENDS, build_teacher
 from aftbench.teachers.specs import parse_spec
-
-HUB_ARCHITECTURES = Path(__file__).with_name("hub_architectures.yaml")
-# Backends that run no neural network (table look-ups, noise, one small projection): 0 FLOPs counted.
-LOOKUP_BACKENDS = ("glove", "static_model", "gaussian_noise", "random_projection")
-META = torch.device("meta")
-
-
-class FlopCountError(ValueError):
-    """A model whose FLOPs cannot be counted offline (names the model and the fix)."""
 
 
 def count_flops(fn) -> int:
@@ -61,112 +50,19 @@ class StudentFlops:
     batch_size: int
 
 
-# ----------------------------------------------------------------------------- Hugging Face configs
-@cache
-def _hub_table() -> dict:
-    return yaml.safe_load(HUB_ARCHITECTURES.read_text())
-
-
-def hf_config(model: str | None, **overrides):
-    """A Hugging Face architecture config, without weights: the local files (a folder, the
-    embedded MiniLM, the hub cache), else hub_architectures.yaml, else the hub's config.json."""
-    from transformers import AutoConfig
-
-    name = str(minilm_dir()) if model is None else model
-    try:
-        return AutoConfig.from_pretrained(name, local_files_only=True, **overrides)
-    except OSError:
-        pass
-    if name in _hub_table():
-        fields = dict(_hub_table()[name])
-        return AutoConfig.for_model(fields.pop("model_type"), **fields, **overrides)
-    try:
-        return AutoConfig.from_pretrained(name, **overrides)
-    except OSError as err:
-        raise FlopCountError(
-            f"Hugging Face model {name!r}: its config is neither cached nor in {HUB_ARCHITECTURES.name}, and "
-            f"could not be fetched ({type(err).__name__}). Add its architecture fields (model_type, sizes) "
-            f"to src/aftbench/{HUB_ARCHITECTURES.name}, or run once with internet"
-        ) from None
-
-
-def _hf_stack(config, encoder_only: bool):
-    from transformers import AutoModel
-
-    with META:
-        net = AutoModel.from_config(config)
-    return (net.get_encoder() if encoder_only and config.is_encoder_decoder else net).eval()
-
-
-def _ids(batch: int, length: int) -> torch.Tensor:
-    # No attention mask: all positions are real, the same FLOPs, and no data-dependent mask code on meta.
-    return torch.zeros(batch, length, dtype=torch.long, device=META)
-
-
 # ----------------------------------------------------------------------------- teachers
-def _timm_teacher(model: str, model_args: dict | None = None, **_):
-    import timm
-
-    with META:
-        net = timm.create_model(model, pretrained=False, **(model_args or {})).eval()
-    size = timm.data.resolve_model_data_config(net)["input_size"]
-    x = torch.zeros(1, *size, device=META)
-    return lambda: net.forward_head(net.forward_features(x), pre_logits=True)
-
-
-def _open_clip_teacher(arch: str, modality: str = "image", **_):
-    import open_clip
-
-    net = open_clip.create_model(arch, pretrained=None, device=META).eval()
-    if modality == "text":
-        ids = _ids(1, net.context_length)
-        return lambda: net.encode_text(ids)
-    size = net.visual.image_size
-    h, w = (size, size) if isinstance(size, int) else size
-    x = torch.zeros(1, 3, h, w, device=META)
-    return lambda: net.encode_image(x)
-
-
-def _lite_teacher(variant: str = "lite0", image_size: int = 96, **_):
-    from aftbench.core.weights import load_lite
-
-    with META:
-        net = load_lite(variant, image_size, pretrained=False).eval()
-    x = torch.zeros(1, 3, image_size, image_size, device=META)
-    return lambda: net.extract_features(x).mean(dim=(2, 3))
-
-
-def _hf_teacher(model: str | None = None, max_length: int = 128, **_):
-    net = _hf_stack(hf_config(model), encoder_only=True)
-    ids = _ids(1, max_length)
-    return lambda: net(input_ids=ids).last_hidden_state[:, 0]
-
-
-def _hf_text_teacher(path: str | None = None, max_length: int = 128, **_):
-    return _hf_teacher(path, max_length)
-
-
-# backend -> builder(**args) -> a zero-argument forward of one example on the meta device
-TEACHER_FORWARDS = {
-    "timm": _timm_teacher,
-    "open_clip": _open_clip_teacher,
-    "effnet_lite": _lite_teacher,
-    "hf": _hf_teacher,
-    "hf_text": _hf_text_teacher,
-}
-
-
 def teacher_flops(spec: dict | str) -> TeacherFlops:
-    """Forward FLOPs per example and feature width of one teacher (a config.yaml entry)."""
+    """Forward FLOPs per example and feature width of one teacher (a config.yaml entry). The
+    backend's class says how: no network (`counts_flops` false) is 0 FLOPs at the built width,
+    else its `meta_forward` runs once on the meta device."""
     spec = parse_spec(spec)
-    backend, args = spec["backend"], spec.get("args", {})
-    if backend in LOOKUP_BACKENDS:
+    cls, args = BACKENDS.entry(spec["backend"]), spec.get("args", {})
+    if not cls.counts_flops:
         return TeacherFlops(0, int(build_teacher(spec).dim))
-    if backend not in TEACHER_FORWARDS:
-        raise FlopCountError(
-            f"teacher backend {backend!r}: no FLOP count (add it to aftbench.cost.flops.TEACHER_FORWARDS)"
-        )
-    forward = TEACHER_FORWARDS[backend](**args)
+    try:
+        forward = cls.meta_forward(**args)
+    except NotImplementedError as err:
+        raise FlopCountError(f"teacher backend {spec['backend']!r}: {err}") from None
     out = []
     flops = count_flops(lambda: out.append(forward()))
     return TeacherFlops(flops, int(out[0].shape[-1]))
@@ -195,9 +91,10 @@ def _hf_student(args: dict, n_classes: int, batch_size: int):
     from transformers import AutoModelForSequenceClassification
 
     config = hf_config(args.get("model"), num_labels=n_classes, **args.get("config", {}))
-    with META:
+    with meta_device():
         net = AutoModelForSequenceClassification.from_config(config)
-    ids = _ids(batch_size, args.get("max_length", 128))
+    default = inspect.signature(ARCHS.entry("hf_classifier")).parameters["max_length"].default
+    ids = meta_token_ids(batch_size, args.get("max_length", default))
     return lambda: net(input_ids=ids).logits
 
 
@@ -235,7 +132,7 @@ def student_flops(
         step, evaluation = _student_counts(_hf_student(args, n_classes, COUNT_BATCH))
     else:
         try:
-            forward = _built_student(arch, args, n_classes, COUNT_BATCH, modality, image_size, META)
+            forward = _built_student(arch, args, n_classes, COUNT_BATCH, modality, image_size, meta_device())
             step, evaluation = _student_counts(forward)
         except Exception:  # data-dependent code (a check on values, a library that moves its model
             # to the CPU itself) cannot run on meta: count the same model at random init on the CPU

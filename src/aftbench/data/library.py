@@ -46,7 +46,11 @@ def _tv_image(ds, row: int):
     return ds[row][0]
 
 
-@declare(produces="image", choices={"name": tuple(TORCHVISION)})
+@declare(
+    produces="image",
+    choices={"name": tuple(TORCHVISION)},
+    native_image={"name": {"cifar10": (32, 32, 3), "cifar100": (32, 32, 3)}},  # the others vary per image
+)
 def load_torchvision(name: str, root: str, download: bool = False, image_size: int | None = None) -> Source:
     """A torchvision dataset (`name` in TORCHVISION) under `root`; `download: true` fetches it
     (needs internet). The official test split is kept as the test pool."""

@@ -37,7 +37,7 @@ FMNIST_CLASSES = [
 ]
 
 
-@declare(produces="image", paths={"root": "dataset-fashion-mnist"})
+@declare(produces="image", paths={"root": "dataset-fashion-mnist"}, native_image=(28, 28, 1))
 def load_fashion_mnist(root: str = "/usr/share/datasets/fashion-mnist") -> Source:
     """Fashion-MNIST from its idx files (Debian `dataset-fashion-mnist`): 60k train, 10k official test."""
     root = require(Path(root), "Fashion-MNIST", "dataset-fashion-mnist")
@@ -200,7 +200,7 @@ def load_openclipart(
     )
 
 
-@declare(produces="image")
+@declare(produces="image", native_image=(8, 8, 1))
 def load_sklearn_digits() -> Source:
     """8×8 digits shipped inside scikit-learn: tiny, for tests."""
     from sklearn.datasets import load_digits

@@ -20,6 +20,7 @@ class RandomProjection(Teacher):
     """A fixed random feature map (tanh of a seeded projection): a tiny, download-free teacher
     for tests and a 'no knowledge' control. Images: resized pixels; texts: hashed words."""
 
+    counts_flops = False  # one small projection, or noise: nothing a FLOP bill would show
     pretrained = False
 
     def __init__(
@@ -60,6 +61,7 @@ class GaussianNoise(Teacher):
     in its split) but unrelated to the input. Appended to a real teacher it tests whether AFT's
     ρ learns to ignore features that carry nothing."""
 
+    counts_flops = False  # one small projection, or noise: nothing a FLOP bill would show
     pretrained = False
 
     def __init__(self, modality: str = "image", dim: int = 64, seed: int = 0):

