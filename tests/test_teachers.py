@@ -2,6 +2,7 @@
 declared dim == produced dim, one row per example, row order preserved, features finite."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +210,17 @@ def test_length_bucketed_text_batches_come_back_in_stored_order(tmp_path, specs,
     np.testing.assert_allclose(cached.splits["train"], one_by_one, rtol=2e-3, atol=2e-3)  # float16 storage
     rand = build_teacher(specs["hf_text_random"])
     assert not rand.pretrained and not np.allclose(rand.encode(texts[:4]), one_by_one[:4], atol=1e-2)
+
+
+def test_wordllama_by_hand_matches_the_package(text_split):
+    """The `wordllama` teacher reads the table and tokenizer itself; the package's own embed (its
+    load() pointed at the wheel's folder, the workaround for its path bug) gives the same rows."""
+    import wordllama
+    from wordllama import WordLlama as Package
+
+    from aftbench.teachers.text import WordLlama
+
+    texts = [str(t) for t in load_split(text_split).parts["train"].texts[:20]] + [""]
+    ours = WordLlama(dim=64).encode(texts)
+    ref = Package.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True, trunc_dim=64)
+    np.testing.assert_allclose(ours, ref.embed(texts, norm=False), atol=1e-6, rtol=0)

@@ -19,6 +19,7 @@ TEACHER_SPECS = {
     "hf_text_random": lambda m: {"backend": "hf_text", "args": {"path": m["bert"], "pretrained": False, "seed": 1}},
     "glove": lambda m: {"backend": "glove"},
     "static_model": lambda m: {"backend": "static_model"},
+    "wordllama": lambda m: {"backend": "wordllama", "args": {"dim": 64}},
     "random_projection": lambda m: {"backend": "random_projection", "args": {"dim": 7}},
     "random_projection_text": lambda m: {"backend": "random_projection", "args": {"modality": "text", "dim": 5}},
     "gaussian_noise": lambda m: {"backend": "gaussian_noise", "args": {"dim": 4}},

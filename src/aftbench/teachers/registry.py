@@ -14,7 +14,7 @@ from aftbench.teachers.base import Teacher
 from aftbench.teachers.controls import GaussianNoise, RandomProjection
 from aftbench.teachers.image import EffNetLite, OpenClip, TimmImage
 from aftbench.teachers.specs import parse_spec
-from aftbench.teachers.text import GloVeMean, HFText, HFTextEncoder, StaticModel
+from aftbench.teachers.text import GloVeMean, HFText, HFTextEncoder, StaticModel, WordLlama
 
 BACKENDS = Registry(
     "teacher backend",
@@ -26,6 +26,7 @@ BACKENDS = Registry(
         "hf": HFText,
         "glove": GloVeMean,
         "static_model": StaticModel,
+        "wordllama": WordLlama,
         "random_projection": RandomProjection,
         "gaussian_noise": GaussianNoise,
     },

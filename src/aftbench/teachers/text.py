@@ -16,6 +16,7 @@ from aftbench.core.weights import (
     load_glove,
     meta_token_ids,
     minilm_dir,
+    package_dir,
     word_tokens,
 )
 from aftbench.teachers.base import Teacher
@@ -202,3 +203,41 @@ class StaticModel(Teacher):
 
     def forward(self, texts) -> np.ndarray:
         return np.asarray(self._encode([str(t) for t in texts]), dtype=np.float32)
+
+
+@declare(needs=(Needs("wordllama", "wordllama"),), choices={"dim": (64, 128, 256)})
+class WordLlama(Teacher):
+    """The `wordllama` wheel (l2_supercat): LLaMA-2's token embeddings distilled to 256-d; a text
+    is the mean of its tokens' vectors (zeros if none), not normalised. `dim` 64 or 128 keeps the
+    first columns (the table is trained Matryoshka-style). The table (safetensors) and tokenizer
+    (json) are read by hand: the package's own `load()` looks for the tokenizer in a folder its
+    wheel does not have."""
+
+    modality = "text"
+    counts_flops = False  # table look-ups
+    batch_size = 4096
+
+    def __init__(self, dim: int = 256):
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        root = package_dir("wordllama", "wordllama")
+        table = load_file(root / "weights" / "l2_supercat_256.safetensors")["embedding.weight"]
+        self.table = np.ascontiguousarray(table[:, :dim], dtype=np.float32)
+        self.tokenizer = Tokenizer.from_file(str(root / "tokenizers" / "l2_supercat_tokenizer_config.json"))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+
+    @property
+    def dim(self) -> int:
+        return int(self.table.shape[1])
+
+    def preprocessing(self) -> str:
+        return "LLaMA-2 tokenizer (no special tokens, no truncation), mean of WordLlama l2_supercat token vectors"
+
+    def forward(self, texts) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, enc in enumerate(self.tokenizer.encode_batch([str(t) for t in texts], add_special_tokens=False)):
+            if enc.ids:
+                out[i] = self.table[np.clip(enc.ids, 0, len(self.table) - 1)].mean(0)
+        return out
