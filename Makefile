@@ -2,7 +2,7 @@
 #   make run    install (apt + venv + pip), then run the default offline sweep
 #   make test   install, then run the test suite: the fast suite, then the SLURM suite on a real
 #               local cluster (make test-fast / make test-slurm run one of them)
-# Both need root for apt-get (or the Debian data packages already installed / unpacked, see README).
+# Both need root for apt-get (or the Debian data packages already installed / unpacked: docs/offline_assets.md).
 PY ?= python3
 VENV ?= .venv
 CORES ?= 2

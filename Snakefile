@@ -4,6 +4,10 @@
 #   snakemake tables --cores 1               rebuild runs.csv, tables and figures from finished runs only
 # config.yaml is validated (workflow/schemas/config.schema.yaml + cross-references) before any job.
 
+from snakemake.utils import min_version
+
+min_version("9.27")
+
 
 configfile: "config.yaml"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import planned, tiny_config
+from test_pipeline import smk, tiny_config
 from tiny_specs import TEACHER_SPECS
 
 from aftbench.config.check import validate_config
@@ -105,29 +105,53 @@ def tiny(text_tsv, tmp_path, monkeypatch):
     return validate_config(tiny_config(text_tsv))
 
 
-def test_jobs_match_snakemake_plan(text_tsv, tmp_path):
-    """The jobs priced are the jobs Snakemake plans, kind by kind."""
+RULE_KIND = {
+    "split": "split",
+    "extract_features": "extract",
+    "score_teachers": "score",
+    "select_teachers": "select",
+    "train": "train",
+    "probe": "probe",
+    "train_paraphraser": "paraphraser",
+    "aggregate": "aggregate",
+}
+
+
+def dry_run_jobs(output: str) -> list[dict]:
+    """Every job a `snakemake -n` prints: its rule, outputs, inputs and benchmark file."""
+    jobs = []
+    for block in re.split(r"^rule ", output, flags=re.M)[1:]:
+        rule, _, body = block.partition(":\n")
+        fields = dict(re.findall(r"^    (\w+): (.*)$", body, re.M))
+        jobs.append(
+            {
+                "rule": rule,
+                "output": fields.get("output", "").split(", "),
+                "input": [f for f in fields.get("input", "").split(", ") if f],
+                "benchmark": fields.get("benchmark"),
+            }
+        )
+    return jobs
+
+
+def test_the_plan_is_the_dag_snakemake_builds(text_tsv, tmp_path):
+    """The jobs `cost` prices are exactly the jobs `snakemake -n` plans, one to one: the same
+    outputs, kinds and benchmark files, and each job waits for exactly the jobs whose outputs
+    Snakemake gives it as inputs."""
     cfg = tiny_config(text_tsv)
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    smk = planned(tmp_path)
-    rule_kind = {
-        "split": "split",
-        "extract_features": "extract",
-        "score_teachers": "score",
-        "train": "train",
-        "probe": "probe",
-        "train_paraphraser": "paraphraser",
-        "aggregate": "aggregate",
-    }
-    want = {}
-    for rule, n in smk.items():
-        if rule != "all":
-            want[rule_kind[rule]] = want.get(rule_kind[rule], 0) + n
-    jobs, _ = sweep_jobs(validate_config(cfg))
-    got = {}
-    for j in jobs.values():
-        got[j.kind] = got.get(j.kind, 0) + 1
-    assert got == want
+    dag = [j for j in dry_run_jobs(smk(tmp_path, "-n").stdout) if j["rule"] != "all"]
+    jobs, assumed = sweep_jobs(validate_config(cfg))
+    assert not assumed and len(jobs) == len(dag) > 20
+    main = {}  # every file a job makes -> the output the plan names that job by
+    for j in dag:
+        [main[j["output"][0]]] = [out for out in j["output"] if out in jobs]
+        main.update({out: main[j["output"][0]] for out in j["output"]})
+    for j in dag:
+        job = jobs[main[j["output"][0]]]
+        assert job.kind == RULE_KIND[j["rule"]], job.output
+        assert job.benchmark == j["benchmark"], job.output
+        assert sorted(set(job.needs)) == sorted({main[f] for f in j["input"] if f in main}), job.output
 
 
 def test_finished_outputs_drop_out(tiny, tmp_path):

@@ -108,11 +108,11 @@ def test_every_loader_declares_what_it_produces(name):
     assert (LOADERS[name].__doc__ or "").strip(), f"loader {name!r} has no docstring"
 
 
-# ----------------------------------------------------------------------------- your own data (README "Add a dataset")
+# ----------------------------------------------------------------------------- your own data (docs/configuration.md "Add a dataset")
 @pytest.fixture(scope="module")
 def png_class_folders(tmp_path_factory):
     """sklearn digits written as PNG files, one folder per class, train/ and test/: the layout
-    README's "Add a dataset" describes (MNIST as PNG class folders is the same)."""
+    docs/configuration.md's "Add a dataset" describes (MNIST as PNG class folders is the same)."""
     from PIL import Image
     from sklearn.datasets import load_digits
 

@@ -1,6 +1,7 @@
 """Every fault the pipeline guards against, injected: each is refused with a message that names
 the culprit, or recorded (a diverged run), and never becomes a table value computed from wrong
-data. README's "When something is wrong" table lists these tests; a test below keeps it true."""
+data. docs/troubleshooting.md's "When something is wrong" table lists these tests; a test below
+keeps it true."""
 
 import copy
 import errno
@@ -458,9 +459,9 @@ def test_12_changed_source_files_refuse_the_old_split(tmp_path, text_tsv):
     assert planned(tmp_path)["split"] == 1
 
 
-# --- the README table ------------------------------------------------------------------------------
-def test_the_readme_fault_table_names_real_tests():
-    text = (ROOT / "README.md").read_text()
+# --- the troubleshooting table ---------------------------------------------------------------------
+def test_the_fault_table_names_real_tests():
+    text = (ROOT / "docs" / "troubleshooting.md").read_text()
     section = text[text.index("## When something is wrong") :]
     section = section[: section.index("\n## ", 3)]
     named = set(re.findall(r"`(test_\w+)`", section))

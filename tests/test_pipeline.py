@@ -260,16 +260,16 @@ def test_renaming_stl_gives_the_same_tables_under_the_new_name(workdir, text_tsv
     assert set(runs[runs.role == "baseline"].method) == {"baseline"} and "stl" not in set(runs.method)
 
 
-def readme_teacher_lines() -> dict:
-    """The yaml block of README's "Add a teacher" section, as a user would paste it."""
-    text = (ROOT / "README.md").read_text()
+def documented_teacher_lines() -> dict:
+    """The yaml block of docs/configuration.md's "Add a teacher" section, as a user would paste it."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
     section = text[text.index("## Add a teacher") :]
     section = section[: section.index("\n## ", 1)]
     return yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S)[1])
 
 
-def test_adding_effnet_lite1_as_the_readme_says(workdir, text_tsv):
-    lines = readme_teacher_lines()
+def test_adding_effnet_lite1_as_the_docs_say(workdir, text_tsv):
+    lines = documented_teacher_lines()
     [(tid, entry)] = lines["teachers"].items()
     [(set_id, members)] = lines["teacher_sets"].items()
     assert entry["backend"] == "effnet_lite" and entry["args"]["variant"] == "lite1" and members == [tid]

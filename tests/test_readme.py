@@ -23,12 +23,17 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+PACKAGES = sorted(p.parent for p in (ROOT / "src" / "aftbench").glob("*/__init__.py"))
+PAGES = [
+    README,
+    *sorted((ROOT / "docs").glob("*.md")),
+    *(p / "README.md" for p in PACKAGES if (p / "README.md").exists()),
+]
 MAX_README_LINES = 250
 # Counts in README.md that are not a sweep's size (whitespace collapsed to one space).
 NOT_SWEEP_COUNTS = ("up to 100 jobs in flight",)
 # Top-level folders whose paths a code span may name on its own (results/ is generated: not checked).
-PATH_ROOTS = ("src/", "docs/", "tests/", "benchmarks/", "workflow/", "profiles/", "envs/")
+PATH_ROOTS = ("src/", "docs/", "tests/", "benchmarks/", "workflow/", "profiles/")
 
 COUNT = re.compile(
     r"`snakemake -n(?: --config sweep=(?P<sweep>\w+))?` plans (?P<jobs>\d[\d,]*) jobs(?: \((?P<runs>\d[\d,]*) runs)?"
@@ -126,6 +131,16 @@ def test_every_module_a_page_names_exists(page):
     names |= set(re.findall(r"(?<![\w/.-])aftbench(?:\.\w+)+", flat(prose(text_of(page)))))
     problems = sorted(filter(None, (module_problem(n) for n in names)))
     assert not problems, f"{rel(page)}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
+def test_every_package_has_a_readme_naming_its_modules(package):
+    """Each sub-package says what it owns: a README.md that names every one of its modules."""
+    readme = package / "README.md"
+    assert readme.exists(), f"src/aftbench/{package.name} has no README.md (what it owns, its public names)"
+    text = readme.read_text()
+    unnamed = [p.stem for p in package.glob("*.py") if p.stem != "__init__" and p.stem not in text]
+    assert not unnamed, f"src/aftbench/{package.name}/README.md does not name its modules {unnamed}"
 
 
 # --- the README's shape ---------------------------------------------------------------------------

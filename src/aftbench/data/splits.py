@@ -99,7 +99,7 @@ def check_texts(dataset_id: str, loader: str, texts: np.ndarray) -> None:
             raise ValueError(
                 f"datasets.{dataset_id}: {hits} of the first {len(sample)} texts from loader {loader!r} "
                 f"are {what}, e.g. {sample[0][:80]!r}; they are not text. Use {fix} "
-                f"(README: Add a dataset)"
+                f"(docs/configuration.md: Add a dataset)"
             )
 
 

@@ -128,8 +128,9 @@ def sweep_jobs(config: dict) -> tuple[dict[str, Job], list[str]]:
             else:
                 needs[-1] = metrics_path(probe_run_id(d, distilled_probe(config["methods"][run.method]), ts))
         add(Job("train", metrics_path(run.run_id), bench, needs, d, teacher_set=ts, run=run))
-    metrics = [j.output for j in jobs.values() if j.kind in ("train", "probe")]
-    add(Job("aggregate", runs_table_path(config["sweep"]), None, metrics))
+    # the report reads every run, score and selection (the aggregate rule's inputs)
+    reads = [j.output for j in jobs.values() if j.kind in ("train", "probe", "score", "select")]
+    add(Job("aggregate", runs_table_path(config["sweep"]), None, reads))
     return jobs, assumed
 
 
