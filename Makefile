@@ -11,7 +11,7 @@ STAMP = $(VENV)/.installed
 # Rules run `python -m aftbench ...`: put the venv first on PATH for every recipe.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test test-fast test-slurm setup apt tables report clean-results
+.PHONY: run test test-fast test-unit test-slurm setup apt tables report clean-results
 
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES)
@@ -20,6 +20,10 @@ test: test-fast test-slurm
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
+
+# The unit tests alone: no Snakemake run, no subprocess job (tests marked `slow` are skipped).
+test-unit: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q -m "not slow"
 
 # Brings up a one-node SLURM cluster (tests/slurm/start.sh), runs tests/test_slurm.py, tears it down.
 test-slurm: setup

@@ -112,6 +112,7 @@ def test_table_bolds_only_a_separable_best_and_marks_ties(tmp_path):
     assert row.best == "rkd" and "rkd" not in row.ties.split()
 
 
+@pytest.mark.slow
 def test_claims_files_and_report_are_written(tmp_path):
     paths = fake_sweep(tmp_path / "runs", {"kd": 0.0, "aft": 0.05})
     build_report(paths, str(tmp_path / "out"))

@@ -134,6 +134,7 @@ def dry_run_jobs(output: str) -> list[dict]:
     return jobs
 
 
+@pytest.mark.slow
 def test_the_plan_is_the_dag_snakemake_builds(text_tsv, tmp_path):
     """The jobs `cost` prices are exactly the jobs `snakemake -n` plans, one to one: the same
     outputs, kinds and benchmark files, and each job waits for exactly the jobs whose outputs

@@ -205,6 +205,7 @@ def test_6_profiles_show_failed_logs():
         assert yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())["show-failed-logs"] is True
 
 
+@pytest.mark.slow
 def test_6_the_slurm_profile_sends_every_heavy_job_to_slurm(tmp_path, text_tsv):
     """Under `--profile slurm` no heavy job runs on the login host: every extraction, score,
     paraphraser, probe and training job, a block's own `train:` settings included (their runs once
@@ -219,6 +220,7 @@ def test_6_the_slurm_profile_sends_every_heavy_job_to_slurm(tmp_path, text_tsv):
     assert {launcher for _, launcher in launched} == {"slurm"}, sorted(set(launched))
 
 
+@pytest.mark.slow
 def test_6_a_failed_job_shows_its_log_on_the_console(tmp_path, text_tsv):
     cfg = tiny_config(text_tsv)
     cfg["sweeps"]["tiny"] = [{"datasets": ["digits"], "students": ["cnn_t"], "methods": ["stl"], "seeds": [0]}]
@@ -246,6 +248,7 @@ def test_6_a_failed_write_names_the_path_and_the_space_left(tmp_path, monkeypatc
 
 
 # --- 7: no orphans -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_7_killing_snakemake_stops_its_local_jobs(tmp_path, text_tsv):
     cfg = tiny_config(text_tsv)
     cfg["train"].update(steps=10**7, log_every=10**6, checkpoint_every=0)
@@ -402,6 +405,7 @@ def test_3_an_incomplete_checkpoint_is_not_resumed(tmp_path, capsys):
 
 
 # --- 10: aggregation of any subset ----------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("keep", ["stl", "probe", "one dataset"])
 def test_10_any_subset_of_finished_runs_aggregates(workdir, tmp_path, keep):
     from aftbench.report.build import build_report
@@ -417,6 +421,7 @@ def test_10_any_subset_of_finished_runs_aggregates(workdir, tmp_path, keep):
 
 
 # --- 11: sweeps never overwrite each other ----------------------------------------------------------
+@pytest.mark.slow
 def test_11_a_sweep_with_other_training_settings_keeps_both_results(workdir, text_tsv, tmp_path):
     import shutil
 
@@ -440,6 +445,7 @@ def test_11_a_sweep_with_other_training_settings_keeps_both_results(workdir, tex
 
 
 # --- 12: changed source data ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_12_changed_source_files_refuse_the_old_split(tmp_path, text_tsv):
     import shutil
 

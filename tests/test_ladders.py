@@ -12,6 +12,9 @@ from aftbench.data.splits import make_split
 from aftbench.teachers.extract import extract
 from aftbench.train.probe import probe_run
 
+# Whole-DAG runs of the tiny sweep: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 LADDERS = {  # weak -> strong, as config.yaml's comments and the offline_pretrained sweep state them
     "fmnist": ["lite0_random", "lite0_32", "lite1_64", "lite2"],

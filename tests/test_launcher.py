@@ -79,6 +79,7 @@ def long_train_argv(tmp_path, digits_split, steps=10**7):
     return ["train", "--spec", json.dumps(spec), "--split", digits_split, "--out", str(tmp_path / "m.json")]
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_the_command_and_echoes_its_log(tmp_path, digits_split, capsys):
     argv = long_train_argv(tmp_path, digits_split, steps=5)
     assert submit_and_wait("submitit_local", local_job(tmp_path), argv, Command()) == 0
@@ -141,6 +142,7 @@ def _start_waiter(tmp_path, digits_split, **launch):
     raise AssertionError(f"job process never appeared:\n{p.communicate()[0]}")
 
 
+@pytest.mark.slow
 def test_a_killed_job_fails_within_seconds_naming_state_and_logs(tmp_path, digits_split):
     p, job = _start_waiter(tmp_path, digits_split)
     time.sleep(1)
@@ -152,6 +154,7 @@ def test_a_killed_job_fails_within_seconds_naming_state_and_logs(tmp_path, digit
     assert "ended" in out and "without a result" in out and "_log.err" in out
 
 
+@pytest.mark.slow
 def test_a_signal_to_the_waiter_cancels_the_job(tmp_path, digits_split):
     p, job = _start_waiter(tmp_path, digits_split)
     time.sleep(1)
@@ -165,6 +168,7 @@ def test_a_signal_to_the_waiter_cancels_the_job(tmp_path, digits_split):
     assert not _job_pids(job["folder"]), "the job outlived its cancelled waiter"
 
 
+@pytest.mark.slow
 def test_the_deadline_cancels_a_job_that_runs_too_long(tmp_path, digits_split):
     p, job = _start_waiter(tmp_path, digits_split, deadline_min=0.05)
     out = p.communicate(timeout=60)[0]

@@ -17,6 +17,9 @@ import yaml
 
 from aftbench.core.layout import run_id, run_wildcard_regex
 
+# Whole-DAG runs of the tiny sweep: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 

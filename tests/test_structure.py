@@ -78,6 +78,7 @@ def test_version():
     assert p.returncode == 0 and p.stdout.startswith("aftbench ") and "unknown" not in p.stdout
 
 
+@pytest.mark.slow
 def test_a_non_editable_install_validates_without_the_checkout(tmp_path):
     """`pip install .` (not -e): the schema travels inside the package, so validation needs no
     checkout."""

@@ -356,6 +356,7 @@ def adaptive_config():
     }
 
 
+@pytest.mark.slow
 def test_adaptive_sweep_scores_every_candidate_and_trains_only_the_selected(tmp_path):
     """The whole DAG: before scoring, the plan holds the scoring, the selection checkpoint and
     STL only; afterwards only the informative teacher was trained on (and probed), the selection

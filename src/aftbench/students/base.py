@@ -1,8 +1,8 @@
 """What every student is: an nn.Module with `features(batch) -> h` (the input of its final
 linear classifier `head`, what AFT regularises) and `encode_inputs(pool)`, which turns a split into
 tensors once, deterministically (transfer methods train without augmentation: the teacher
-features are fixed per example). The archs live in image_students, text_students and
-multimodal_students; aftbench.students.registry registers them."""
+features are fixed per example). The archs live in students.image, students.text and
+students.multimodal; aftbench.students.registry registers them."""
 
 from __future__ import annotations
 
