@@ -143,6 +143,20 @@ def test_every_package_has_a_readme_naming_its_modules(package):
     assert not unnamed, f"src/aftbench/{package.name}/README.md does not name its modules {unnamed}"
 
 
+def test_every_module_the_code_names_exists():
+    """Docstrings and comments of the package, the workflow and config.yaml name modules that exist
+    (a module that moves leaves no pointer to its old home)."""
+    files = [*(ROOT / "src" / "aftbench").rglob("*.py"), *(ROOT / "workflow").rglob("*.smk")]
+    files += [ROOT / "Snakefile", ROOT / "config.yaml", *(ROOT / "benchmarks").glob("*.py")]
+    problems = sorted(
+        f"{f.relative_to(ROOT)}: {problem}"
+        for f in files
+        for name in set(re.findall(r"(?<![\w/.-])aftbench(?:\.\w+)+", f.read_text()))
+        if (problem := module_problem(name))
+    )
+    assert not problems, problems
+
+
 # --- the README's shape ---------------------------------------------------------------------------
 def test_the_readme_is_short():
     n = len(text_of(README).splitlines())
