@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from aftbench.core.weights import FlopCountError, hf_config, meta_device, meta_token_ids
+from aftbench.core.weights import FlopCountError, meta_device
 from aftbench.data.sources import Pool
 from aftbench.data.splits import Split
 from aftbench.students.registry import ARCHS
@@ -87,17 +87,6 @@ def _without_weights(cls, args: dict) -> dict:
     return {**args, "pretrained": off}
 
 
-def _hf_student(args: dict, n_classes: int, batch_size: int):
-    from transformers import AutoModelForSequenceClassification
-
-    config = hf_config(args.get("model"), num_labels=n_classes, **args.get("config", {}))
-    with meta_device():
-        net = AutoModelForSequenceClassification.from_config(config)
-    default = inspect.signature(ARCHS.entry("hf_classifier")).parameters["max_length"].default
-    ids = meta_token_ids(batch_size, args.get("max_length", default))
-    return lambda: net(input_ids=ids).logits
-
-
 def _built_student(arch: str, args: dict, n_classes: int, batch_size: int, modality: str, image_size: int, device):
     cls = ARCHS.entry(arch)
     pool = _fake_pool(batch_size, modality, image_size)
@@ -126,10 +115,13 @@ def student_flops(
     spec: dict, n_classes: int, batch_size: int, modality: str = "image", image_size: int = 32
 ) -> StudentFlops:
     """FLOPs of one training step (forward + backward of the loss at `batch_size`) and of one
-    example's forward when scoring, for one student (a config.yaml entry)."""
+    example's forward when scoring, for one student (a config.yaml entry): from the forward its
+    arch declares (`Student.meta_forward`), else from the arch built without weights on the meta
+    device (on the CPU where its code needs real values)."""
     arch, args = spec["arch"], spec.get("args", {})
-    if arch == "hf_classifier":  # its tokenizer may not be offline: the config alone gives the shapes
-        step, evaluation = _student_counts(_hf_student(args, n_classes, COUNT_BATCH))
+    declared = ARCHS.entry(arch).meta_forward(args, n_classes, COUNT_BATCH)
+    if declared is not None:  # the arch builds its own weightless forward
+        step, evaluation = _student_counts(declared)
     else:
         try:
             forward = _built_student(arch, args, n_classes, COUNT_BATCH, modality, image_size, meta_device())

@@ -17,6 +17,13 @@ class Student(nn.Module):
     init = "scratch"  # shown in every table: "scratch" or "pretrained:<what>"
     needs_split = False  # True: built with the dataset's split (e.g. a vocabulary from its texts)
 
+    @classmethod
+    def meta_forward(cls, args: dict, n_classes: int, batch_size: int):
+        """A zero-argument forward of `batch_size` examples, built from the entry's `args` without
+        weights on PyTorch's meta device, for aftbench.cost.flops to count; None (the default):
+        `cost` builds the arch itself without its weights and counts that."""
+        return None
+
     def encode_inputs(self, pool: Pool) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 

@@ -3,12 +3,23 @@ embeddings, from GloVe) and Hugging Face sequence classifiers."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from torch import nn
 
 from aftbench.core.declare import Needs, declare
-from aftbench.core.weights import download_error, load_glove, minilm_dir, minilm_word_embeddings, word_tokens
+from aftbench.core.weights import (
+    download_error,
+    hf_config,
+    load_glove,
+    meta_device,
+    meta_token_ids,
+    minilm_dir,
+    minilm_word_embeddings,
+    word_tokens,
+)
 from aftbench.data.splits import Split
 from aftbench.students.base import Student
 
@@ -168,6 +179,20 @@ class HFSequenceClassifier(Student):
     load, e.g. `{num_hidden_layers: 1}` keeps only the first layer of a pre-trained encoder."""
 
     modality = "text"
+
+    @classmethod
+    def meta_forward(cls, args: dict, n_classes: int, batch_size: int):
+        """From the model's config alone (its tokenizer may not be offline where `cost` runs):
+        `batch_size` texts of `max_length` tokens."""
+        from transformers import AutoModelForSequenceClassification
+
+        config = hf_config(args.get("model"), num_labels=n_classes, **args.get("config", {}))
+        with meta_device():
+            net = AutoModelForSequenceClassification.from_config(config)
+        ids = meta_token_ids(
+            batch_size, args.get("max_length", inspect.signature(cls).parameters["max_length"].default)
+        )
+        return lambda: net(input_ids=ids).logits
 
     def __init__(
         self,
