@@ -64,7 +64,7 @@ def select_teacher_sets(request: dict, score_paths: list[str], out_json: str, te
             )
         missing = [s for s in SCORE_NAMES if s not in rec.get("scores", {})]
         if missing:
-            raise ValueError(f"{path}: lacks score(s) {missing} (written by an older aftbench?); delete it to rescore")
+            raise ValueError(f"{path}: lacks score(s) {missing}; delete it to rescore")
         scores[rec["teacher_set"]] = rec["scores"]
         split_sha.add(rec["split_sha256"])
     absent = [c for c in request["candidates"] if c not in scores]
