@@ -170,6 +170,26 @@ def test_logit_kd_golden():
     assert PENALTIES["logit_kd"].uses_logits
 
 
+def test_logit_kd_two_classes_tells_a_teacher_from_its_negation():
+    """Binary tasks: a teacher and its negation are different teachers, and the student is pulled
+    toward the teacher's probabilities, not toward 50/50."""
+    t = 4.0
+    teacher = torch.tensor([[0.0, 3.0], [0.0, -2.0], [0.0, 1.0]])
+    pen = build_penalty("logit_kd", 2, 2, {"temperature": t})
+    agree, negated = pen(teacher.clone(), teacher), pen(-teacher, teacher)
+    assert agree.item() == pytest.approx(0.0, abs=1e-12) and negated.item() > 0.05
+    p = torch.softmax(teacher / t, 1)
+    uniform = torch.zeros_like(teacher)
+    expected = float((p * (p.log() - torch.log_softmax(uniform / t, 1))).sum(1).mean()) * t * t
+    assert pen(uniform, teacher).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_logit_kd_refuses_one_column_per_example():
+    pen = build_penalty("logit_kd", 2, 2, {"temperature": 4.0})
+    with pytest.raises(ValueError, match=r"logit_kd: the teacher's logits are \(3, 1\), the student's \(3, 2\)"):
+        pen(torch.zeros(3, 2), torch.zeros(3, 1))
+
+
 def test_factor_transfer_penalty_and_paraphraser():
     from aftbench.train.paraphraser import train_paraphraser
 

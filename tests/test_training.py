@@ -2,10 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 from tiny_specs import tiny_spec as spec
+from tiny_specs import tiny_spec_dict
 
-from aftbench.train.loop import train_run
+from aftbench.train.loop import RunSpec, train_run
 from aftbench.train.probe import probe_run
 
 
@@ -137,4 +139,51 @@ def test_logit_kd_from_probe_logits(tmp_path, digits_split, feats):
     m = train_run(
         spec("logit_kd", "logit_kd"), digits_split, [feats], str(tmp_path / "m.json"), targets_path=str(logits)
     )
+    assert m["final_penalty"] > 0 and 0 <= m["test_acc"] <= 1
+
+
+@pytest.fixture(scope="module")
+def binary_split(tmp_path_factory, text_tsv):
+    """The tiny text task cut to two classes (animal, tool), with a text random-projection cache."""
+    from aftbench.data.splits import make_split
+    from aftbench.teachers.extract import extract
+
+    d = tmp_path_factory.mktemp("binary")
+    rows = [line for line in open(text_tsv).read().splitlines() if line.split("\t")[0] in ("animal", "tool")]
+    (d / "two.tsv").write_text("\n".join(rows) + "\n")
+    spec = {"loader": "tsv", "modality": "text", "args": {"path": str(d / "two.tsv")}}
+    make_split(
+        "two",
+        {**spec, "n_train": 40, "n_val": 16, "n_test": 24, "split_seed": 0},
+        str(d / "two.npz"),
+        str(d / "two.json"),
+    )
+    rp = {"backend": "random_projection", "args": {"modality": "text", "dim": 16}}
+    extract("rp", rp, str(d / "two.npz"), str(d / "rp.safetensors"), str(d / "rp.json"))
+    return str(d / "two.npz"), str(d / "rp.safetensors")
+
+
+def test_a_binary_probe_saves_one_logit_per_class(tmp_path, binary_split):
+    """The probe's logits on a 2-class task are (n, 2) and their softmax is its predict_proba
+    (one decision column would make logit_kd a pull toward 50/50)."""
+    from safetensors.numpy import load_file
+    from sklearn.linear_model import LogisticRegression
+
+    from aftbench.train.probe import class_logits
+
+    split, feats = binary_split
+    logits = tmp_path / "logits.safetensors"
+    probe = {"kind": "probe", "C_grid": [1.0]}
+    probe_run(
+        "p", "two", "rp", ["rp"], "probe", probe, split, [feats], str(tmp_path / "p.json"), logits_out=str(logits)
+    )
+    saved = load_file(str(logits))
+    assert {k: v.shape[1] for k, v in saved.items()} == {"train": 2, "val": 2, "test": 2}
+    x = np.random.default_rng(0).normal(size=(30, 4))
+    clf = LogisticRegression().fit(x, np.arange(30) % 2)
+    z = class_logits(clf, x)
+    np.testing.assert_allclose(np.exp(z) / np.exp(z).sum(1, keepdims=True), clf.predict_proba(x), atol=1e-6)
+    text = {**tiny_spec_dict("logit_kd", "logit_kd"), "dataset": "two", "teachers": ["rp"]}
+    text["student"] = {"arch": "wordpiece_bag", "args": {"emb_dim": 8, "hidden": 8}}
+    m = train_run(RunSpec.from_dict(text), split, [feats], str(tmp_path / "m.json"), targets_path=str(logits))
     assert m["final_penalty"] > 0 and 0 <= m["test_acc"] <= 1

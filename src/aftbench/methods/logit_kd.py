@@ -1,6 +1,7 @@
 """Logit distillation (Hinton et al. 2015) with the teacher set's linear probe as the teacher:
 T² · KL(softmax(teacher/T) ‖ softmax(student/T)). The probe's logits are cached by the probe
-step (one file per dataset × teacher set); training never refits it."""
+step (one file per dataset × teacher set, one column per class, binary tasks included);
+training never refits it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ class LogitKD(Penalty):
         return []
 
     def forward(self, student_logits, teacher_logits):
+        if teacher_logits.shape != student_logits.shape:  # softmax over one column is 1: no signal
+            raise ValueError(
+                f"logit_kd: the teacher's logits are {tuple(teacher_logits.shape)}, the student's "
+                f"{tuple(student_logits.shape)}: one column per class is needed (a probe logits file "
+                f"of another split or dataset? delete it and rerun the probe)"
+            )
         t = self.t
         return (
             F.kl_div(

@@ -15,6 +15,16 @@ from aftbench.data.splits import SPLITS, load_split
 from aftbench.teachers.features import load_features
 
 
+def class_logits(clf, x: np.ndarray) -> np.ndarray:
+    """One logit per class, (n, K) float32, whose softmax is the probe's `predict_proba`. A binary
+    logistic regression has one decision value d (class 1 against class 0): its logits are (0, d),
+    since softmax((0, d)) = (1 − σ(d), σ(d))."""
+    d = clf.decision_function(x)
+    if d.ndim == 1:
+        d = np.stack([np.zeros_like(d), d], axis=1)
+    return d.astype(np.float32)
+
+
 def probe_run(
     run_id: str,
     dataset: str,
@@ -72,7 +82,5 @@ def probe_run(
         from safetensors.numpy import save_file
 
         with atomic_path(logits_out) as tmp:
-            save_file(
-                {s: clf.decision_function(v).astype(np.float32).reshape(len(v), -1) for s, v in z.items()}, str(tmp)
-            )
+            save_file({s: class_logits(clf, v) for s, v in z.items()}, str(tmp))
     return write_run_record(out_json, **metrics)
