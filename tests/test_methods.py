@@ -1,4 +1,8 @@
-"""Golden values for the baseline penalties, computed independently with plain loops."""
+"""Golden values for the baseline penalties, computed independently with plain loops; at the same
+β each baseline's default equals the formula of the AFT reference code (Qiu et al. 2024), written
+out here from its description, never imported: RKD (distance + 2·angle)/2 with distances over
+the mean positive one, FT's per-example L1 sum of unit-normalised vectors, KD's MSE against the
+raw features, logit KD's T²·KL."""
 
 import itertools
 
@@ -18,7 +22,7 @@ def smooth_l1(a, b):
 def ref_distances(x):
     n = len(x)
     d = np.array([[np.linalg.norm(x[i] - x[j]) for j in range(n)] for i in range(n)])
-    mean = np.mean([d[i, j] for i in range(n) for j in range(n) if i != j])
+    mean = np.mean([d[i, j] for i in range(n) for j in range(n) if d[i, j] > 0])
     return d / mean
 
 
@@ -67,6 +71,28 @@ def test_rkd_is_zero_for_similar_structures_and_scale_free():
     assert pen(torch.tensor(H), torch.tensor(PHI)).item() == pytest.approx(
         smooth_l1(ref_distances(H), ref_distances(PHI)) + 2 * smooth_l1(ref_angles(H), ref_angles(PHI)), rel=1e-9
     )
+
+
+@pytest.mark.parametrize("duplicate", [False, True], ids=["distinct rows", "a duplicate row"])
+def test_rkd_default_is_the_reference_loss(duplicate):
+    """(distance + 2·angle) / 2, distances over the mean of the positive ones (a duplicated
+    example adds zeros that carry no scale)."""
+    h, phi = (np.vstack([H, H[:1]]), np.vstack([PHI, PHI[:1]])) if duplicate else (H, PHI)
+    reference = (smooth_l1(ref_distances(h), ref_distances(phi)) + 2 * smooth_l1(ref_angles(h), ref_angles(phi))) / 2
+    assert build_penalty("rkd", 2, 3)(torch.tensor(h), torch.tensor(phi)).item() == pytest.approx(reference, rel=1e-9)
+
+
+def test_kd_is_the_reference_mse_on_raw_features():
+    """KD: mean over entries of (W h + b − Φ)², Φ as cached (no rescale), so β is the reference's β."""
+    pen = build_penalty("kd", 2, 3)
+    assert pen.target_scale == "raw" == PENALTIES["kd"].target_scale
+    w, b = pen.proj.weight.detach().numpy(), pen.proj.bias.detach().numpy()
+    hand = np.mean([(w @ x + b - t) ** 2 for x, t in zip(H, PHI, strict=False)])
+    got = pen(torch.tensor(H, dtype=torch.float32), torch.tensor(PHI, dtype=torch.float32)).item()
+    assert got == pytest.approx(hand, rel=1e-6)
+    assert build_penalty("kd", 2, 3, {"target_scale": "rms"}).target_scale == "rms"
+    with pytest.raises(ValueError, match="target_scale"):
+        build_penalty("kd", 2, 3, {"target_scale": "unit"})
 
 
 def test_aft_nokernel_is_centred_mse():
@@ -198,12 +224,11 @@ def test_factor_transfer_penalty_and_paraphraser():
     with torch.no_grad():
         factors = 5.0 * pen.translator(h)  # same direction, other scale: zero after L2 normalisation
     assert pen(h, factors).item() == pytest.approx(0.0, abs=1e-6)
-    hand = (
-        (torch.nn.functional.normalize(pen.translator(h), dim=1) - torch.nn.functional.normalize(-factors, dim=1))
-        .abs()
-        .mean()
-    )
-    assert pen(h, -factors).item() == pytest.approx(hand.item(), rel=1e-6)
+    # the reference's scale: per example, the L1 norm of the difference of unit vectors; then the batch mean
+    s_fac, t_fac = pen.translator(h).detach().numpy(), -factors.numpy()
+    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+    hand = np.mean([np.abs(unit(a) - unit(b)).sum() for a, b in zip(s_fac, t_fac, strict=False)])
+    assert pen(h, -factors).item() == pytest.approx(hand, rel=1e-6)
     rng = np.random.default_rng(0)
     feats = rng.standard_normal((200, 3)) @ rng.standard_normal((3, 12))  # rank 3 in 12-d
     model, info = train_paraphraser(feats, rate=0.5, steps=400, lr=1e-2)

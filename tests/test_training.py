@@ -187,3 +187,21 @@ def test_a_binary_probe_saves_one_logit_per_class(tmp_path, binary_split):
     text["student"] = {"arch": "wordpiece_bag", "args": {"emb_dim": 8, "hidden": 8}}
     m = train_run(RunSpec.from_dict(text), split, [feats], str(tmp_path / "m.json"), targets_path=str(logits))
     assert m["final_penalty"] > 0 and 0 <= m["test_acc"] <= 1
+
+
+@pytest.mark.parametrize("method,mode", [("kd", "raw"), ("aft", "rms")])
+def test_phi_reaches_the_penalty_raw_or_over_its_train_rms(method, mode, digits_split, feats):
+    """KD sees the cached features as they are (the reference's β); AFT (scale-free) keeps the
+    train-RMS rescale; the run's record says which, with the RMS that converts β."""
+    from aftbench.data.splits import load_split
+    from aftbench.students.registry import build_student
+    from aftbench.teachers.features import load_features
+    from aftbench.train.loop import FitData, penalty_target
+
+    run, split = spec(method, method), load_split(digits_split)
+    data = FitData.encode(build_student(run.student, split), split, "train")
+    target = penalty_target(run, split, data, [feats], None)
+    raw = load_features([feats], split.sha256, ["rp"]).splits["train"]
+    rms = float(np.sqrt((raw**2).mean()))
+    assert target.scaling == {"mode": mode, "train_rms": pytest.approx(rms)}
+    np.testing.assert_allclose(target.phi.numpy(), raw if mode == "raw" else raw / rms, rtol=1e-6)

@@ -4,9 +4,14 @@ A penalty is built as cls(d_h, d_φ, **args) (student feature width, target widt
 `args` from config.yaml) and added to cross-entropy as β · penalty(input, Φ[batch]). The hooks
 below have defaults, so a penalty overrides only what it changes:
 
-- `target_source`: where Φ comes from. None = the cached teacher features (rescaled by their
-  train RMS); "factors" = a factor-transfer paraphraser's output (the `train_paraphraser` step);
-  "probe_logits" = the teacher set's probe logits (the `probe` step).
+- `target_source`: where Φ comes from. None = the cached teacher features; "factors" = a
+  factor-transfer paraphraser's output (the `train_paraphraser` step); "probe_logits" = the
+  teacher set's probe logits (the `probe` step).
+- `target_scale`: how cached features reach the penalty: "rms" divided by one scalar, their
+  training split's RMS (teachers of any scale mean the same β); "raw" as cached (the reference
+  code's choice). Scale-free penalties (AFT's normalised kernels, RKD's normalised distances and
+  angles) are unaffected. A penalty that takes a `target_scale` argument lets a method choose;
+  the run records the mode and the RMS (`target_scale` in metrics.json).
 - `uses_logits`: the penalty compares the student's logits, not its features h.
 - `prepare_targets`: turns the cached training features into the per-example Φ once, before
   training (B-Tuning's LogME-weighted predictions); returns (Φ, info for metrics.json or None).
@@ -22,6 +27,7 @@ from torch import nn
 
 class Penalty(nn.Module):
     target_source: str | None = None
+    target_scale: str = "rms"
     uses_logits: bool = False
     needs_dims: bool = False  # True: built with `dims`, the width of each teacher in Φ (in set order)
 

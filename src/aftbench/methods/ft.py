@@ -4,7 +4,13 @@ A paraphraser (autoencoder) is trained once per (dataset, teacher set) on the *t
 teacher features — its own DAG step, `train_paraphraser` (aftbench.train.paraphraser) — and its code
 ("factors") is cached. During student training a translator maps student features to the factor
 space; the penalty is the L1 distance between the L2-normalised translated student factors and
-teacher factors."""
+teacher factors, summed over the factor's entries and averaged over the batch (Kim et al.'s
+per-example ‖·‖₁, and the AFT reference code's scale: a β here is its β).
+
+Two deliberate differences from the AFT reference code, which regresses the raw teacher
+features through a 3-layer MLP: the target is the paraphraser's factor (Kim et al.'s method; the
+paraphraser is fitted on the training split only, so validation and test features never shape
+it), and the translator is Kim et al.'s (two layers, leaky ReLU)."""
 
 from __future__ import annotations
 
@@ -25,4 +31,4 @@ class FactorTransfer(Penalty):
         return [{"params": list(self.translator.parameters())}]
 
     def forward(self, h, factors):
-        return (F.normalize(self.translator(h), dim=1) - F.normalize(factors, dim=1)).abs().mean()
+        return (F.normalize(self.translator(h), dim=1) - F.normalize(factors, dim=1)).abs().sum(dim=1).mean()

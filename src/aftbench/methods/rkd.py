@@ -1,6 +1,7 @@
 """Relational knowledge distillation (Park et al., CVPR 2019): match the *structure* of the
-batch — pairwise distances (normalised by their mean) and triplet angles — with smooth-L1.
-No learned parameters: student and teacher dimensions may differ."""
+batch — pairwise distances (normalised by the mean of the positive ones) and triplet angles —
+with smooth-L1. No learned parameters: student and teacher dimensions may differ. The default
+weights give the AFT reference code's loss, (distance + 2 · angle) / 2, so a β here is its β."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from aftbench.methods.base import Penalty
 def distance_loss(h: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     def normalised_pdist(x):
         d = torch.cdist(x, x)
-        off_diag = d[~torch.eye(len(x), dtype=torch.bool, device=x.device)]
-        return d / off_diag.mean().clamp_min(1e-12)
+        positive = d[d > 0]  # the diagonal and duplicate rows carry no scale
+        return d / (positive.mean() if len(positive) else d.new_tensor(1.0))
 
     with torch.no_grad():
         t = normalised_pdist(phi)
@@ -45,9 +46,10 @@ def angle_loss(h: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
 
 
 class RKD(Penalty):
-    def __init__(self, d_h: int, d_phi: int, dist_weight: float = 1.0, angle_weight: float = 2.0):
+    def __init__(self, d_h: int, d_phi: int, dist_weight: float = 0.5, angle_weight: float = 1.0):
         super().__init__()
-        # Park et al. use 25 and 50 with their CE; only the ratio matters here since β scales both.
+        # (dist + 2·angle)/2, the AFT reference's RKD; Park et al. weight them 25 and 50 beside
+        # their cross-entropy: the same 1:2 ratio, β = 50 here.
         self.dist_weight, self.angle_weight = dist_weight, angle_weight
 
     def param_groups(self) -> list[dict]:

@@ -54,8 +54,8 @@ def pooled_std(matrices) -> float:
 
 
 def rms_scale(train_feats: np.ndarray) -> float:
-    """The one scalar every consumer divides cached features by (train-split RMS), so penalties
-    such as KD's MSE see a sane scale whatever the teacher; scale-free ones (AFT) are unaffected."""
+    """The train-split RMS of cached features: the one scalar a penalty with `target_scale: rms`
+    (and the FT paraphraser) divides them by; scale-free penalties (AFT) are unaffected."""
     return float(np.sqrt((train_feats**2).mean())) or 1.0
 
 

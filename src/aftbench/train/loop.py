@@ -238,11 +238,12 @@ class Target:
     phi: torch.Tensor | None = None
     cached: CachedFeatures | None = None
     info: dict | None = None
+    scaling: dict | None = None  # how cached features became Φ (Penalty.target_scale) and their train RMS
 
 
 def penalty_target(spec: RunSpec, split, data: FitData, feature_paths: list[str], targets_path: str | None) -> Target:
-    """Φ for the run's penalty: the teacher set's cached features (rescaled by their RMS),
-    prepared by the penalty (e.g. B-Tuning's posteriors), or its own target file (paraphraser
+    """Φ for the run's penalty: the teacher set's cached features (divided by their train RMS, or
+    raw: the penalty's `target_scale`), prepared by the penalty (e.g. B-Tuning's posteriors), or its own target file (paraphraser
     factors, probe logits). Runs without a penalty have none."""
     name = penalty_of(spec.method)
     if name == NO_PENALTY:
@@ -250,18 +251,20 @@ def penalty_target(spec: RunSpec, split, data: FitData, feature_paths: list[str]
     if not spec.teachers:
         raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
     cached = load_features(feature_paths, split.sha256, spec.teachers)
-    scale = rms_scale(cached.splits["train"])
-    feats = np.concatenate([cached.splits[p] for p in data.fit_parts]) / scale
     cls = penalty_class(name)
+    args = spec.method.get("args", {})
+    scaling = {"mode": args.get("target_scale", cls.target_scale), "train_rms": rms_scale(cached.splits["train"])}
+    feats = np.concatenate([cached.splits[p] for p in data.fit_parts])
+    if scaling["mode"] == "rms":
+        feats = feats / scaling["train_rms"]
     # e.g. B-Tuning: per-example targets built once from the features (others: unchanged)
-    feats, info = cls.prepare_targets(
-        feats, data.y_fit.numpy(), cached.dims, split.n_classes, **spec.method.get("args", {})
-    )
+    feats, info = cls.prepare_targets(feats, data.y_fit.numpy(), cached.dims, split.n_classes, **args)
     if cls.target_source:
         if not targets_path:
             raise ValueError(f"run {spec.run_id}: penalty {name!r} needs its {cls.target_source} file")
         feats = load_targets(targets_path, {p: len(data.y[p]) for p in data.fit_parts})
-    return Target(torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)), cached, info)
+        scaling = None
+    return Target(torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)), cached, info, scaling)
 
 
 def start_state(spec: RunSpec, student, penalty, n: int, device) -> TrainState:
@@ -411,6 +414,8 @@ def train_run(
         metrics["teachers_pretrained"] = cached.pretrained
     if target.info:
         metrics["penalty_info"] = target.info
+    if target.scaling:
+        metrics["target_scale"] = target.scaling
     write_run_record(out_json, **metrics)
     if os.path.exists(checkpoint):
         os.unlink(checkpoint)  # the metrics are the result; a finished run needs no resume point
