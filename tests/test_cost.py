@@ -135,11 +135,14 @@ def dry_run_jobs(output: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_the_plan_is_the_dag_snakemake_builds(text_tsv, tmp_path):
+@pytest.mark.parametrize("noise_null", [False, True], ids=["tiny", "tiny with noise nulls"])
+def test_the_plan_is_the_dag_snakemake_builds(text_tsv, tmp_path, noise_null):
     """The jobs `cost` prices are exactly the jobs `snakemake -n` plans, one to one: the same
     outputs, kinds and benchmark files, and each job waits for exactly the jobs whose outputs
     Snakemake gives it as inputs."""
     cfg = tiny_config(text_tsv)
+    for block in cfg["sweeps"]["tiny"]:
+        block["noise_null"] = noise_null
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     dag = [j for j in dry_run_jobs(smk(tmp_path, "-n").stdout) if j["rule"] != "all"]
     jobs, assumed = sweep_jobs(validate_config(cfg))

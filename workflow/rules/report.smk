@@ -44,6 +44,12 @@ rule aggregate:
             for t in SCORE_TABLES
         ],
         score_csv=[f"{report_dir(SWEEP)}/tables/{t}.csv" for t in SCORE_TABLES],
+        knowledge_md=report(
+            f"{report_dir(SWEEP)}/tables/knowledge_gain.md",
+            caption="../report/knowledge_table.rst",
+            category="1. Claims",
+        ),
+        knowledge_csv=f"{report_dir(SWEEP)}/tables/knowledge_gain.csv",
         score_figures=[
             report(
                 f"{report_dir(SWEEP)}/figures/{f}.png",

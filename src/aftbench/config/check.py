@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 
 from aftbench.config.input_checks import batch_sizes, control_characters, embedded_code, non_finite_numbers
-from aftbench.core.layout import NO_TEACHERS
+from aftbench.core.layout import NO_TEACHERS, NOISE_NULL_PREFIX, real_set_of
 from aftbench.core.roles import BASELINE, method_role, penalty_of
 from aftbench.core.schema import ConfigError, defaults, schema_problems
 from aftbench.data.provenance import stale_splits
@@ -93,6 +93,12 @@ def check_config(config: dict) -> dict:
                     f"datasets.{did}.modality: declared {d['modality']!r}, but loader {d['loader']!r} "
                     f"produces {produced!r} with these args"
                 )
+    for tsid in config["teacher_sets"]:
+        if real_set_of(tsid) is not None:
+            problems.append(
+                f"teacher_sets.{tsid}: ids starting {NOISE_NULL_PREFIX!r} name a block's matched noise null "
+                f"(noise_null: true); rename this set"
+            )
     spec_lines = {tid: t for tid, t in config["teachers"].items() if isinstance(t, str)}
     try:
         expand_teacher_specs(config)

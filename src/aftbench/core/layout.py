@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 
 RESULTS = "results"
 NO_TEACHERS = "none"  # the teacher-set id of runs without teachers (STL)
+NOISE_NULL_PREFIX = "noise_of_"  # noise_of_<set>: a block's matched noise null of teacher set <set>
 PROBE_STUDENT = "probe"  # the student id of probe runs (a linear classifier on teacher features)
 
 # The one layout of a run's directory (also the Snakemake wildcard pattern of its outputs).
@@ -57,6 +58,16 @@ def run_id(
         dataset=dataset, student=student, method=method, tset=tset, beta=format_beta(beta), seed=seed
     )
     return f"{rid}/{TRAIN_VARIANT.format(tdigest=tdigest)}" if tdigest else rid
+
+
+def noise_null_of(teacher_set: str) -> str:
+    """The teacher-set id of `teacher_set`'s matched noise null (a `noise_null: true` block)."""
+    return f"{NOISE_NULL_PREFIX}{teacher_set}"
+
+
+def real_set_of(teacher_set: str) -> str | None:
+    """The teacher set a noise null stands in for, or None where `teacher_set` is no null."""
+    return teacher_set[len(NOISE_NULL_PREFIX) :] if teacher_set.startswith(NOISE_NULL_PREFIX) else None
 
 
 def probe_run_id(dataset: str, method: str, tset: str) -> str:
@@ -136,6 +147,7 @@ def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES) -> list[str]:
         [runs_table_path(sweep)]
         + [f"{out}/tables/{t}.{ext}" for t in ("main", "claims") for ext in ("md", "tex", "csv")]
         + [f"{out}/tables/{t}.{ext}" for t in SCORE_TABLES for ext in ("md", "csv")]
+        + [f"{out}/tables/knowledge_gain.{ext}" for ext in ("md", "csv")]
         + [f"{out}/figures/{d}_difference.png" for d in datasets]
         + [f"{out}/figures/{f}.png" for f in figures]
         + [f"{out}/figures/{f}.png" for f in SCORE_FIGURES]

@@ -15,6 +15,7 @@ import pandas as pd
 from aftbench.core.io import atomic_path, read_json
 from aftbench.core.layout import NO_TEACHERS, RESULTS
 from aftbench.report.claims import write_claims
+from aftbench.report.knowledge import write_knowledge
 from aftbench.report.scores import write_score_report
 from aftbench.report.stat_figures import claim_figures, difference_figure
 from aftbench.report.tables import write_tables
@@ -90,7 +91,8 @@ def build_report(
     metrics_paths: list[str], out_dir: str = RESULTS, scores: list[str] = (), selections: list[str] = ()
 ) -> pd.DataFrame:
     """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_difference.{png,pdf} and the claim
-    figures (aftbench.report.stat_figures.CLAIM_FIGURES), tables/claims.{md,csv,tex} (aftbench.report.claims), and
+    figures (aftbench.report.stat_figures.CLAIM_FIGURES), tables/claims.{md,csv,tex} (aftbench.report.claims),
+    tables/knowledge_gain.{md,csv} (aftbench.report.knowledge), and
     the teacher-selection tables and figures from the score and selection files
     (aftbench.report.scores)."""
     out = Path(out_dir)
@@ -104,5 +106,6 @@ def build_report(
         difference_figure(runs, ds, str(out / "figures" / f"{ds}_difference.png"))
     claim_figures(runs, str(out / "figures"))
     write_claims(runs, out)
+    write_knowledge(runs, out)
     write_score_report(runs, list(scores), list(selections), out)
     return runs

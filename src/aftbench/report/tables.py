@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 
 from aftbench.core.io import atomic_path, write_text
-from aftbench.core.layout import NO_TEACHERS
+from aftbench.core.layout import NO_TEACHERS, real_set_of
 from aftbench.core.records import DIVERGENCE_FACTOR
 from aftbench.core.roles import BASELINE, PROBE, TRANSFER, method_label, method_order
 from aftbench.report.stats import paired_interval, seed_table
 
 
 def teacher_label(teacher_set: str, control: bool) -> str:
+    if real_set_of(teacher_set) is not None:
+        return f"{teacher_set} (control: N(0, 1) noise of {real_set_of(teacher_set)}'s width)"
     return f"{teacher_set} (control: not pre-trained)" if control else teacher_set
 
 

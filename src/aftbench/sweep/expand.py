@@ -9,7 +9,7 @@ import copy
 import itertools
 import json
 
-from aftbench.core.layout import NO_TEACHERS, PROBE_STUDENT, run_id
+from aftbench.core.layout import NO_TEACHERS, PROBE_STUDENT, noise_null_of, run_id
 from aftbench.core.roles import BASELINE, method_role
 from aftbench.core.schema import ConfigError, defaults
 from aftbench.selection.adaptive import adaptive_bound, is_adaptive, select_request, selected_sets
@@ -63,6 +63,8 @@ def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, l
                         runs.setdefault(r.run_id, r)
                     continue
                 tsets = [NO_TEACHERS] if method_role(mspec) == BASELINE else block_sets
+                if b.get("noise_null") and method_role(mspec) != BASELINE and target_source(mspec["penalty"]) is None:
+                    tsets = [*tsets, *(noise_null_of(ts) for ts in block_sets)]
                 mspec = block_method(config, b, m)
                 for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):
                     r = Run("train", d, s, m, ts, int(seed), train, beta)
@@ -90,7 +92,8 @@ def planned_bound(config: dict, sweep: str | None = None) -> int:
             if mspec["kind"] == "probe":
                 per_set += 1
             elif method_role(mspec) != BASELINE:
-                per_set += len(b["students"]) * len(beta_grid(mspec)) * len(b["seeds"])
+                nulls = 2 if b.get("noise_null") and target_source(mspec["penalty"]) is None else 1
+                per_set += nulls * len(b["students"]) * len(beta_grid(mspec)) * len(b["seeds"])
         for d in b["datasets"]:
             r = select_request(b, d)
             total += per_set * (r.top_k + int(r.union))

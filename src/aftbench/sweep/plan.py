@@ -16,6 +16,7 @@ from aftbench.core.layout import (
     metrics_path,
     probe_logits_path,
     probe_run_id,
+    real_set_of,
     runs_table_path,
     scores_path,
     selection_path,
@@ -112,8 +113,9 @@ def sweep_jobs(config: dict) -> tuple[dict[str, Job], list[str]]:
     for run in runs:
         d, ts = run.dataset, run.teacher_set
         needs = [split(d), *features(d, ts)]
-        if (d, ts) in picks:
-            needs.append(picks[(d, ts)])
+        pick = picks.get((d, real_set_of(ts) or ts))  # a selected set's noise null waits for it too
+        if pick:
+            needs.append(pick)
         bench = f"{BENCHMARKS_DIR}/runs/{run.run_id}.tsv"
         if run.kind == "probe":
             add(Job("probe", metrics_path(run.run_id), bench, needs, d, teacher_set=ts, run=run))

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 
-from aftbench.core.layout import NO_TEACHERS, run_id
+from aftbench.core.layout import NO_TEACHERS, real_set_of, run_id
 from aftbench.core.schema import defaults
 from aftbench.selection.adaptive import union_members
 
@@ -70,6 +70,8 @@ def train_spec(config: dict, run: Run) -> dict:
         "teachers": teachers_of(config, run.teacher_set),
         "seed": run.seed,
         "train": train,
+        # only where true: every other run's spec (its Snakemake params) stays as it was
+        **({"noise_null": True} if real_set_of(run.teacher_set) is not None else {}),
     }
 
 
@@ -77,5 +79,7 @@ def teachers_of(config: dict, teacher_set: str) -> list[str]:
     """A teacher set's teachers; a union id (`a+b`, aftbench.selection.adaptive.union_set) has its members'."""
     if teacher_set == NO_TEACHERS:
         return []
+    if real_set_of(teacher_set) is not None:  # a noise null reads its set's caches for their shapes
+        return teachers_of(config, real_set_of(teacher_set))
     union = union_members(config, teacher_set)
     return union if union is not None else list(config["teacher_sets"][teacher_set])

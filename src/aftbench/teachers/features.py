@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +119,22 @@ class CachedFeatures:
     splits: dict[str, np.ndarray]
     dims: list[int]
     pretrained: list[bool]
+    dtypes: list[str] = field(default_factory=list)  # each teacher's storage dtype
+
+    def noise_null(self, name: str) -> CachedFeatures:
+        """The matched noise null of these features: i.i.d. N(0, 1) of the same shapes, each
+        teacher's columns rounded through its storage dtype, fixed per example (seeded by `name`,
+        the null's teacher-set id: every run of it sees the same features), not pre-trained."""
+        seed = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+        rng = np.random.default_rng(seed)
+        out = {}
+        for s in SPLITS:
+            cols = [
+                rng.standard_normal((len(self.splits[s]), d)).astype(dtype).astype(np.float32)
+                for d, dtype in zip(self.dims, self.dtypes or ["float32"] * len(self.dims), strict=True)
+            ]
+            out[s] = np.concatenate(cols, axis=1)
+        return CachedFeatures(out, list(self.dims), [False] * len(self.dims), list(self.dtypes))
 
 
 def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -> CachedFeatures:
@@ -130,7 +146,7 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
     from safetensors.numpy import load_file
 
     per_split: dict[str, list] = {s: [] for s in SPLITS}
-    dims, pretrained = [], []
+    dims, pretrained, dtypes = [], [], []
     for tid, path in zip(teacher_ids, paths, strict=True):
         facts = _embedded_facts(path, tid)
         meta_path = sidecar(path)
@@ -185,6 +201,7 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
             per_split[s].append(a.astype(np.float32, copy=False))  # float16 caches widen here
         dims.append(int(arrays["train"].shape[1]))
         pretrained.append(bool(facts["pretrained"]))
+        dtypes.append(str(arrays["train"].dtype))
     # one teacher: its matrices as they are (concatenating one would copy them for nothing)
     joined = {s: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for s, v in per_split.items()}
-    return CachedFeatures(joined, dims, pretrained)
+    return CachedFeatures(joined, dims, pretrained, dtypes)

@@ -84,6 +84,7 @@ class RunSpec:
     teachers: list[str]
     seed: int
     train: TrainConfig = field(default_factory=TrainConfig.resolve)
+    noise_null: bool = False  # Φ: the matched noise null of the teacher set's features
 
     @classmethod
     def from_dict(cls, d: dict) -> RunSpec:
@@ -251,6 +252,8 @@ def penalty_target(spec: RunSpec, split, data: FitData, feature_paths: list[str]
     if not spec.teachers:
         raise ValueError(f"run {spec.run_id}: method {spec.method_id!r} needs a teacher set")
     cached = load_features(feature_paths, split.sha256, spec.teachers)
+    if spec.noise_null:
+        cached = cached.noise_null(spec.teacher_set)
     cls = penalty_class(name)
     args = spec.method.get("args", {})
     scaling = {"mode": args.get("target_scale", cls.target_scale), "train_rms": rms_scale(cached.splits["train"])}
@@ -412,6 +415,8 @@ def train_run(
         metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)
     if cached is not None:
         metrics["teachers_pretrained"] = cached.pretrained
+    if spec.noise_null:
+        metrics["noise_null"] = True
     if target.info:
         metrics["penalty_info"] = target.info
     if target.scaling:
