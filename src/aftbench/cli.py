@@ -150,7 +150,7 @@ def _cmd_validate(a):
     from aftbench.config.load import load_config
     from aftbench.core.schema import ConfigError
     from aftbench.selection.adaptive import SelectionFileError, known_selections
-    from aftbench.sweep.expand import expand_sweep, planned_bound
+    from aftbench.sweep.expand import expand_sweep, planned_bound, tuning_budgets
 
     files = _config_files(a)
     try:
@@ -166,6 +166,13 @@ def _cmd_validate(a):
         return 1
     more = f" now, at most {bound} once its teacher selections are made" if bound != now else ""
     print(f"{' + '.join(files)}: valid; sweep {cfg['sweep']!r} has {now} runs{more}")
+    for i, budget in enumerate(tuning_budgets(resolved)):
+        train = {m: n for m, n in budget.items() if resolved["methods"][m]["kind"] == "train"}
+        equal = "equal" if len(set(train.values())) <= 1 else "UNEQUAL"
+        listed = ", ".join(f"{m} {n}" for m, n in budget.items())
+        print(
+            f"  block {i + 1}: configurations chosen on validation per cell ({equal} across training methods): {listed}"
+        )
     return 0
 
 

@@ -10,7 +10,7 @@ import copy
 
 from aftbench.config.input_checks import batch_sizes, control_characters, embedded_code, non_finite_numbers
 from aftbench.core.layout import NO_TEACHERS, NOISE_NULL_PREFIX, real_set_of
-from aftbench.core.roles import BASELINE, method_role, penalty_of
+from aftbench.core.roles import BASELINE, NO_PENALTY, method_role, penalty_of
 from aftbench.core.schema import ConfigError, defaults, schema_problems
 from aftbench.data.provenance import stale_splits
 from aftbench.selection.adaptive import block_teacher_sets, is_adaptive
@@ -115,6 +115,11 @@ def check_config(config: dict) -> dict:
             probe = distilled_probe(m)
             if probe is not None and config["methods"].get(probe, {}).get("kind") != "probe":
                 problems.append(f"methods.{mid}.args.probe: {probe!r} is not a method of kind probe")
+            if "label_smoothing" in m and penalty_of(m) != NO_PENALTY:
+                problems.append(
+                    f"methods.{mid}.label_smoothing: only a baseline (penalty none) tunes label smoothing; "
+                    f"a transfer method's tuned knob is its beta grid"
+                )
     for ts, members in config["teacher_sets"].items():
         if ts == NO_TEACHERS:
             problems.append(f"teacher_sets.{ts}: the id {NO_TEACHERS!r} is reserved for runs without teachers")

@@ -33,6 +33,7 @@ RUN_COLUMNS = [
     "teacher_set",
     "control_teacher",
     "beta",
+    "label_smoothing",
     "seed",
     "val_acc",
     "test_acc",
@@ -76,9 +77,10 @@ def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
 
 def select_beta(runs: pd.DataFrame) -> pd.Series:
     """Model selection: for each (dataset, student, method, teacher set, seed) keep the β with the
-    highest *validation* accuracy (ties: the smaller β) among the runs that did not diverge; a
+    highest *validation* accuracy (ties: the smaller β, or label smoothing) among the runs that did not diverge; a
     cell whose every β diverged selects nothing. The test split plays no part."""
-    ordered = runs.sort_values(SELECTION_KEYS + ["beta"], kind="stable")
+    order = SELECTION_KEYS + ["beta"] + (["label_smoothing"] if "label_smoothing" in runs else [])
+    ordered = runs.sort_values(order, kind="stable")
     if "diverged" in ordered:
         ordered = ordered[~ordered.diverged.astype(bool)]
     # fitted on train + val (fit_on, one β per method: checked before any job): no validation accuracy

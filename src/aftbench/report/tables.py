@@ -203,6 +203,25 @@ def render_table(table: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
     return out
 
 
+def tuning_budgets(runs: pd.DataFrame) -> dict[str, int]:
+    """Each training method's configurations chosen on validation per cell (the most runs of one
+    (dataset, student, teacher set, seed) it has: its β grid, a baseline's label-smoothing grid)."""
+    trained = runs[runs.role != PROBE]
+    if trained.empty:
+        return {}
+    per_cell = trained.groupby(["method", "dataset", "student", "teacher_set", "seed"]).size()
+    return {m: int(per_cell[m].max()) for m in method_order(trained)}
+
+
+def tuning_budget_sentence(runs: pd.DataFrame) -> str:
+    budgets = tuning_budgets(runs)
+    if not budgets:
+        return ""
+    listed = ", ".join(f"{method_label(m)} {n}" for m, n in budgets.items())
+    equal = "equal" if len(set(budgets.values())) == 1 else "UNEQUAL: a method with more tries can win by tuning alone"
+    return f"Configurations chosen on validation per cell ({equal}): {listed}."
+
+
 def caption(runs: pd.DataFrame, baseline: str | None) -> str:
     seeds = sorted(runs[runs.role != PROBE].seed.unique().tolist())
     trained = runs[runs.role == TRANSFER]
@@ -216,7 +235,8 @@ def caption(runs: pd.DataFrame, baseline: str | None) -> str:
         else ""
     )
     return (
-        f"Test accuracy (%), mean ± std over seeds {seeds} (n = {len(seeds)} per cell). Δ = the paired "
+        f"Test accuracy (%), mean ± std over seeds {seeds} (n = {len(seeds)} per cell). "
+        f"{tuning_budget_sentence(runs)} Δ = the paired "
         f"difference to {name} on the same seeds (points), mean and 95% Student-t interval over seeds. "
         f"Bold = the row's best student method, only where it is separable from the runner-up (the 95% "
         f"interval of their paired difference excludes 0); ≈ = not separable from the row's best. "

@@ -25,9 +25,11 @@ def distilled_probe(method: dict) -> str | None:
 
 
 def beta_grid(method: dict) -> list[float]:
-    """A method's β values: `beta` may be one number or a grid (selected on validation)."""
+    """A method's tuned values, each one run's β slot: `beta` may be one number or a grid
+    (selected on validation); a baseline's are its `label_smoothing` values, else one (0)."""
     if method_role(method) == BASELINE:
-        return [0.0]
+        ls = method.get("label_smoothing", 0.0)
+        return [float(x) for x in (ls if isinstance(ls, list) else [ls])]
     b = method.get("beta", defaults("method")["beta"])
     return [float(x) for x in (b if isinstance(b, list) else [b])]
 
@@ -77,6 +79,19 @@ def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, l
                         )
                     runs.setdefault(r.run_id, r)
     return list(runs.values())
+
+
+def tuning_budgets(config: dict, sweep: str | None = None) -> list[dict[str, int]]:
+    """Per block of the sweep: each training method's number of configurations chosen on
+    validation per cell (its β grid; a baseline's label-smoothing grid), and a probe's C grid."""
+    out = []
+    for b in config["sweeps"][sweep or config["sweep"]]:
+        budget = {}
+        for m in b["methods"]:
+            mspec = block_method(config, b, m)
+            budget[m] = len(mspec.get("C_grid", [0])) if mspec["kind"] == "probe" else len(beta_grid(mspec))
+        out.append(budget)
+    return out
 
 
 def planned_bound(config: dict, sweep: str | None = None) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from aftbench.core.layout import NO_TEACHERS, real_set_of, run_id
+from aftbench.core.roles import BASELINE, method_role
 from aftbench.core.schema import defaults
 from aftbench.selection.adaptive import union_members
 
@@ -65,7 +66,7 @@ def train_spec(config: dict, run: Run) -> dict:
         "student_id": run.student,
         "student": config["students"].get(run.student, {"arch": "linear_probe"}),
         "method_id": run.method,
-        "method": {**config["methods"][run.method], "beta": run.beta},  # this run's one β of the grid
+        "method": method_of_run(config["methods"][run.method], run.beta),
         "teacher_set": run.teacher_set,
         "teachers": teachers_of(config, run.teacher_set),
         "seed": run.seed,
@@ -73,6 +74,14 @@ def train_spec(config: dict, run: Run) -> dict:
         # only where true: every other run's spec (its Snakemake params) stays as it was
         **({"noise_null": True} if real_set_of(run.teacher_set) is not None else {}),
     }
+
+
+def method_of_run(method: dict, beta: float) -> dict:
+    """The method entry as one run of its grid sees it: its one β; a baseline that tunes label
+    smoothing gets the run's value as `label_smoothing` (its β slot) and β 0."""
+    if "label_smoothing" in method and method_role(method) == BASELINE:
+        return {**method, "label_smoothing": beta, "beta": 0.0}
+    return {**method, "beta": beta}
 
 
 def teachers_of(config: dict, teacher_set: str) -> list[str]:

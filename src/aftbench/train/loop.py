@@ -296,6 +296,7 @@ def run_steps(spec: RunSpec, state: TrainState, data: FitData, phi, device, chec
     """The steps from where `state` is to the end; returns the run's seconds in the loop
     (those before a resume included)."""
     cfg, beta = spec.train, float(spec.method["beta"])
+    smoothing = float(spec.method.get("label_smoothing", 0.0))  # the baseline's own tuned knob
     student, penalty, opt, sched = state.student, state.penalty, state.optimizer, state.scheduler
     x_fit, y_fit, n, bs = data.x_fit, data.y_fit, len(data.y_fit), cfg.batch_size
     window, fingerprint = divergence_window(cfg.steps), spec_fingerprint(spec)
@@ -309,7 +310,7 @@ def run_steps(spec: RunSpec, state: TrainState, data: FitData, phi, device, chec
         with autocast(device, cfg.amp):
             logits, h = student(_to(_slice(x_fit, idx), device))
         logits, h = logits.float(), h.float()
-        ce = F.cross_entropy(logits, y_fit[idx].to(device))
+        ce = F.cross_entropy(logits, y_fit[idx].to(device), label_smoothing=smoothing)
         if penalty is None:
             pen = torch.zeros((), device=device)
         else:  # logit distillation compares logits; every other penalty compares features
@@ -417,6 +418,8 @@ def train_run(
         metrics["teachers_pretrained"] = cached.pretrained
     if spec.noise_null:
         metrics["noise_null"] = True
+    if "label_smoothing" in spec.method:
+        metrics["label_smoothing"] = float(spec.method["label_smoothing"])
     if target.info:
         metrics["penalty_info"] = target.info
     if target.scaling:
