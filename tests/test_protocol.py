@@ -134,3 +134,32 @@ def test_tensor_product_kernel_is_the_product_of_the_modality_kernels():
     assert torch.allclose(pen(h.float(), phi.float()), product_kernel_penalty(h.float(), phi.float(), pen.rho, [5, 4]))
     with pytest.raises(ValueError, match="needs two or more"):
         build_penalty("aft", 20, 9, {"tensor_product": True}, dims=[9])
+
+
+def test_fit_on_by_dataset_fits_the_named_datasets_on_train_alone(cfg):
+    """The paper sweep: Flowers-102 and DTD on their training split (the reference's split='train'),
+    every other dataset on train + val."""
+    paper = {
+        (r.dataset, train_spec(cfg, r)["train"]["fit_on"]) for r in expand_sweep(cfg, "paper") if r.kind == "train"
+    }
+    assert {fit for d, fit in paper if d in ("flowers102", "dtd")} == {"train"}
+    assert {fit for d, fit in paper if d not in ("flowers102", "dtd")} == {"train+val"}
+    assert all(
+        "fit_on_by_dataset" not in train_spec(cfg, r)["train"]
+        for r in expand_sweep(cfg, "paper")[:50]
+        if r.kind == "train"
+    )
+    assert cfg["datasets"]["flowers102"]["n_train"] == 1020 and cfg["datasets"]["dtd"]["n_train"] == 1880
+    c = copy.deepcopy(cfg)
+    c["sweeps"]["offline"][0]["train"] = {"fit_on_by_dataset": {"nope": "train"}}
+    with pytest.raises(ConfigError, match="fit_on_by_dataset names unknown dataset 'nope'"):
+        check_config(c)
+
+
+def test_fit_on_train_and_val_refuses_a_label_smoothing_grid(cfg):
+    c = copy.deepcopy(cfg)
+    c["methods"]["stl"]["label_smoothing"] = [0.0, 0.1]
+    c["sweeps"]["offline"][0]["train"] = {"fit_on": "train+val"}
+    c["sweeps"]["offline"][0]["beta"] = {"aft": [1], "kd": [1]}
+    with pytest.raises(ConfigError, match=r"choose 'stl''s label_smoothing from \[0.0, 0.1\]"):
+        check_config(c)

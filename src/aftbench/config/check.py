@@ -14,7 +14,7 @@ from aftbench.core.roles import BASELINE, NO_PENALTY, method_role, penalty_of
 from aftbench.core.schema import ConfigError, defaults, schema_problems
 from aftbench.data.provenance import stale_splits
 from aftbench.selection.adaptive import block_teacher_sets, is_adaptive
-from aftbench.sweep.expand import adaptive_conflicts, block_method, distilled_probe
+from aftbench.sweep.expand import adaptive_conflicts, beta_grid, block_method, distilled_probe
 
 
 def validate_config(config: dict) -> dict:
@@ -201,17 +201,20 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
                         f"(image ⊗ text); {ts!r} has {len(config['teacher_sets'][ts])}"
                     )
     train = {**config.get("train", {}), **b.get("train", {})}
-    for did in train.get("step_multiplier", {}):
-        if did not in config["datasets"]:
-            problems.append(f"{where}: train.step_multiplier names unknown dataset {did!r}")
-    if train.get("fit_on") == "train+val":  # no validation accuracy: nothing to choose β with
+    for key in ("step_multiplier", "fit_on_by_dataset"):
+        for did in train.get(key, {}):
+            if did not in config["datasets"]:
+                problems.append(f"{where}: train.{key} names unknown dataset {did!r}")
+    fitted = {train.get("fit_on_by_dataset", {}).get(d, train.get("fit_on")) for d in b["datasets"]}
+    if "train+val" in fitted:  # no validation accuracy: nothing to choose β (or STL's knob) with
         for m in b["methods"]:
             mspec = block_method(config, b, m)
-            grid = mspec.get("beta")
-            if mspec["kind"] == "train" and isinstance(grid, list) and len(grid) > 1:
+            grid = beta_grid(mspec) if mspec["kind"] == "train" else []
+            if len(grid) > 1:
+                knob = "label_smoothing" if method_role(mspec) == BASELINE else "β"
                 problems.append(
-                    f"{where}: fit_on train+val leaves no validation split to choose {m!r}'s β from {grid}; "
-                    f"give it one β (beta: {{{m}: [{grid[0]}]}}) or fit on train"
+                    f"{where}: fit_on train+val leaves no validation split to choose {m!r}'s {knob} from {grid}; "
+                    f"give it one value or fit on train"
                 )
     for m in b["methods"]:
         mspec = config["methods"][m]

@@ -9,6 +9,10 @@ import copy
 from functools import lru_cache
 from importlib import resources
 
+# `train` keys given per dataset id: resolved into each dataset's `steps` / `fit_on` by
+# aftbench.sweep.runs.run_train_overrides, never part of a run's own train settings.
+PER_DATASET_TRAIN_KEYS = ("step_multiplier", "fit_on_by_dataset")
+
 
 @lru_cache(maxsize=1)
 def schema() -> dict:

@@ -12,7 +12,7 @@ from functools import cached_property
 
 from aftbench.core.layout import NO_TEACHERS, real_set_of, run_id
 from aftbench.core.roles import BASELINE, method_role
-from aftbench.core.schema import defaults
+from aftbench.core.schema import PER_DATASET_TRAIN_KEYS, defaults
 from aftbench.selection.adaptive import union_members
 
 
@@ -43,10 +43,14 @@ class Run:
 
 
 def run_train_overrides(config: dict, block_train: dict, dataset: str) -> dict:
-    """A block's `train:` overrides as one dataset's runs get them: `step_multiplier` (the
-    block's, else the shared one) is resolved into that dataset's `steps` and dropped, so a
-    multiplier changes the runs of the datasets it names and no others."""
+    """A block's `train:` overrides as one dataset's runs get them: `step_multiplier` and
+    `fit_on_by_dataset` (the block's, else the shared ones) are resolved into that dataset's
+    `steps` and `fit_on` and dropped, so they change the runs of the datasets they name and no
+    others."""
     train = dict(block_train)
+    fit_on = train.pop("fit_on_by_dataset", config["train"].get("fit_on_by_dataset", {}))
+    if dataset in fit_on:
+        train["fit_on"] = fit_on[dataset]
     multipliers = train.pop("step_multiplier", config["train"].get("step_multiplier", {}))
     factor = multipliers.get(dataset, 1)
     if factor != 1:
@@ -58,7 +62,7 @@ def run_train_overrides(config: dict, block_train: dict, dataset: str) -> dict:
 def train_spec(config: dict, run: Run) -> dict:
     """The fully resolved spec a training job needs (also its Snakemake params: any change to
     what this run depends on, and nothing else, makes Snakemake rerun it)."""
-    shared = {k: v for k, v in config["train"].items() if k != "step_multiplier"}  # resolved in run.train
+    shared = {k: v for k, v in config["train"].items() if k not in PER_DATASET_TRAIN_KEYS}  # resolved in run.train
     train = {**shared, **json.loads(run.train)}
     return {
         "run_id": run.run_id,

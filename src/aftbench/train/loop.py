@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from aftbench.core.device import autocast, resolve_device
 from aftbench.core.records import DIVERGENCE_FACTOR, write_run_record
 from aftbench.core.roles import NO_PENALTY, method_role, penalty_of
-from aftbench.core.schema import defaults
+from aftbench.core.schema import PER_DATASET_TRAIN_KEYS, defaults
 from aftbench.data.splits import SPLITS, load_split
 from aftbench.methods.registry import build_penalty, penalty_class
 from aftbench.students.registry import build_student
@@ -54,8 +54,8 @@ class TrainConfig:
 
     @classmethod
     def resolve(cls, settings: dict | None = None) -> TrainConfig:
-        # step_multiplier is resolved into `steps` by the config (aftbench.sweep.runs.run_train_overrides)
-        merged = {k: v for k, v in {**defaults("train"), **(settings or {})}.items() if k != "step_multiplier"}
+        # per-dataset keys are resolved into `steps` / `fit_on` by aftbench.sweep.runs.run_train_overrides
+        merged = {k: v for k, v in {**defaults("train"), **(settings or {})}.items() if k not in PER_DATASET_TRAIN_KEYS}
         return cls(**merged)
 
 
