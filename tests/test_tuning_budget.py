@@ -87,6 +87,7 @@ def test_validate_reports_each_blocks_budget(tmp_path, smoothed):
         [sys.executable, "-m", "aftbench", "validate", "--configfile", str(tmp_path / "c.yaml")],
         capture_output=True,
         text=True,
+        cwd=tmp_path,  # no ./config.yaml here to merge the tiny config over
     )
     assert p.returncode == 0, p.stderr
     assert "block 1: configurations chosen on validation per cell (UNEQUAL across training methods): " in p.stdout
