@@ -114,7 +114,8 @@ def _cmd_report(a):
     paths = list(a.metrics)
     if a.metrics_list:
         paths += [p for p in open(a.metrics_list).read().split() if p]
-    runs = build_report(paths, a.out_dir, scores=a.scores, selections=a.selections)
+    headline = json.loads(a.headline) if a.headline else {}
+    runs = build_report(paths, a.out_dir, scores=a.scores, selections=a.selections, headline=headline)
     print(f"aggregated {len(runs)} runs into {a.out_dir}/runs.csv, {a.out_dir}/tables/, {a.out_dir}/figures/")
 
 
@@ -269,6 +270,7 @@ def main(argv=None) -> int:
     s.add_argument("--selections", nargs="*", default=[], help="adaptive blocks' selection files")
     s.add_argument("--metrics-list", help="file listing metrics paths (whitespace separated)")
     s.add_argument("--out-dir", default=RESULTS)
+    s.add_argument("--headline", help="JSON {modality: [teacher set, ...]}: config.yaml headline_sets")
     s.set_defaults(fn=_cmd_report)
     configs = argparse.ArgumentParser(add_help=False)
     configs.add_argument(

@@ -195,6 +195,8 @@ def run_spec(w):
 # switching launcher never reruns finished work; the slurm profile overrides `launcher` per rule
 # with set-resources, which survives any --config/--configfile given on the command line.
 LAUNCHER = setting(CONFIG, "launcher")
+# The report's headline teacher set per modality (the Fig. 1b table), one shell-quoted JSON string.
+HEADLINE = shlex.quote(json.dumps(CONFIG.get("headline_sets", {}), sort_keys=True))
 
 
 def job_arg(kind):

@@ -50,6 +50,12 @@ rule aggregate:
             category="1. Claims",
         ),
         knowledge_csv=f"{report_dir(SWEEP)}/tables/knowledge_gain.csv",
+        paper_error_md=report(
+            f"{report_dir(SWEEP)}/tables/paper_error.md",
+            caption="../report/paper_error_table.rst",
+            category="1. Claims",
+        ),
+        paper_error_csv=f"{report_dir(SWEEP)}/tables/paper_error.csv",
         score_figures=[
             report(
                 f"{report_dir(SWEEP)}/figures/{f}.png",
@@ -65,9 +71,10 @@ rule aggregate:
         "../envs/aftbench.yaml"
     params:
         out_dir=lambda w, output: os.path.dirname(output.runs),
+        headline=HEADLINE,
     shell:
         "python -m aftbench report --metrics {input.metrics} {input.selected} --scores {input.scores}"
-        " --selections {input.selections} --out-dir {params.out_dir} > {log} 2>&1"
+        " --selections {input.selections} --out-dir {params.out_dir} --headline {params.headline} > {log} 2>&1"
 
 
 rule tables:
@@ -84,6 +91,7 @@ rule tables:
         scores=lambda w: " ".join(p for p in score_targets() if os.path.exists(p)),
         selections=lambda w: " ".join(p for p in selection_targets() if os.path.exists(p)),
         out_dir=report_dir(SWEEP),
+        headline=HEADLINE,
     shell:
         "python -m aftbench report --metrics {params.existing} --scores {params.scores}"
-        " --selections {params.selections} --out-dir {params.out_dir} > {log} 2>&1; cat {log}"
+        " --selections {params.selections} --out-dir {params.out_dir} --headline {params.headline} > {log} 2>&1; cat {log}"

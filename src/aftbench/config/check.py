@@ -93,6 +93,10 @@ def check_config(config: dict) -> dict:
                     f"datasets.{did}.modality: declared {d['modality']!r}, but loader {d['loader']!r} "
                     f"produces {produced!r} with these args"
                 )
+    for modality, sets in config.get("headline_sets", {}).items():
+        for ts in sets:
+            if ts not in config["teacher_sets"]:
+                problems.append(f"headline_sets.{modality}: unknown teacher set {ts!r}")
     for tsid in config["teacher_sets"]:
         if real_set_of(tsid) is not None:
             problems.append(

@@ -147,7 +147,7 @@ def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES) -> list[str]:
         [runs_table_path(sweep)]
         + [f"{out}/tables/{t}.{ext}" for t in ("main", "claims") for ext in ("md", "tex", "csv")]
         + [f"{out}/tables/{t}.{ext}" for t in SCORE_TABLES for ext in ("md", "csv")]
-        + [f"{out}/tables/knowledge_gain.{ext}" for ext in ("md", "csv")]
+        + [f"{out}/tables/{t}.{ext}" for t in ("knowledge_gain", "paper_error") for ext in ("md", "csv")]
         + [f"{out}/figures/{d}_difference.png" for d in datasets]
         + [f"{out}/figures/{f}.png" for f in figures]
         + [f"{out}/figures/{f}.png" for f in SCORE_FIGURES]

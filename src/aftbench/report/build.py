@@ -16,6 +16,7 @@ from aftbench.core.io import atomic_path, read_json
 from aftbench.core.layout import NO_TEACHERS, RESULTS
 from aftbench.report.claims import write_claims
 from aftbench.report.knowledge import write_knowledge
+from aftbench.report.paper_error import write_paper_error
 from aftbench.report.scores import write_score_report
 from aftbench.report.stat_figures import claim_figures, difference_figure
 from aftbench.report.tables import write_tables
@@ -90,11 +91,16 @@ def select_beta(runs: pd.DataFrame) -> pd.Series:
 
 
 def build_report(
-    metrics_paths: list[str], out_dir: str = RESULTS, scores: list[str] = (), selections: list[str] = ()
+    metrics_paths: list[str],
+    out_dir: str = RESULTS,
+    scores: list[str] = (),
+    selections: list[str] = (),
+    headline: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
     """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_difference.{png,pdf} and the claim
     figures (aftbench.report.stat_figures.CLAIM_FIGURES), tables/claims.{md,csv,tex} (aftbench.report.claims),
-    tables/knowledge_gain.{md,csv} (aftbench.report.knowledge), and
+    tables/knowledge_gain.{md,csv} (aftbench.report.knowledge), tables/paper_error.{md,csv}
+    (aftbench.report.paper_error, on the `headline` teacher sets), and
     the teacher-selection tables and figures from the score and selection files
     (aftbench.report.scores)."""
     out = Path(out_dir)
@@ -109,5 +115,6 @@ def build_report(
     claim_figures(runs, str(out / "figures"))
     write_claims(runs, out)
     write_knowledge(runs, out)
+    write_paper_error(runs, headline or {}, out)
     write_score_report(runs, list(scores), list(selections), out)
     return runs

@@ -1,0 +1,92 @@
+"""The paper's Fig. 1b quantity: test error relative to STL, per (dataset, student) for one
+headline teacher set per domain (config.yaml `headline_sets`: per modality, the first listed
+set the dataset has runs on), then averaged over datasets and students with its standard error,
+each modality separately. A cell's ratio is (1 − mean test accuracy of the method over seeds) /
+(1 − mean test accuracy of STL over seeds), each run's β chosen on validation. Beside the
+project's per-cell normalised error (every teacher set, per-seed ratios), this is what the
+paper's figure plots. tables/paper_error.{md,csv}."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aftbench.core.io import atomic_path, write_text
+from aftbench.core.layout import NO_TEACHERS
+from aftbench.core.roles import TRANSFER, method_label, method_order
+from aftbench.report.stats import chosen
+
+
+def paper_error_cells(runs: pd.DataFrame, headline: dict[str, list[str]]) -> pd.DataFrame:
+    """One row per (modality, dataset, student, method) on the headline set: its error ratio to STL."""
+    sel = chosen(runs)
+    rows = []
+    for (mod, ds, st), grp in sel.groupby(["modality", "dataset", "student"], sort=True):
+        present = set(grp.teacher_set)
+        ts = next((t for t in headline.get(mod, []) if t in present), None)
+        stl = grp[grp.teacher_set == NO_TEACHERS]
+        if ts is None or stl.empty:
+            continue
+        stl_error = 1.0 - stl.test_acc.mean()
+        for m, mg in grp[(grp.teacher_set == ts) & (grp.role == TRANSFER)].groupby("method"):
+            error = 1.0 - mg.test_acc.mean()
+            ratio = error / stl_error if stl_error > 0 else np.nan
+            rows.append(dict(modality=mod, dataset=ds, student=st, teacher_set=ts, method=m, ratio=ratio))
+    return pd.DataFrame(rows, columns=["modality", "dataset", "student", "teacher_set", "method", "ratio"])
+
+
+def paper_error_table(runs: pd.DataFrame, headline: dict[str, list[str]]) -> pd.DataFrame:
+    """Per modality and method: the mean error ratio over (dataset, student) cells, its standard
+    error (sample std / √n) and n."""
+    cells = paper_error_cells(runs, headline)
+    if cells.empty:
+        return pd.DataFrame(columns=["modality", "method", "mean_ratio", "se", "n_cells", "teacher_sets"])
+    out = (
+        cells.groupby(["modality", "method"])
+        .agg(
+            mean_ratio=("ratio", "mean"),
+            se=("ratio", lambda r: r.std(ddof=1) / np.sqrt(len(r)) if len(r) > 1 else np.nan),
+            n_cells=("ratio", "size"),
+            teacher_sets=("teacher_set", lambda t: ", ".join(sorted(set(t)))),
+        )
+        .reset_index()
+    )
+    rank = {m: i for i, m in enumerate(method_order(runs))}
+    return out.assign(_o=out.method.map(rank)).sort_values(["modality", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+CAPTION = (
+    "The paper's Fig. 1b quantity: test error relative to STL, (1 − mean accuracy of the method) / (1 − mean "
+    "accuracy of STL) over seeds, per (dataset, student) on the modality's headline teacher set (config.yaml "
+    "`headline_sets`), averaged over the (dataset, student) cells ± standard error; each modality separately. "
+    "β of every run chosen on validation. Below 1: fewer errors than STL. The paper (Qiu et al. 2024, vision and "
+    "language averaged): KD 0.956, B-Tuning 0.944, RKD 0.939, FT 0.928, AFT 0.887."
+)
+
+
+def write_paper_error(runs: pd.DataFrame, headline: dict[str, list[str]], out_dir: Path) -> pd.DataFrame:
+    table = paper_error_table(runs, headline)
+    with atomic_path(Path(out_dir) / "tables" / "paper_error.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    md = [f"# Normalised error, as in the paper's Fig. 1b\n\n{CAPTION}\n"]
+    if table.empty:
+        md.append(
+            "\nNo (dataset, student) has STL and a transfer method on a headline teacher set: name one per "
+            "modality in config.yaml `headline_sets`.\n"
+        )
+    for mod, t in table.groupby("modality", sort=True):
+        shown = pd.DataFrame(
+            {
+                "method": t.method.map(method_label),
+                "error / STL": [
+                    f"{m:.3f}" + ("" if pd.isna(s) else f" ± {s:.3f}") for m, s in zip(t.mean_ratio, t.se, strict=True)
+                ],
+                "(dataset, student) cells": t.n_cells,
+                "headline teacher sets": t.teacher_sets,
+            }
+        )
+        md.append(f"\n## {mod}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n")
+    write_text(Path(out_dir) / "tables" / "paper_error.md", "".join(md))
+    return table
