@@ -92,3 +92,22 @@ def test_validate_reports_each_blocks_budget(tmp_path, smoothed):
     assert p.returncode == 0, p.stderr
     assert "block 1: configurations chosen on validation per cell (UNEQUAL across training methods): " in p.stdout
     assert "stl 2, kd 1, aft 2, probe 2" in p.stdout
+
+
+def test_a_blocks_grid_for_stl_is_its_label_smoothing(text_tsv):
+    cfg = tiny_config(text_tsv)
+    cfg["sweeps"]["tiny"][0]["beta"] = {"stl": [0.0, 0.1], "kd": [1.0, 10.0]}
+    cfg = validate_config(cfg)
+    stl = {r.beta: r for r in expand_sweep(cfg) if r.method == "stl" and r.dataset == "digits" and r.seed == 0}
+    plain = validate_config(tiny_config(text_tsv))
+    same = next(r for r in expand_sweep(plain) if r.method == "stl" and r.dataset == "digits" and r.seed == 0)
+    assert train_spec(cfg, stl[0.0]) == train_spec(plain, same)  # the 0 run is plain STL's run, shared
+    assert train_spec(cfg, stl[0.1])["method"]["label_smoothing"] == 0.1
+    assert planned_budgets(cfg)[0] == {"stl": 2, "kd": 2, "aft": 2, "probe": 2}
+
+
+def test_a_baselines_block_grid_above_one_is_refused(text_tsv):
+    cfg = tiny_config(text_tsv)
+    cfg["sweeps"]["tiny"][0]["beta"] = {"stl": [0.0, 1.5]}
+    with pytest.raises(ConfigError, match=r"beta.stl: a baseline's grid is its label smoothing"):
+        validate_config(cfg)

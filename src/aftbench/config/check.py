@@ -209,6 +209,10 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
         for did in train.get(key, {}):
             if did not in config["datasets"]:
                 problems.append(f"{where}: train.{key} names unknown dataset {did!r}")
+    for m, grid in b.get("beta", {}).items():
+        if m in config["methods"] and method_role(config["methods"][m]) == BASELINE:
+            if any(v >= 1 for v in (grid if isinstance(grid, list) else [grid])):
+                problems.append(f"{where}.beta.{m}: a baseline's grid is its label smoothing, each value in [0, 1)")
     fitted = {train.get("fit_on_by_dataset", {}).get(d, train.get("fit_on")) for d in b["datasets"]}
     if "train+val" in fitted:  # no validation accuracy: nothing to choose β (or STL's knob) with
         for m in b["methods"]:

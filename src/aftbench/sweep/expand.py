@@ -35,9 +35,12 @@ def beta_grid(method: dict) -> list[float]:
 
 
 def block_method(config: dict, block: dict, method: str) -> dict:
-    """A method's entry as a block runs it: with the block's own β grid for it, if it has one."""
+    """A method's entry as a block runs it: with the block's own grid for it, if it has one (a
+    baseline's is its label-smoothing grid: the knob in its β slot)."""
     mspec = config["methods"][method]
-    return {**mspec, "beta": block["beta"][method]} if method in block.get("beta", {}) else mspec
+    if method not in block.get("beta", {}):
+        return mspec
+    return {**mspec, ("label_smoothing" if method_role(mspec) == BASELINE else "beta"): block["beta"][method]}
 
 
 def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, list[str]] | None = None) -> list[Run]:

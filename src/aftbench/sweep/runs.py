@@ -81,9 +81,10 @@ def train_spec(config: dict, run: Run) -> dict:
 
 
 def method_of_run(method: dict, beta: float) -> dict:
-    """The method entry as one run of its grid sees it: its one β; a baseline that tunes label
-    smoothing gets the run's value as `label_smoothing` (its β slot) and β 0."""
-    if "label_smoothing" in method and method_role(method) == BASELINE:
+    """The method entry as one run of its grid sees it: its one β; a baseline's β slot is its
+    label smoothing (a block's grid for it, or the entry's), set where it tunes one or the value
+    is not 0 (plain STL's spec stays as it always was)."""
+    if method_role(method) == BASELINE and ("label_smoothing" in method or beta != 0.0):
         return {**method, "label_smoothing": beta, "beta": 0.0}
     return {**method, "beta": beta}
 
