@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from aftbench.config.check import check_config
+from aftbench.core.layout import noise_null_of, real_set_of
 from aftbench.core.schema import ConfigError, validate_schema
 from aftbench.sweep.expand import expand_sweep
 
@@ -30,14 +31,17 @@ def test_shipped_config_is_valid(cfg):
     assert mods == {"image", "text", "image+text"}
     assert {r.method for r in runs} >= {"stl", "kd", "aft", "probe"}
     assert len({r.seed for r in runs if r.kind == "train"}) >= 3
-    for d in {r.dataset for r in runs}:  # per modality: a pre-trained student, a β grid, a random-init control
+    for d in {r.dataset for r in runs}:  # per modality: a pre-trained student, equal grids, a matched noise null
         students = {r.student for r in runs if r.dataset == d and r.kind == "train"}
         assert any(
             cfg["students"][s]["arch"] in ("effnet_lite", "minilm_bag", "pretrained_two_tower") for s in students
         )
         assert len({r.beta for r in runs if r.dataset == d and r.method == "aft"}) >= 2
         sets = {r.teacher_set for r in runs if r.dataset == d and r.method == "aft"}
-        assert any("random" in ts for ts in sets) and any("random" not in ts for ts in sets)
+        real = {ts for ts in sets if real_set_of(ts) is None}
+        assert real and {noise_null_of(ts) for ts in real} <= sets
+        grids = {m: len({r.beta for r in runs if r.dataset == d and r.method == m}) for m in ("stl", "kd", "aft")}
+        assert len(set(grids.values())) == 1, grids  # every arm tunes as many configurations
 
 
 def test_every_teacher_and_student_in_registries(cfg):
