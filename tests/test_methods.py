@@ -119,6 +119,8 @@ def test_every_penalty_has_gradients_and_shrinks_when_fitted(name):
         labels = (x[:, 0] > 0).long().numpy() + (x[:, 1] > 0).long().numpy()
         phi = torch.from_numpy(prepare(phi.numpy(), labels, [10], 3)[0])
     pen = build_penalty(name, 6, phi.shape[1])
+    if pen.needs_initial_features:  # B-Tuning: the map of the initial student, fixed from here on
+        pen.fit_initial(student(x).detach().numpy(), labels)
     opt = torch.optim.Adam([{"params": list(student.parameters())}, *pen.param_groups()], lr=0.02)
     first = pen(student(x), phi)
     first.backward()
@@ -233,3 +235,27 @@ def test_factor_transfer_penalty_and_paraphraser():
     feats = rng.standard_normal((200, 3)) @ rng.standard_normal((3, 12))  # rank 3 in 12-d
     model, info = train_paraphraser(feats, rate=0.5, steps=400, lr=1e-2)
     assert info["d_factor"] == 6 and info["final_train_mse"] < 0.2 * info["first_batch_mse"]
+
+
+def test_btune_default_is_the_reference_regulariser():
+    """The AFT reference's B-Tuning: MSE between h · M (M: the LogME posterior mean of the initial
+    student's features for the one-hot labels, fixed) and the LogME-weighted teachers' predictions;
+    M is a buffer, so a checkpoint keeps it. `student_map: batch` is the named other regulariser."""
+    from aftbench.selection.transferability import logme
+
+    rng = np.random.default_rng(0)
+    h0 = rng.standard_normal((40, 5))
+    labels = np.arange(40) % 3
+    feats = rng.standard_normal((40, 8))
+    phi, _ = PENALTIES["btune"].prepare_targets(feats, labels, [8], 3)
+    pen = build_penalty("btune", 5, phi.shape[1])
+    assert pen.student_map == "initial" and "initial_map" in pen.state_dict()
+    pen.fit_initial(h0, labels)
+    m = logme(h0, labels, 3)[1]
+    np.testing.assert_allclose(pen.initial_map.numpy(), m, rtol=1e-5, atol=1e-6)
+    h = rng.standard_normal((40, 5))
+    expected = np.mean((h @ m - phi[:, :3]) ** 2)
+    got = pen(torch.tensor(h, dtype=torch.float32), torch.tensor(phi)).item()
+    assert got == pytest.approx(expected, rel=1e-4)
+    batch = build_penalty("btune", 5, phi.shape[1], {"student_map": "batch"})
+    assert batch(torch.tensor(h, dtype=torch.float32), torch.tensor(phi)).item() != pytest.approx(got)

@@ -48,7 +48,8 @@ class Killed(BaseException):
 
 
 @pytest.mark.parametrize(
-    "method, penalty, schedule", [("stl", "none", "constant"), ("aft", "aft", "cosine"), ("kd", "kd", "constant")]
+    "method, penalty, schedule",
+    [("stl", "none", "constant"), ("aft", "aft", "cosine"), ("kd", "kd", "constant"), ("btune", "btune", "constant")],
 )
 def test_killed_run_resumes_to_the_same_result(tmp_path, digits_split, feats, monkeypatch, method, penalty, schedule):
     """A job killed right after its step-12 checkpoint (as SLURM preemption would) and started

@@ -15,6 +15,9 @@ below have defaults, so a penalty overrides only what it changes:
 - `uses_logits`: the penalty compares the student's logits, not its features h.
 - `prepare_targets`: turns the cached training features into the per-example Φ once, before
   training (B-Tuning's LogME-weighted predictions); returns (Φ, info for metrics.json or None).
+- `needs_initial_features` / `fit_initial(h, labels)`: the penalty sees the student's features
+  of every fitted example once, before the first step (B-Tuning's fixed LogME map of the
+  initial student); what it keeps must be a buffer, so a resumed run restores it.
 - `param_groups`: the penalty's own learnable parameters, optionally with their own lr (never
   weight decay: the training loop decays the student only).
 """
@@ -30,6 +33,10 @@ class Penalty(nn.Module):
     target_scale: str = "rms"
     uses_logits: bool = False
     needs_dims: bool = False  # True: built with `dims`, the width of each teacher in Φ (in set order)
+    needs_initial_features: bool = False  # True: fit_initial sees the initial student's features once
+
+    def fit_initial(self, h: np.ndarray, labels: np.ndarray) -> None:
+        """Called once before the first step with the initial student's features of the fitted examples."""
 
     @staticmethod
     def prepare_targets(

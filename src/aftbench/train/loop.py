@@ -112,6 +112,18 @@ def accuracy(model, x: dict, y: torch.Tensor, bs: int, device) -> float:
     return correct / len(y)
 
 
+@torch.no_grad()
+def features_of(model, x: dict, bs: int, device) -> np.ndarray:
+    """The student's features h of every example of `x`, in eval mode (no statistics updated)."""
+    model.eval()
+    out = [
+        model.features(_to(_slice(x, slice(i, i + bs)), device)).float().cpu()
+        for i in range(0, len(next(iter(x.values()))), bs)
+    ]
+    model.train()
+    return torch.cat(out).numpy()
+
+
 def rho_summary(rho: np.ndarray, teachers: list[str], dims: list[int]) -> dict:
     out, start = {}, 0
     for t, d in zip(teachers, dims, strict=False):
@@ -359,6 +371,8 @@ def train_run(
         spec.method.get("args", {}),
         dims=cached.dims if cached is not None else [],
     )
+    if penalty is not None and penalty.needs_initial_features:  # e.g. B-Tuning's map of the initial student
+        penalty.fit_initial(features_of(student, data.x_fit, cfg.eval_batch_size, device), data.y_fit.numpy())
     state = start_state(spec, student, penalty, len(data.y_fit), device)
     checkpoint = checkpoint_path_for(out_json)
     if cfg.checkpoint_every > 0:
