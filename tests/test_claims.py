@@ -42,7 +42,7 @@ def test_a_claim_without_its_runs_says_so(tmp_path):
     # two teacher sets per student (a ladder needs three), no union, no control
     for n in (2, 3):
         assert claim(table, n).verdict.tolist() == ["not in this sweep"]
-    assert claim(table, 4).verdict.tolist() == ["not in this sweep"] * 2
+    assert claim(table, 4).verdict.tolist() == ["not in this sweep"] * 3
     no_aft = claims_table(collect_runs(fake_sweep(tmp_path / "k", {"kd": 0.01})))
     assert set(no_aft.verdict) == {"not in this sweep"}
 
@@ -54,6 +54,7 @@ def test_stronger_teacher_slope_complementarity_and_controls(tmp_path):
         "strong": (["c"], 0.90, [True]),
         "union": (["b", "c"], 0.92, [True]),
         "random": (["r"], 0.30, [False]),
+        "noise_of_strong": (["c"], 0.10, [False]),  # strong's matched noise null (its "probe": chance)
     }
     gains = {"kd": 0.0, "aft": lambda probe: 0.2 * (probe - 0.6)}  # AFT: +2 points per 10 probe points
     runs = collect_runs(fake_sweep(tmp_path, gains, sets=sets, cells=(("d1", "image"),), noise=0.003))
@@ -69,6 +70,9 @@ def test_stronger_teacher_slope_complementarity_and_controls(tmp_path):
     twin = claim(table, 4, statistic="random-init twin").iloc[0]
     # against the strongest-probe real set (the union: +6.4 points) the random twin (−6.0) loses 12.4
     assert twin.verdict == SUPPORTED and twin.estimate == pytest.approx(0.124, abs=0.01) and twin.n_runs == 5
+    null = claim(table, 4, statistic="matched noise null").iloc[0]
+    # strong (+6.0 points) against its own null (−10.0), never against the union or the twin
+    assert null.verdict == SUPPORTED and null.estimate == pytest.approx(0.16, abs=0.01) and null.n_cells == 1
 
 
 def test_interval_helpers_match_direct_computation():
