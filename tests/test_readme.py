@@ -33,7 +33,7 @@ MAX_README_LINES = 250
 # Counts in README.md that are not a sweep's size (whitespace collapsed to one space).
 NOT_SWEEP_COUNTS = ("up to 100 jobs in flight",)
 # Top-level folders whose paths a code span may name on its own (results/ is generated: not checked).
-PATH_ROOTS = ("src/", "docs/", "tests/", "benchmarks/", "workflow/", "profiles/")
+PATH_ROOTS = ("src/", "docs/", "tests/", "benchmarks/", "workflow/", "profiles/", "envs/")
 
 COUNT = re.compile(
     r"`snakemake -n(?: --config sweep=(?P<sweep>\w+))?` plans (?P<jobs>\d[\d,]*) jobs(?: \((?P<runs>\d[\d,]*) runs)?"

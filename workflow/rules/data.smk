@@ -9,7 +9,7 @@ rule split:
     benchmark:
         f"{BENCHMARKS_DIR}/split/{{dataset}}.tsv"
     conda:
-        "../envs/aftbench.yaml"
+        "../../envs/aftbench.yaml"
     params:
         spec=lambda w: shlex.quote(json.dumps(CONFIG["datasets"][w.dataset], sort_keys=True)),
     shell:

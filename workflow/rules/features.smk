@@ -10,7 +10,7 @@ rule extract_features:
     benchmark:
         f"{BENCHMARKS_DIR}/features/{{dataset}}/{{teacher}}.tsv"
     conda:
-        "../envs/aftbench.yaml"
+        "../../envs/aftbench.yaml"
     threads: setting(CONFIG, "extract", "threads")
     resources:
         launcher=LAUNCHER,

@@ -68,7 +68,7 @@ rule aggregate:
     log:
         f"{LOGS_DIR}/aggregate/{SWEEP}.log",
     conda:
-        "../envs/aftbench.yaml"
+        "../../envs/aftbench.yaml"
     params:
         out_dir=lambda w, output: os.path.dirname(output.runs),
         headline=HEADLINE,
@@ -83,7 +83,7 @@ rule tables:
     log:
         f"{LOGS_DIR}/tables/{SWEEP}.log",
     conda:
-        "../envs/aftbench.yaml"
+        "../../envs/aftbench.yaml"
     params:
         existing=lambda w: " ".join(
             p for p in run_targets() + [metrics_path(r) for r in selected_runs()] if os.path.exists(p)

@@ -11,7 +11,7 @@ rule score_teachers:
     benchmark:
         f"{BENCHMARKS_DIR}/scores/{{dataset}}/{{tset}}.tsv"
     conda:
-        "../envs/aftbench.yaml"
+        "../../envs/aftbench.yaml"
     resources:
         launcher=LAUNCHER,
         job=job_arg("score"),
@@ -34,7 +34,7 @@ checkpoint select_teachers:
     log:
         f"{LOGS_DIR}/selections/{{dataset}}/{{sdigest}}.log",
     conda:
-        "../envs/aftbench.yaml"
+        "../../envs/aftbench.yaml"
     params:
         request=lambda w: shlex.quote(json.dumps(REQUESTS[w.sdigest].as_dict(), sort_keys=True)),
         teacher_sets=lambda w: shlex.quote(json.dumps(related_sets(CONFIG, REQUESTS[w.sdigest]), sort_keys=True)),

@@ -13,7 +13,7 @@ rule train:
     wildcard_constraints:
         run=run_wildcard_regex(probe=False),
     conda:
-        "../envs/aftbench.yaml"
+        "../../envs/aftbench.yaml"
     threads: setting(CONFIG, "train", "threads")
     resources:
         launcher=LAUNCHER,
@@ -40,7 +40,7 @@ rule probe:
     wildcard_constraints:
         run=run_wildcard_regex(probe=True),
     conda:
-        "../envs/aftbench.yaml"
+        "../../envs/aftbench.yaml"
     resources:
         launcher=LAUNCHER,
         job=job_arg("probe"),
@@ -66,7 +66,7 @@ rule train_paraphraser:
     benchmark:
         f"{BENCHMARKS_DIR}/factors/{FACTORS_TEMPLATE}.tsv"
     conda:
-        "../envs/aftbench.yaml"
+        "../../envs/aftbench.yaml"
     resources:
         launcher=LAUNCHER,
         job=job_arg("paraphraser"),
