@@ -3,8 +3,27 @@
 import json
 
 import numpy as np
+import pandas as pd
 
 from aftbench.core.roles import method_role
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """A runs table as aftbench.report.build.collect_runs makes it, from records giving at least
+    method, teacher_set, seed and test_acc: STL is the baseline at β 0, any other method a
+    transfer method at β 1 whose penalty is its id; val_acc = test_acc; β selected."""
+    from aftbench.report.build import select_beta
+
+    rows = []
+    for r in records:
+        stl = r["method"] == "stl"
+        row = {"dataset": "d", "student": "s", "val_acc": r["test_acc"], "diverged": False, **r}
+        row.setdefault("role", "baseline" if stl else "transfer")
+        row.setdefault("penalty", None if stl else r["method"])
+        row.setdefault("beta", 0.0 if stl else 1.0)
+        rows.append(row)
+    runs = pd.DataFrame(rows)
+    return runs.assign(selected=select_beta(runs))
 
 
 def write_run(tmp_path, i, **kw):

