@@ -43,6 +43,14 @@ def block_method(config: dict, block: dict, method: str) -> dict:
     return {**mspec, ("label_smoothing" if method_role(mspec) == BASELINE else "beta"): block["beta"][method]}
 
 
+def trains_on_noise_nulls(block: dict, method: dict) -> bool:
+    """Whether a block's method also runs on its teacher sets' noise nulls: `noise_null: true`,
+    a transfer method whose Φ is the cached features (not FT's factors nor a probe's logits)."""
+    return (
+        bool(block.get("noise_null")) and method_role(method) != BASELINE and target_source(method["penalty"]) is None
+    )
+
+
 def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, list[str]] | None = None) -> list[Run]:
     """One Run per (dataset, student, method, teacher set, β, seed) of the named sweep,
     deduplicated. STL runs have no teacher set and β = 0; probes have no student, β = 0 and one
@@ -68,7 +76,7 @@ def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, l
                         runs.setdefault(r.run_id, r)
                     continue
                 tsets = [NO_TEACHERS] if method_role(mspec) == BASELINE else block_sets
-                if b.get("noise_null") and method_role(mspec) != BASELINE and target_source(mspec["penalty"]) is None:
+                if trains_on_noise_nulls(b, mspec):
                     tsets = [*tsets, *(noise_null_of(ts) for ts in block_sets)]
                 mspec = block_method(config, b, m)
                 for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):
@@ -110,7 +118,7 @@ def planned_bound(config: dict, sweep: str | None = None) -> int:
             if mspec["kind"] == "probe":
                 per_set += 1
             elif method_role(mspec) != BASELINE:
-                nulls = 2 if b.get("noise_null") and target_source(mspec["penalty"]) is None else 1
+                nulls = 2 if trains_on_noise_nulls(b, mspec) else 1
                 per_set += nulls * len(b["students"]) * len(beta_grid(mspec)) * len(b["seeds"])
         for d in b["datasets"]:
             r = select_request(b, d)
