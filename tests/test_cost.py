@@ -111,6 +111,7 @@ RULE_KIND = {
     "score_teachers": "score",
     "select_teachers": "select",
     "train": "train",
+    "refit": "refit",
     "probe": "probe",
     "train_paraphraser": "paraphraser",
     "aggregate": "aggregate",
@@ -135,14 +136,18 @@ def dry_run_jobs(output: str) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("noise_null", [False, True], ids=["tiny", "tiny with noise nulls"])
-def test_the_plan_is_the_dag_snakemake_builds(text_tsv, tmp_path, noise_null):
+@pytest.mark.parametrize(
+    "variant", ["plain", "noise nulls", "tune-then-refit"], ids=["tiny", "tiny with noise nulls", "tiny refitted"]
+)
+def test_the_plan_is_the_dag_snakemake_builds(text_tsv, tmp_path, variant):
     """The jobs `cost` prices are exactly the jobs `snakemake -n` plans, one to one: the same
     outputs, kinds and benchmark files, and each job waits for exactly the jobs whose outputs
     Snakemake gives it as inputs."""
     cfg = tiny_config(text_tsv)
     for block in cfg["sweeps"]["tiny"]:
-        block["noise_null"] = noise_null
+        block["noise_null"] = variant == "noise nulls"
+        if variant == "tune-then-refit":  # aft's grid [0.5, 2] and STL's label smoothing: tune runs and refits
+            block.update(train={"fit_on": "train+val"}, beta={"stl": [0.0, 0.1]})
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     dag = [j for j in dry_run_jobs(smk(tmp_path, "-n").stdout) if j["rule"] != "all"]
     jobs, assumed = sweep_jobs(validate_config(cfg))

@@ -465,6 +465,23 @@ def test_12_changed_source_files_refuse_the_old_split(tmp_path, text_tsv):
     assert planned(tmp_path)["split"] == 1
 
 
+def test_13_a_refit_whose_tune_stage_cannot_choose_is_refused(tmp_path):
+    """Every tune run diverged, or a tune record is another run's: the refit job fails naming them,
+    and never trains on a value nothing chose."""
+    from test_refit import refit_spec
+
+    from aftbench.core.io import write_json
+    from aftbench.train.refit import TuneStageError, choose_tuned
+
+    spec, paths = refit_spec(tmp_path, [0.4, 0.5], diverged=(True, True))
+    with pytest.raises(TuneStageError, match="every run of its tune stage diverged"):
+        choose_tuned(spec, paths)
+    spec, paths = refit_spec(tmp_path, [0.4, 0.5])
+    write_json(paths[0], {"run_id": "another/run", "val_acc": 0.9, "beta": 1.0, "fit_on": "train"})
+    with pytest.raises(TuneStageError, match="tiny/aft/beta~tuned_0.5_2: its tune stage should be the records of"):
+        choose_tuned(spec, paths)
+
+
 # --- the troubleshooting table ---------------------------------------------------------------------
 def test_the_fault_table_names_real_tests():
     text = (ROOT / "docs" / "troubleshooting.md").read_text()

@@ -320,11 +320,13 @@ def test_bad_config_fails_before_any_job(tmp_path, text_tsv):
         (run_id("digits", "cnn_t", "stl", "none", 0, 3, "0123abcd"), "train"),  # a block's own train settings
         (run_id("digits", "probe", "probe", "a", 0, 0), "probe"),
         (run_id("digits", "probe_net", "kd", "a", 0.5, 0), "train"),  # a student id that merely starts with "probe"
+        (run_id("digits", "cnn_t", "kd", "a", None, 0, "0123abcd", (1.0, 10.0)), "refit"),  # tune-then-refit
+        (run_id("digits", "cnn_t", "stl", "none", None, 1, None, (0.0, 0.1)), "refit"),
     ],
 )
 def test_each_run_id_is_one_rule_s_run(rid, rule):
-    """The training and probe rules share one output pattern (`{run}/metrics.json`); their `{run}`
-    constraints must give every run id to exactly one of them (else Snakemake reports an ambiguity,
-    or no rule at all)."""
-    matches = {r for r in ("train", "probe") if re.fullmatch(run_wildcard_regex(probe=r == "probe"), rid)}
+    """The training, refit and probe rules share one output pattern (`{run}/metrics.json`); their
+    `{run}` constraints must give every run id to exactly one of them (else Snakemake reports an
+    ambiguity, or no rule at all)."""
+    matches = {r for r in ("train", "refit", "probe") if re.fullmatch(run_wildcard_regex(r), rid)}
     assert matches == {rule}

@@ -57,9 +57,14 @@ def _cmd_extract(a):
 
 def _cmd_train(a):
     from aftbench.train.loop import RunSpec, train_run
+    from aftbench.train.refit import choose_tuned
 
+    spec = json.loads(a.spec)
+    if a.tuned:  # tune-then-refit: the tune stage chooses β (or label smoothing) on validation
+        spec = choose_tuned(spec, a.tuned)
+        print(f"{spec['tuning']['knob']} chosen on validation: {spec['tuning']['chosen']:g}")
     m = train_run(
-        RunSpec.from_dict(json.loads(a.spec)),
+        RunSpec.from_dict(spec),
         a.split,
         a.features,
         a.out,
@@ -151,7 +156,7 @@ def _cmd_validate(a):
     from aftbench.config.load import load_config
     from aftbench.core.schema import ConfigError
     from aftbench.selection.adaptive import SelectionFileError, known_selections
-    from aftbench.sweep.expand import expand_sweep, planned_bound, tuning_budgets
+    from aftbench.sweep.expand import expand_sweep, planned_bound, refitted_datasets, tuning_budgets
 
     files = _config_files(a)
     try:
@@ -167,13 +172,18 @@ def _cmd_validate(a):
         return 1
     more = f" now, at most {bound} once its teacher selections are made" if bound != now else ""
     print(f"{' + '.join(files)}: valid; sweep {cfg['sweep']!r} has {now} runs{more}")
-    for i, budget in enumerate(tuning_budgets(resolved)):
+    for i, (budget, refit) in enumerate(zip(tuning_budgets(resolved), refitted_datasets(resolved), strict=True)):
         train = {m: n for m, n in budget.items() if resolved["methods"][m]["kind"] == "train"}
         equal = "equal" if len(set(train.values())) <= 1 else "UNEQUAL"
         listed = ", ".join(f"{m} {n}" for m, n in budget.items())
         print(
             f"  block {i + 1}: configurations chosen on validation per cell ({equal} across training methods): {listed}"
         )
+        if refit:
+            print(
+                f"    tune-then-refit on {', '.join(refit)}: each value fitted on train, the one chosen on "
+                "validation (per seed) refitted on train + val"
+            )
     return 0
 
 
@@ -228,6 +238,12 @@ def main(argv=None) -> int:
         if name == "train":
             s.add_argument(
                 "--targets", nargs="*", default=[], help="Φ file (factors / probe logits), if the method needs one"
+            )
+            s.add_argument(
+                "--tuned",
+                nargs="*",
+                default=[],
+                help="a refit run's tune stage: its runs' metrics.json (fitted on train, one per value of the grid)",
             )
         else:
             s.add_argument("--logits-out", help="also write the probe's logits on every split here")

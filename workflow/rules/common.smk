@@ -20,6 +20,7 @@ from aftbench.core.layout import (
     BENCHMARKS_DIR,
     CLAIM_FIGURES,
     FACTORS_TEMPLATE,
+    GAIN_REPORTS,
     LOGS_DIR,
     NO_TEACHERS,
     RESULTS,
@@ -182,6 +183,13 @@ def train_inputs(w):
     the probe's logits), if any."""
     run = run_of(w)
     return {**_run_inputs(run), "targets": jobs.target_files(CONFIG, run.dataset, run.teacher_set, run.method)}
+
+
+@per_job
+def refit_inputs(w):
+    """A refit run's training inputs and its tune stage's records (`tuned`): the same run fitted
+    on train at each value of its grid, whose validation accuracy chooses the value refitted."""
+    return {**train_inputs(w), "tuned": [metrics_path(t.run_id) for t in run_of(w).tune_stage]}
 
 
 @per_job

@@ -11,7 +11,7 @@ rule train:
     benchmark:
         f"{BENCHMARKS_DIR}/runs/{{run}}.tsv"
     wildcard_constraints:
-        run=run_wildcard_regex(probe=False),
+        run=run_wildcard_regex("train"),
     conda:
         "../../envs/aftbench.yaml"
     threads: setting(CONFIG, "train", "threads")
@@ -23,6 +23,34 @@ rule train:
     shell:
         "python -m aftbench train --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split}"
+        " --features {input.features} --targets {input.targets} --out {output.metrics} > {log} 2>&1"
+
+
+rule refit:
+    """Tune-then-refit (a block fitted on train + val with a grid): the β (a baseline's label
+    smoothing) that its tune stage, the same run fitted on train at each value, chose on
+    validation (aftbench.core.tuning), refitted on train + val. The choice is in its record."""
+    input:
+        unpack(refit_inputs),
+    output:
+        metrics=metrics_path("{run}"),
+    log:
+        f"{LOGS_DIR}/runs/{{run}}.log",
+    benchmark:
+        f"{BENCHMARKS_DIR}/runs/{{run}}.tsv"
+    wildcard_constraints:
+        run=run_wildcard_regex("refit"),
+    conda:
+        "../../envs/aftbench.yaml"
+    threads: setting(CONFIG, "train", "threads")
+    resources:
+        launcher=LAUNCHER,
+        job=job_arg("train"),
+    params:
+        spec=run_spec,
+    shell:
+        "python -m aftbench train --launcher {resources.launcher} --job {resources.job}"
+        " --spec {params.spec} --split {input.split} --tuned {input.tuned}"
         " --features {input.features} --targets {input.targets} --out {output.metrics} > {log} 2>&1"
 
 
@@ -38,7 +66,7 @@ rule probe:
     benchmark:
         f"{BENCHMARKS_DIR}/runs/{{run}}.tsv"
     wildcard_constraints:
-        run=run_wildcard_regex(probe=True),
+        run=run_wildcard_regex("probe"),
     conda:
         "../../envs/aftbench.yaml"
     resources:

@@ -14,7 +14,7 @@ from aftbench.core.roles import BASELINE, NO_PENALTY, method_role, penalty_of
 from aftbench.core.schema import ConfigError, defaults, schema_problems
 from aftbench.data.provenance import stale_splits
 from aftbench.selection.adaptive import block_teacher_sets, is_adaptive
-from aftbench.sweep.expand import adaptive_conflicts, beta_grid, block_method, distilled_probe
+from aftbench.sweep.expand import adaptive_conflicts, distilled_probe
 
 
 def validate_config(config: dict) -> dict:
@@ -213,17 +213,6 @@ def _block_problems(config: dict, where: str, b: dict, reg: dict) -> list[str]:
         if m in config["methods"] and method_role(config["methods"][m]) == BASELINE:
             if any(v >= 1 for v in (grid if isinstance(grid, list) else [grid])):
                 problems.append(f"{where}.beta.{m}: a baseline's grid is its label smoothing, each value in [0, 1)")
-    fitted = {train.get("fit_on_by_dataset", {}).get(d, train.get("fit_on")) for d in b["datasets"]}
-    if "train+val" in fitted:  # no validation accuracy: nothing to choose β (or STL's knob) with
-        for m in b["methods"]:
-            mspec = block_method(config, b, m)
-            grid = beta_grid(mspec) if mspec["kind"] == "train" else []
-            if len(grid) > 1:
-                knob = "label_smoothing" if method_role(mspec) == BASELINE else "β"
-                problems.append(
-                    f"{where}: fit_on train+val leaves no validation split to choose {m!r}'s {knob} from {grid}; "
-                    f"give it one value or fit on train"
-                )
     for m in b["methods"]:
         mspec = config["methods"][m]
         if mspec["kind"] == "train" and penalty_of(mspec) not in reg["penalties"]:

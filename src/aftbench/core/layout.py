@@ -35,15 +35,17 @@ REPORTS_DIR = f"{RESULTS}/reports"  # one folder per sweep: runs.csv, tables/, f
 TRAIN_VARIANT = "train~{tdigest}"
 
 
-def run_wildcard_regex(probe: bool) -> str:
-    """The Snakemake constraint of the one `{run}` wildcard of the training and probe rules: a run id
-    of RUN_TEMPLATE's shape (with a TRAIN_VARIANT part for training), its student `probe` or not.
-    One wildcard per run path, not one per id part: Snakemake's per-job cost grows with the number
-    of wildcards it matches and fills in (BENCHMARKS.md: DAG build)."""
+def run_wildcard_regex(kind: str) -> str:
+    """The Snakemake constraint of the one `{run}` wildcard of the training, refit and probe rules
+    (`kind`): a run id of RUN_TEMPLATE's shape (with a TRAIN_VARIANT part for training), its student
+    `probe` or not, its β slot a grid (`tuned_...`: a refit) or not. One wildcard per run path, not
+    one per id part: Snakemake's per-job cost grows with the number of wildcards it matches and
+    fills in (BENCHMARKS.md: DAG build)."""
     part = "[^/]+"
-    student = PROBE_STUDENT if probe else f"(?!{PROBE_STUDENT}/){part}"
-    variant = "" if probe else f"(?:/{TRAIN_VARIANT.format(tdigest='[0-9a-f]{8}')})?"
-    return RUN_TEMPLATE.format(dataset=part, student=student, method=part, tset=part, beta=part, seed=r"\d+") + variant
+    student = PROBE_STUDENT if kind == "probe" else f"(?!{PROBE_STUDENT}/){part}"
+    beta = f"{TUNED_PREFIX}{part}" if kind == "refit" else f"(?!{TUNED_PREFIX}){part}"
+    variant = "" if kind == "probe" else f"(?:/{TRAIN_VARIANT.format(tdigest='[0-9a-f]{8}')})?"
+    return RUN_TEMPLATE.format(dataset=part, student=student, method=part, tset=part, beta=beta, seed=r"\d+") + variant
 
 
 def format_beta(beta: float) -> str:
@@ -51,12 +53,28 @@ def format_beta(beta: float) -> str:
     return format(float(beta), "g")
 
 
+# The β part of a refit run's id (tune-then-refit: β chosen on validation from this grid by the
+# cell's tune stage, then refitted on train + val), e.g. `tuned_1_10_100`; no β slot starts with it.
+TUNED_PREFIX = "tuned_"
+
+
+def tuned_slot(grid) -> str:
+    return TUNED_PREFIX + "_".join(format_beta(b) for b in grid)
+
+
 def run_id(
-    dataset: str, student: str, method: str, tset: str, beta: float, seed: int, tdigest: str | None = None
+    dataset: str,
+    student: str,
+    method: str,
+    tset: str,
+    beta: float | None,
+    seed: int,
+    tdigest: str | None = None,
+    grid: tuple[float, ...] = (),
 ) -> str:
-    rid = RUN_TEMPLATE.format(
-        dataset=dataset, student=student, method=method, tset=tset, beta=format_beta(beta), seed=seed
-    )
+    """A run's id; a refit run (β None) names the grid its β is chosen from instead."""
+    slot = tuned_slot(grid) if beta is None else format_beta(beta)
+    rid = RUN_TEMPLATE.format(dataset=dataset, student=student, method=method, tset=tset, beta=slot, seed=seed)
     return f"{rid}/{TRAIN_VARIANT.format(tdigest=tdigest)}" if tdigest else rid
 
 
@@ -135,6 +153,9 @@ CLAIM_FIGURES = [
 # The teacher-selection tables and figures of every report (aftbench.report.scores): the scores of
 # every scored teacher set, and how well each score predicted the students trained on them.
 SCORE_TABLES = ["teacher_scores", "score_vs_student"]
+# The knowledge-specific gain (aftbench.report.knowledge) and the paper's Fig. 1b quantity
+# (aftbench.report.paper_error): a table and a figure each, of the same name.
+GAIN_REPORTS = ["knowledge_gain", "paper_error"]
 SCORE_FIGURES = ["teacher_scores", "score_vs_student"]
 
 
@@ -147,7 +168,8 @@ def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES) -> list[str]:
         [runs_table_path(sweep)]
         + [f"{out}/tables/{t}.{ext}" for t in ("main", "claims") for ext in ("md", "tex", "csv")]
         + [f"{out}/tables/{t}.{ext}" for t in SCORE_TABLES for ext in ("md", "csv")]
-        + [f"{out}/tables/{t}.{ext}" for t in ("knowledge_gain", "paper_error") for ext in ("md", "csv")]
+        + [f"{out}/tables/{t}.{ext}" for t in GAIN_REPORTS for ext in ("md", "csv")]
+        + [f"{out}/figures/{t}.png" for t in GAIN_REPORTS]
         + [f"{out}/figures/{d}_difference.png" for d in datasets]
         + [f"{out}/figures/{f}.png" for f in figures]
         + [f"{out}/figures/{f}.png" for f in SCORE_FIGURES]

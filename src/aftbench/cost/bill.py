@@ -29,7 +29,8 @@ from aftbench.sweep.runs import train_spec
 from aftbench.sweep.summary import describe
 from aftbench.teachers.registry import BACKENDS
 
-FLOP_KINDS = ("extract", "train")  # priced by FLOPs on the chosen device; the rest: start-up only, on CPUs
+FLOP_KINDS = ("extract", "train", "refit")  # priced by FLOPs on the chosen device; the rest: start-up only, on CPUs
+TRAINING_KINDS = ("train", "refit")  # a refit (tune-then-refit) is one more training run: priced as one
 STORE_BYTES = {"float32": 4, "float16": 2, "auto": 2}  # auto stores float16 wherever it is exact enough
 WORDS_TO_TOKENS = 1.3  # sub-word tokens per whitespace word (English, BPE / WordPiece), for text lengths
 
@@ -155,7 +156,7 @@ class Pricer:
     def flops(self, job: Job) -> float:
         if job.kind == "extract":
             return self.teacher(job.dataset, job.teacher).per_example * n_examples(self.config, job.dataset)
-        if job.kind == "train":
+        if job.kind in TRAINING_KINDS:
             spec = train_spec(self.config, job.run)
             t = spec["train"]
             f = self.student(job.dataset, job.run.student, int(t["batch_size"]))
@@ -165,9 +166,10 @@ class Pricer:
 
     def price(self, job: Job) -> Priced:
         flops = self.flops(job)
-        seconds = float(self.overhead.get(job.kind, 0.0))
+        kind = "train" if job.kind in TRAINING_KINDS else job.kind
+        seconds = float(self.overhead.get(kind, 0.0))
         if job.kind in FLOP_KINDS:
-            seconds += flops / (float(self.entry[f"{job.kind}_tflops"]) * 1e12)
+            seconds += flops / (float(self.entry[f"{kind}_tflops"]) * 1e12)
         on_gpu = job.kind in FLOP_KINDS and bool(self.entry.get("gpu", False))
         return Priced(job, flops, seconds, on_gpu, done(job, self.root))
 
@@ -359,7 +361,7 @@ def render(est: Estimate, gpus: list[int]) -> str:
     lines += [_table(kinds.reset_index().rename(columns={"hours": unit if est.on_gpu else "core-hours"})), ""]
     ext = left[left["kind"] == "extract"]
     lines += ["## Extraction by teacher", "", _table(_by(ext, "teacher", unit)), ""]
-    train = left[left["kind"] == "train"]
+    train = left[left["kind"].isin(TRAINING_KINDS)]
     lines += ["## Training by student", "", _table(_by(train, "student", unit)), ""]
     lines += ["## Training by method", "", _table(_by(train, "method", unit)), ""]
     lines += [
@@ -398,7 +400,7 @@ def render(est: Estimate, gpus: list[int]) -> str:
     lines += [
         _table(pd.DataFrame(rows)),
         "",
-        "List scheduling of the left jobs in dependency order (split → extract → score → select → train); "
+        "List scheduling of the left jobs in dependency order (split → extract → score → select → train → refit); "
         "extraction and training take one GPU each, the other jobs run on CPUs beside them. Queue waits are not "
         "modelled."
         if est.on_gpu

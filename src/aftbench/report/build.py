@@ -14,6 +14,7 @@ import pandas as pd
 
 from aftbench.core.io import atomic_path, read_json
 from aftbench.core.layout import NO_TEACHERS, RESULTS
+from aftbench.core.tuning import pick_on_val
 from aftbench.report.claims import write_claims
 from aftbench.report.knowledge import write_knowledge
 from aftbench.report.paper_error import write_paper_error
@@ -46,6 +47,8 @@ RUN_COLUMNS = [
     "final_penalty",
     "rho_mean",
     "rho_by_teacher",
+    "tuning",
+    "stage",
     "selected",
     "diverged",
     "run_id",
@@ -68,26 +71,43 @@ def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
                 "rho_by_teacher": json.dumps({t: v["mean"] for t, v in rho.items()}) if rho else None,
                 # a teacher set holding any teacher that is not pre-trained (e.g. a random-init control)
                 "control_teacher": not all(m.get("teachers_pretrained") or [True]),
+                # a refit run: the tune stage's candidates and its choice (aftbench.train.refit)
+                "tuning": json.dumps(m["tuning"], sort_keys=True) if m.get("tuning") else None,
             }
         )
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     df = df.sort_values(SELECTION_KEYS + ["beta"], kind="stable").reset_index(drop=True)
+    df["stage"] = run_stages(df)
     df["selected"] = select_beta(df)
     return df
 
 
 def select_beta(runs: pd.DataFrame) -> pd.Series:
-    """Model selection: for each (dataset, student, method, teacher set, seed) keep the β with the
-    highest *validation* accuracy (ties: the smaller β, or label smoothing) among the runs that did not diverge; a
-    cell whose every β diverged selects nothing. The test split plays no part."""
-    order = SELECTION_KEYS + ["beta"] + (["label_smoothing"] if "label_smoothing" in runs else [])
-    ordered = runs.sort_values(order, kind="stable")
-    if "diverged" in ordered:
-        ordered = ordered[~ordered.diverged.astype(bool)]
-    # fitted on train + val (fit_on, one β per method: checked before any job): no validation accuracy
-    ordered = ordered.assign(val_acc=ordered.val_acc.astype(float).fillna(-1.0))
-    best = ordered.groupby(SELECTION_KEYS, sort=False).val_acc.idxmax()
-    return runs.index.isin(best.values)
+    """Model selection, per (dataset, student, method, teacher set, seed): a tune-then-refit cell
+    keeps its refit run (its β was chosen on validation by the tune stage before it trained); any
+    other cell keeps the run aftbench.core.tuning.pick_on_val chooses (highest validation
+    accuracy among the runs that did not diverge; ties: the smaller β, then label smoothing). A
+    cell whose every run diverged selects nothing. The test split plays no part."""
+    stage = runs["stage"] if "stage" in runs else pd.Series("", index=runs.index)
+    chosen = []
+    for _, cell in runs.groupby(SELECTION_KEYS, sort=False):
+        refit = cell.index[stage[cell.index] == "refit"]
+        if len(refit):
+            chosen.extend(refit)
+            continue
+        records = cell.to_dict("records")
+        i = pick_on_val(records)
+        if i is not None:
+            chosen.append(cell.index[i])
+    return runs.index.isin(chosen)
+
+
+def run_stages(runs: pd.DataFrame) -> pd.Series:
+    """Each run's stage: `refit` (fitted on train + val with the β its tune stage chose), `tune`
+    (a run of a cell that has a refit: its validation accuracy chose the refit's β), else ''."""
+    refit = runs.get("tuning", pd.Series(None, index=runs.index)).notna()
+    has_refit = refit.groupby([runs[k] for k in SELECTION_KEYS]).transform("any")
+    return pd.Series(np.where(refit, "refit", np.where(has_refit, "tune", "")), index=runs.index)
 
 
 def build_report(

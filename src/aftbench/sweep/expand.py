@@ -43,6 +43,14 @@ def block_method(config: dict, block: dict, method: str) -> dict:
     return {**mspec, ("label_smoothing" if method_role(mspec) == BASELINE else "beta"): block["beta"][method]}
 
 
+def refits(config: dict, block: dict, dataset: str, method: dict) -> bool:
+    """Whether a block's runs of `method` on `dataset` are tune-then-refit: fitted on train + val
+    (the block's or the shared `fit_on`, per dataset) with more than one value to choose from."""
+    train = run_train_overrides(config, block.get("train", {}), dataset)
+    fit_on = train.get("fit_on", config["train"].get("fit_on", defaults("train")["fit_on"]))
+    return method["kind"] == "train" and fit_on == "train+val" and len(beta_grid(method)) > 1
+
+
 def trains_on_noise_nulls(block: dict, method: dict) -> bool:
     """Whether a block's method also runs on its teacher sets' noise nulls: `noise_null: true`,
     a transfer method whose Φ is the cached features (not FT's factors nor a probe's logits)."""
@@ -79,22 +87,30 @@ def expand_sweep(config: dict, sweep: str | None = None, selections: dict[str, l
                 if trains_on_noise_nulls(b, mspec):
                     tsets = [*tsets, *(noise_null_of(ts) for ts in block_sets)]
                 mspec = block_method(config, b, m)
-                for s, ts, beta, seed in itertools.product(b["students"], tsets, beta_grid(mspec), b["seeds"]):
-                    r = Run("train", d, s, m, ts, int(seed), train, beta)
-                    cell = run_id(d, s, m, ts, beta, int(seed))
-                    if cells.setdefault(cell, train) != train:  # one sweep, one table cell: one setting
-                        raise ConfigError(
-                            f"sweep {sweep or config['sweep']!r}: run {cell} appears in two blocks with different "
-                            f"train settings ({cells[cell]} and {train}); its table cell would mix them. Put them in "
-                            f"two sweeps"
-                        )
-                    runs.setdefault(r.run_id, r)
+                grid = beta_grid(mspec)
+                refit = refits(config, b, d, mspec)
+                for s, ts, seed in itertools.product(b["students"], tsets, b["seeds"]):
+                    if refit:  # the refit and its tune stage (the same run fitted on train at each β)
+                        final = Run("train", d, s, m, ts, int(seed), train, None, tuple(grid))
+                        stage = [*final.tune_stage, final]
+                    else:
+                        stage = [Run("train", d, s, m, ts, int(seed), train, beta) for beta in grid]
+                    for r in stage:
+                        cell = run_id(d, s, m, ts, r.beta, int(seed), grid=r.grid)
+                        if cells.setdefault(cell, r.train) != r.train:  # one sweep, one table cell: one setting
+                            raise ConfigError(
+                                f"sweep {sweep or config['sweep']!r}: run {cell} appears in two blocks with "
+                                f"different train settings ({cells[cell]} and {r.train}); its table cell would mix "
+                                f"them. Put them in two sweeps"
+                            )
+                        runs.setdefault(r.run_id, r)
     return list(runs.values())
 
 
 def tuning_budgets(config: dict, sweep: str | None = None) -> list[dict[str, int]]:
     """Per block of the sweep: each training method's number of configurations chosen on
-    validation per cell (its β grid; a baseline's label-smoothing grid), and a probe's C grid."""
+    validation per cell (its β grid; a baseline's label-smoothing grid), and a probe's C grid.
+    A tune-then-refit method chooses from its grid too (its refit is the choice, not a try)."""
     out = []
     for b in config["sweeps"][sweep or config["sweep"]]:
         budget = {}
@@ -105,6 +121,14 @@ def tuning_budgets(config: dict, sweep: str | None = None) -> list[dict[str, int
     return out
 
 
+def refitted_datasets(config: dict, sweep: str | None = None) -> list[list[str]]:
+    """Per block of the sweep: the datasets whose runs are tune-then-refit (for any method)."""
+    return [
+        [d for d in b["datasets"] if any(refits(config, b, d, block_method(config, b, m)) for m in b["methods"])]
+        for b in config["sweeps"][sweep or config["sweep"]]
+    ]
+
+
 def planned_bound(config: dict, sweep: str | None = None) -> int:
     """The most runs the sweep can have once every selection is made: its runs before any, plus
     each adaptive block's runs on top_k sets (and a union) per dataset, as if none were shared."""
@@ -112,15 +136,16 @@ def planned_bound(config: dict, sweep: str | None = None) -> int:
     for b in config["sweeps"][sweep or config["sweep"]]:
         if not is_adaptive(b):
             continue
-        per_set = 0
-        for m in b["methods"]:
-            mspec = block_method(config, b, m)
-            if mspec["kind"] == "probe":
-                per_set += 1
-            elif method_role(mspec) != BASELINE:
-                nulls = 2 if trains_on_noise_nulls(b, mspec) else 1
-                per_set += nulls * len(b["students"]) * len(beta_grid(mspec)) * len(b["seeds"])
         for d in b["datasets"]:
+            per_set = 0
+            for m in b["methods"]:
+                mspec = block_method(config, b, m)
+                if mspec["kind"] == "probe":
+                    per_set += 1
+                elif method_role(mspec) != BASELINE:
+                    nulls = 2 if trains_on_noise_nulls(b, mspec) else 1
+                    stage = len(beta_grid(mspec)) + int(refits(config, b, d, mspec))  # a refit: one more run
+                    per_set += nulls * len(b["students"]) * stage * len(b["seeds"])
             r = select_request(b, d)
             total += per_set * (r.top_k + int(r.union))
     return total

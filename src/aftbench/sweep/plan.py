@@ -1,5 +1,5 @@
 """A sweep's jobs as the workflow plans them, without Snakemake: every split, extraction, score,
-selection, paraphraser, probe and training job with its output, its benchmark file and the jobs it
+selection, paraphraser, probe, training and refit job with its output, its benchmark file and the jobs it
 waits for (the same inputs the rules declare; the workflow takes a run's Φ file from here too).
 aftbench.cost.bill prices them; a job whose output exists is done, as `snakemake -n` sees it."""
 
@@ -31,7 +31,7 @@ from aftbench.sweep.summary import target_source
 
 @dataclass
 class Job:
-    kind: str  # split | extract | score | select | paraphraser | probe | train | aggregate
+    kind: str  # split | extract | score | select | paraphraser | probe | train | refit | aggregate
     output: str  # the main output: it exists = the job is done
     benchmark: str | None  # the rule's benchmark: file (None where the rule has none)
     needs: list[str] = field(default_factory=list)  # outputs of the jobs this one waits for
@@ -129,9 +129,11 @@ def sweep_jobs(config: dict) -> tuple[dict[str, Job], list[str]]:
                 )
             else:
                 needs[-1] = metrics_path(probe_run_id(d, distilled_probe(config["methods"][run.method]), ts))
-        add(Job("train", metrics_path(run.run_id), bench, needs, d, teacher_set=ts, run=run))
+        if run.grid:  # tune-then-refit: the refit waits for its tune stage's records
+            needs.extend(metrics_path(t.run_id) for t in run.tune_stage)
+        add(Job("refit" if run.grid else "train", metrics_path(run.run_id), bench, needs, d, teacher_set=ts, run=run))
     # the report reads every run, score and selection (the aggregate rule's inputs)
-    reads = [j.output for j in jobs.values() if j.kind in ("train", "probe", "score", "select")]
+    reads = [j.output for j in jobs.values() if j.kind in ("train", "refit", "probe", "score", "select")]
     add(Job("aggregate", runs_table_path(config["sweep"]), None, reads))
     return jobs, assumed
 

@@ -25,7 +25,8 @@ class Run:
     teacher_set: str
     seed: int
     train: str  # JSON of the block's train overrides (hashable)
-    beta: float = 0.0
+    beta: float | None = 0.0  # None: a refit run, its β chosen from `grid` by its tune stage
+    grid: tuple[float, ...] = ()  # a refit run's grid (tune-then-refit), else ()
 
     @cached_property  # a 50,000-run DAG asks for both several times per run
     def train_digest(self) -> str | None:
@@ -38,8 +39,25 @@ class Run:
     @cached_property
     def run_id(self) -> str:
         return run_id(
-            self.dataset, self.student, self.method, self.teacher_set, self.beta, self.seed, self.train_digest
+            self.dataset,
+            self.student,
+            self.method,
+            self.teacher_set,
+            self.beta,
+            self.seed,
+            self.train_digest,
+            self.grid,
         )
+
+    @property
+    def tune_stage(self) -> list[Run]:
+        """A refit run's tune stage: the same run fitted on train alone at each β of its grid
+        (validation accuracy chooses the refit's β); [] for any other run."""
+        train = json.dumps({**json.loads(self.train), "fit_on": "train"}, sort_keys=True)
+        return [
+            Run(self.kind, self.dataset, self.student, self.method, self.teacher_set, self.seed, train, b)
+            for b in self.grid
+        ]
 
 
 def run_train_overrides(config: dict, block_train: dict, dataset: str) -> dict:
@@ -64,13 +82,16 @@ def train_spec(config: dict, run: Run) -> dict:
     what this run depends on, and nothing else, makes Snakemake rerun it)."""
     shared = {k: v for k, v in config["train"].items() if k not in PER_DATASET_TRAIN_KEYS}  # resolved in run.train
     train = {**shared, **json.loads(run.train)}
+    mspec = config["methods"][run.method]
+    # a refit run's method is one of its candidates' (aftbench.train.refit chooses it in the job)
+    chosen = {"tune": [{"run_id": t.run_id, "method": method_of_run(mspec, t.beta)} for t in run.tune_stage]}
     return {
         "run_id": run.run_id,
         "dataset": run.dataset,
         "student_id": run.student,
         "student": config["students"].get(run.student, {"arch": "linear_probe"}),
         "method_id": run.method,
-        "method": method_of_run(config["methods"][run.method], run.beta),
+        **(chosen if run.grid else {"method": method_of_run(mspec, run.beta)}),
         "teacher_set": run.teacher_set,
         "teachers": teachers_of(config, run.teacher_set),
         "seed": run.seed,

@@ -85,6 +85,7 @@ class RunSpec:
     seed: int
     train: TrainConfig = field(default_factory=TrainConfig.resolve)
     noise_null: bool = False  # Φ: the matched noise null of the teacher set's features
+    tuning: dict | None = None  # a refit run: its tune stage's choice (aftbench.train.refit)
 
     @classmethod
     def from_dict(cls, d: dict) -> RunSpec:
@@ -432,6 +433,8 @@ def train_run(
         metrics["teachers_pretrained"] = cached.pretrained
     if spec.noise_null:
         metrics["noise_null"] = True
+    if spec.tuning:
+        metrics["tuning"] = spec.tuning
     if "label_smoothing" in spec.method:
         metrics["label_smoothing"] = float(spec.method["label_smoothing"])
     if target.info:

@@ -1,0 +1,28 @@
+"""The one rule that chooses a cell's configuration on validation: among the runs of one
+(dataset, student, method, teacher set, seed) that did not diverge, the highest validation
+accuracy; ties go to the smaller β, then the smaller label smoothing (the weaker regulariser).
+The test split plays no part. The report applies it to every cell (aftbench.report.build); a
+tune-then-refit job applies it to its tune stage before it trains (aftbench.train.refit)."""
+
+from __future__ import annotations
+
+import math
+
+
+def _value(record: dict, key: str) -> float:
+    v = record.get(key)
+    return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def val_rank(record: dict) -> tuple[float, float, float]:
+    """A record's place in the choice (smallest first): −val accuracy, β, label smoothing. A run
+    fitted on train + val has no validation accuracy and ranks as −(−1): last among any with one."""
+    val = record.get("val_acc")
+    val = -1.0 if val is None or (isinstance(val, float) and math.isnan(val)) else float(val)
+    return (-val, _value(record, "beta"), _value(record, "label_smoothing"))
+
+
+def pick_on_val(records: list[dict]) -> int | None:
+    """The index in `records` of the chosen configuration, or None where every run diverged."""
+    kept = [i for i, r in enumerate(records) if not r.get("diverged")]
+    return min(kept, key=lambda i: val_rank(records[i])) if kept else None
