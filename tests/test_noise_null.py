@@ -103,3 +103,46 @@ def test_the_knowledge_gain_is_set_minus_null_on_the_same_seeds(tmp_path):
     )
     write_knowledge(fake_runs(0.02)[lambda r: ~r.teacher_set.str.startswith("noise_of_")], tmp_path)
     assert "No noise-null runs in this sweep" in (tmp_path / "tables" / "knowledge_gain.md").read_text()
+
+
+def test_a_stronger_teacher_is_tested_on_the_knowledge_gain_too():
+    """Claim 2 on the knowledge-specific gain: a ladder of three sets (probe 0.6 / 0.75 / 0.9),
+    each with its null. AFT's accuracy rises 0.2 per probe point, its null's 0.1 (noise that
+    tracks the set's strength: a regulariser's share), so its knowledge gain rises 0.1 per point;
+    KD's set and null are equal, so its gain's slope is 0."""
+    from aftbench.report.claims import stronger_teacher
+
+    rng = np.random.default_rng(1)
+    records = []
+    for seed in range(5):
+        base = 0.7 + 0.01 * rng.standard_normal()
+        records.append(dict(method="stl", teacher_set="none", seed=seed, test_acc=base))
+        for ts, p in [("a", 0.6), ("b", 0.75), ("c", 0.9)]:
+            x = p - 0.75
+            records += [
+                dict(method="aft", teacher_set=ts, seed=seed, test_acc=base + 0.03 + 0.2 * x),
+                dict(method="aft", teacher_set=f"noise_of_{ts}", seed=seed, test_acc=base + 0.03 + 0.1 * x),
+                dict(method="kd", teacher_set=ts, seed=seed, test_acc=base + 0.01),
+                dict(method="kd", teacher_set=f"noise_of_{ts}", seed=seed, test_acc=base + 0.01),
+            ]
+    for ts, p in [("a", 0.6), ("b", 0.75), ("c", 0.9)]:
+        records.append(dict(method="probe", role="probe", student="probe", teacher_set=ts, seed=0, test_acc=p))
+    rows = pd.DataFrame(stronger_teacher(runs_frame(records).assign(rho_by_teacher=None), "aft"))
+    slope = rows[rows.statistic.str.startswith("slope (")].set_index("scope").estimate
+    assert slope["AFT"] == pytest.approx(0.2) and slope["AFT · knowledge gain"] == pytest.approx(0.1)
+    assert slope["KD · knowledge gain"] == pytest.approx(0.0, abs=1e-9)
+    verdicts = rows.set_index(["scope", "statistic"]).verdict
+    assert (
+        verdicts[
+            ("AFT · knowledge gain", "slope (knowledge-specific gain (set − noise null) per probe acc., unitless)")
+        ]
+        == "supported"
+    )
+    # without nulls the gain version says what it needs
+    no_null = runs_frame([r for r in records if not r["teacher_set"].startswith("noise_of_")]).assign(
+        rho_by_teacher=None
+    )
+    rows = pd.DataFrame(stronger_teacher(no_null, "aft"))
+    assert (
+        rows.scope == "knowledge-specific gain"
+    ).sum() == 1 and "needs teacher sets with noise nulls" in rows.statistic.iloc[-1]

@@ -46,7 +46,7 @@ rule aggregate:
         score_csv=[f"{report_dir(SWEEP)}/tables/{t}.csv" for t in SCORE_TABLES],
         knowledge_md=report(
             f"{report_dir(SWEEP)}/tables/knowledge_gain.md",
-            caption="../report/knowledge_table.rst",
+            caption="../report/knowledge_gain_table.rst",
             category="1. Claims",
         ),
         knowledge_csv=f"{report_dir(SWEEP)}/tables/knowledge_gain.csv",
@@ -56,6 +56,15 @@ rule aggregate:
             category="1. Claims",
         ),
         paper_error_csv=f"{report_dir(SWEEP)}/tables/paper_error.csv",
+        gain_figures=[
+            report(
+                f"{report_dir(SWEEP)}/figures/{t}.png",
+                caption=f"../report/{t}_table.rst",
+                category="1. Claims",
+                labels={"figure": t},
+            )
+            for t in GAIN_REPORTS
+        ],
         score_figures=[
             report(
                 f"{report_dir(SWEEP)}/figures/{f}.png",

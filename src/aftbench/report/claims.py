@@ -10,7 +10,8 @@ Each claim is a statistic with a 95% interval (aftbench.report.stats) and a verd
 2. A stronger teacher gives a better student: per method, the within-(dataset, student) slope of
    student accuracy against the teacher set's probe accuracy (points per point) and the Spearman
    rank correlation of the same centred values; supported for AFT when its slope's interval lies
-   above 0. Also: AFT's slope minus KD's.
+   above 0. Also: AFT's slope minus KD's. The same again on the knowledge-specific gain (set − its
+   noise null, where the sweep has nulls): whether a stronger teacher's *knowledge* adds more.
 3. Teachers are complementary: under AFT, a union teacher set against the best of its member
    sets (best by validation accuracy, never test), paired by seed.
 4. The controls: under AFT, each real teacher set against its matched noise null
@@ -106,13 +107,31 @@ def _probe_acc(runs: pd.DataFrame) -> pd.Series:
     return p.groupby(["dataset", "teacher_set"]).test_acc.mean()
 
 
-def strength_slopes(runs: pd.DataFrame, methods: list[str]):
-    """Per method: within-(dataset, student) slope of student accuracy on probe accuracy, its
-    Spearman rank correlation, and the bootstrap of both; groups need ≥ 3 teacher sets."""
+def knowledge_tables(runs: pd.DataFrame, methods: list[str]) -> dict[tuple, pd.DataFrame]:
+    """Per (dataset, student, real teacher set with a noise null): a seeds × methods frame of the
+    knowledge-specific gain, accuracy with the set − with its null (aftbench.report.knowledge),
+    on the seeds both arms have."""
+    tables = seed_table(runs, methods)
+    out = {}
+    for (ds, st, null), t_null in tables.items():
+        ts = real_set_of(null)
+        if ts is None or (ds, st, ts) not in tables:
+            continue
+        t_set = tables[(ds, st, ts)]
+        both = [m for m in methods if m in t_set and m in t_null]
+        if both:
+            out[(ds, st, ts)] = (t_set[both] - t_null[both]).dropna()
+    return out
+
+
+def strength_slopes(runs: pd.DataFrame, methods: list[str], tables: dict[tuple, pd.DataFrame] | None = None):
+    """Per method: within-(dataset, student) slope of student accuracy (or of any per-cell seeds
+    × methods `tables`, e.g. the knowledge-specific gain) on probe accuracy, its Spearman rank
+    correlation, and the bootstrap of both; groups need ≥ 3 teacher sets."""
     from scipy import stats
 
     probe = _probe_acc(runs)
-    tables = seed_table(runs, methods)
+    tables = seed_table(runs, methods) if tables is None else tables
     groups: dict[tuple, list] = {}
     for (ds, st, ts), t in tables.items():
         if (ds, ts) in probe.index and len(t):
@@ -160,14 +179,30 @@ def strength_slopes(runs: pd.DataFrame, methods: list[str]):
 
 
 def stronger_teacher(runs: pd.DataFrame, aft: str | None) -> list[dict]:
+    """Claim 2 on two outcomes: the student's accuracy, and its knowledge-specific gain (set −
+    its noise null: what the teacher's knowledge adds, net of the regularisation noise gives)."""
     claim = "2. A stronger teacher gives a better student"
     methods = [m for m in transfer_methods(runs)]
     if aft is None or not methods:
         return [_row(claim, "all", "slope of student on probe accuracy")]
-    res, n_groups, counts = strength_slopes(runs, methods)
+    gains = knowledge_tables(runs, methods)
+    rows = _strength_rows(runs, methods, aft, None, "student acc.")
+    if gains:
+        rows += _strength_rows(runs, methods, aft, gains, "knowledge-specific gain (set − noise null)")
+    else:
+        rows.append(_row(claim, "knowledge-specific gain", "slope (needs teacher sets with noise nulls)"))
+    return rows
+
+
+def _strength_rows(runs, methods, aft, tables, outcome: str) -> list[dict]:
+    claim = "2. A stronger teacher gives a better student"
+    suffix = "" if tables is None else " · knowledge gain"
+    res, n_groups, counts = strength_slopes(runs, methods, tables)
     methods = [m for m in methods if counts[m][0] > 0]  # methods trained on a ladder of ≥ 3 teacher sets
     if n_groups == 0 or aft not in methods:
-        return [_row(claim, "all", "slope of student on probe accuracy (needs ≥ 3 teacher sets per student)")]
+        return [
+            _row(claim, "all" + suffix, f"slope of {outcome} on probe accuracy (needs ≥ 3 teacher sets per student)")
+        ]
     q = [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2]
     rows = []
     for m in methods:
@@ -175,10 +210,11 @@ def stronger_teacher(runs: pd.DataFrame, aft: str | None) -> list[dict]:
         lo, hi = np.nanpercentile(draws[:, 0], q)
         rlo, rhi = np.nanpercentile(draws[:, 1], q)
         n_cells, n_runs = counts[m]
-        stat = "slope (student acc. per probe acc., unitless)"
-        rows.append(_row(claim, method_label(m), stat, slope, lo, hi, n_cells, n_runs, verdict(lo, hi, 0.0, n_runs)))
+        scope = method_label(m) + suffix
+        stat = f"slope ({outcome} per probe acc., unitless)"
+        rows.append(_row(claim, scope, stat, slope, lo, hi, n_cells, n_runs, verdict(lo, hi, 0.0, n_runs)))
         stat = "Spearman ρ (centred per student)"
-        rows.append(_row(claim, method_label(m), stat, rho, rlo, rhi, n_cells, n_runs, verdict(rlo, rhi, 0.0, n_runs)))
+        rows.append(_row(claim, scope, stat, rho, rlo, rhi, n_cells, n_runs, verdict(rlo, rhi, 0.0, n_runs)))
     kd = method_with_penalty(runs, "kd")
     if kd in methods and kd != aft:
         diff = res[aft][1][:, 0] - res[kd][1][:, 0]
@@ -186,7 +222,7 @@ def stronger_teacher(runs: pd.DataFrame, aft: str | None) -> list[dict]:
         est = res[aft][0][0] - res[kd][0][0]
         n_cells, n_runs = min(counts[aft], counts[kd])
         stat = f"slope {method_label(aft)} − slope {method_label(kd)}"
-        rows.append(_row(claim, "AFT vs KD", stat, est, lo, hi, n_cells, n_runs, verdict(lo, hi, 0.0, n_runs)))
+        rows.append(_row(claim, "AFT vs KD" + suffix, stat, est, lo, hi, n_cells, n_runs, verdict(lo, hi, 0.0, n_runs)))
     return rows
 
 

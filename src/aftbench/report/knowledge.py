@@ -5,7 +5,7 @@ student, method, teacher set) and seed: accuracy with the set − accuracy with 
 β chosen on validation; the mean over seeds with a paired Student-t 95% interval (seeds are the
 unit that was randomised). Beside it, both arms' gains over STL on the same seeds: a method whose
 gain over STL is as large with noise adds no knowledge, only a regulariser.
-tables/knowledge_gain.{md,csv}."""
+tables/knowledge_gain.{md,csv} and figures/knowledge_gain.png."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pandas as pd
 
 from aftbench.core.io import atomic_path, write_text
 from aftbench.core.layout import NO_TEACHERS, real_set_of
-from aftbench.core.roles import method_order
+from aftbench.core.roles import method_label, method_order
+from aftbench.report.plots import method_color, placeholder, pyplot, save_png
 from aftbench.report.stats import chosen, t_interval
 
 COLUMNS = ["dataset", "student", "method", "teacher_set", "n_seeds"]
@@ -97,4 +98,48 @@ def write_knowledge(runs: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
         )
         md.append(f"\n## {ds}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n")
     write_text(Path(out_dir) / "tables" / "knowledge_gain.md", "".join(md))
+    knowledge_figure(runs, table, str(Path(out_dir) / "figures" / "knowledge_gain.png"))
     return table
+
+
+def knowledge_figure(runs: pd.DataFrame, table: pd.DataFrame, path: str) -> None:
+    """One row per (dataset, student, teacher set), one marker per method: the knowledge-specific
+    gain (set − its noise null, filled, with its 95% interval) beside the same method's gain over
+    STL with the set (hollow): the distance between them is what noise alone gives."""
+    title = "Knowledge-specific gain (set − its noise null)"
+    if table.empty:
+        return placeholder(path, title, "no noise-null runs in this sweep: set `noise_null: true` on a block")
+    plt = pyplot()
+    cells = list(dict.fromkeys(zip(table.dataset, table.student, table.teacher_set, strict=True)))
+    methods = list(dict.fromkeys(table.method))
+    fig, ax = plt.subplots(figsize=(6.0, 0.9 + 0.45 * len(cells) * max(1, len(methods)) ** 0.5))
+    step = 0.7 / max(1, len(methods))
+    for i, cell in enumerate(cells):
+        rows = table[(table.dataset == cell[0]) & (table.student == cell[1]) & (table.teacher_set == cell[2])]
+        for j, m in enumerate(methods):
+            r = rows[rows.method == m]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            y = i + (j - (len(methods) - 1) / 2) * step
+            c = method_color(m, runs)
+            err = [[r.knowledge_gain - r.knowledge_gain_lo], [r.knowledge_gain_hi - r.knowledge_gain]]
+            ax.errorbar(r.knowledge_gain, y, xerr=err, fmt="o", color=c, ms=5, capsize=2, lw=1.2)
+            ax.plot(r.gain_with_set, y, marker="o", mfc="none", mec=c, ms=5, ls="none")
+    ax.axvline(0, color="0.3", lw=1)
+    ax.set_yticks(range(len(cells)), [f"{d} · {st}\n{ts}" for d, st, ts in cells], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("accuracy points")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=method_color(m, runs), marker="o", ls="none", label=method_label(m)) for m in methods
+    ]
+    handles += [
+        Line2D([], [], color="0.3", marker="o", ls="-", label="set − null (95% t interval over seeds)"),
+        Line2D([], [], color="0.3", marker="o", mfc="none", ls="none", label="set − STL (same seeds)"),
+    ]
+    fig.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    save_png(fig, path)

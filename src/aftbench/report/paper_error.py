@@ -4,7 +4,7 @@ set the dataset has runs on), then averaged over datasets and students with its 
 each modality separately. A cell's ratio is (1 − mean test accuracy of the method over seeds) /
 (1 − mean test accuracy of STL over seeds), each run's β chosen on validation. Beside the
 project's per-cell normalised error (every teacher set, per-seed ratios), this is what the
-paper's figure plots. tables/paper_error.{md,csv}."""
+paper's figure plots. tables/paper_error.{md,csv} and figures/paper_error.png."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pandas as pd
 from aftbench.core.io import atomic_path, write_text
 from aftbench.core.layout import NO_TEACHERS
 from aftbench.core.roles import TRANSFER, method_label, method_order
+from aftbench.report.plots import method_color, placeholder, pyplot, save_png
 from aftbench.report.stats import chosen
 
 
@@ -57,6 +58,9 @@ def paper_error_table(runs: pd.DataFrame, headline: dict[str, list[str]]) -> pd.
     return out.assign(_o=out.method.map(rank)).sort_values(["modality", "_o"]).drop(columns="_o").reset_index(drop=True)
 
 
+# The paper's Fig. 1b values (vision and language averaged), by method label
+PAPER_RATIOS = {"KD": 0.956, "B-Tuning": 0.944, "RKD": 0.939, "FT": 0.928, "AFT": 0.887}
+
 CAPTION = (
     "The paper's Fig. 1b quantity: test error relative to STL, (1 − mean accuracy of the method) / (1 − mean "
     "accuracy of STL) over seeds, per (dataset, student) on the modality's headline teacher set (config.yaml "
@@ -89,4 +93,41 @@ def write_paper_error(runs: pd.DataFrame, headline: dict[str, list[str]], out_di
         )
         md.append(f"\n## {mod}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n")
     write_text(Path(out_dir) / "tables" / "paper_error.md", "".join(md))
+    paper_error_figure(runs, table, str(Path(out_dir) / "figures" / "paper_error.png"))
     return table
+
+
+def paper_error_figure(runs: pd.DataFrame, table: pd.DataFrame, path: str) -> None:
+    """Fig. 1b as the paper draws it: per modality (panel), each method's mean error ratio to STL
+    over (dataset, student) cells ± standard error, STL at 1; the paper's values as hollow marks."""
+    title = "Test error relative to STL (Fig. 1b)"
+    if table.empty:
+        return placeholder(path, title, "no (dataset, student) has STL and a method on a headline teacher set")
+    plt = pyplot()
+    mods = sorted(table.modality.unique())
+    fig, axes = plt.subplots(1, len(mods), figsize=(2.6 * len(mods) + 0.6, 2.6), sharey=True, squeeze=False)
+    for ax, mod in zip(axes[0], mods, strict=True):
+        t = table[table.modality == mod].reset_index(drop=True)
+        x = range(len(t))
+        colors = [method_color(m, runs) for m in t.method]
+        ax.bar(x, t.mean_ratio, yerr=t.se.fillna(0), color=colors, capsize=3, width=0.7)
+        for i, m in enumerate(t.method):
+            if method_label(m) in PAPER_RATIOS:
+                ax.plot(i, PAPER_RATIOS[method_label(m)], marker="D", mfc="none", mec="k", ms=5, ls="none")
+        ax.axhline(1.0, color="0.3", lw=1, ls="--")
+        ax.set_xticks(list(x), [method_label(m) for m in t.method], rotation=45, ha="right", fontsize=7)
+        n = int(t.n_cells.max())
+        ax.set_title(f"{mod} ({n} dataset × student cell{'s' if n != 1 else ''})", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    lo = min(table.mean_ratio.min() - table.se.fillna(0).max(), min(PAPER_RATIOS.values())) - 0.03
+    hi = max(table.mean_ratio.max() + table.se.fillna(0).max(), 1.0) + 0.03
+    axes[0][0].set_ylim(lo, hi)
+    axes[0][0].set_ylabel("error / STL's error")
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color="0.3", ls="--", label="STL (1)"),
+        Line2D([], [], marker="D", mfc="none", mec="k", ls="none", label="Qiu et al. 2024 (vision + language)"),
+    ]
+    fig.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.08), ncol=2, frameon=False)
+    save_png(fig, path)
