@@ -208,15 +208,16 @@ def test_6_profiles_show_failed_logs():
 @pytest.mark.slow
 def test_6_the_slurm_profile_sends_every_heavy_job_to_slurm(tmp_path, text_tsv):
     """Under `--profile slurm` no heavy job runs on the login host: every extraction, score,
-    paraphraser, probe and training job, a block's own `train:` settings included (their runs once
-    had a rule of their own that the profile did not name, and ran locally)."""
+    paraphraser, probe, training and refit job, a block's own `train:` settings included (their
+    runs once had a rule of their own that the profile did not name, and ran locally)."""
     cfg = tiny_config(text_tsv)
     cfg["sweeps"]["tiny"][1]["train"] = {"steps": 5}  # tinytext's runs: a train variant
+    cfg["sweeps"]["tiny"][0]["train"] = {"fit_on": "train+val"}  # digits: aft's grid is tune-then-refit
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
     p = smk(tmp_path, "-n", "-p", "--profile", str(ROOT / "profiles" / "slurm"))
     launched = re.findall(r"python -m aftbench (\w+) --launcher (\w+)", p.stdout)
     assert {kind for kind, _ in launched} == {"extract", "score", "paraphraser", "probe", "train"}
-    assert "/train~" in p.stdout  # the variant runs are planned
+    assert "/train~" in p.stdout and "--tuned" in p.stdout  # the variant runs and the refits are planned
     assert {launcher for _, launcher in launched} == {"slurm"}, sorted(set(launched))
 
 

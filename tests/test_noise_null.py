@@ -97,12 +97,14 @@ def test_the_knowledge_gain_is_set_minus_null_on_the_same_seeds(tmp_path):
     none = knowledge_table(fake_runs(0.0)).iloc[0]
     assert none.knowledge_gain == pytest.approx(0.0, abs=1e-9)
     write_knowledge(fake_runs(0.02), tmp_path)
+    figure = (tmp_path / "figures" / "knowledge_gain.png").read_bytes()
     md = (tmp_path / "tables" / "knowledge_gain.md").read_text()
     assert (
         "| aft      | a             | 5   | +2.00 [+2.00, +2.00]  | +5.00 [+5.00, +5.00] | +3.00 [+3.00, +3.00]" in md
     )
     write_knowledge(fake_runs(0.02)[lambda r: ~r.teacher_set.str.startswith("noise_of_")], tmp_path)
     assert "No noise-null runs in this sweep" in (tmp_path / "tables" / "knowledge_gain.md").read_text()
+    assert (tmp_path / "figures" / "knowledge_gain.png").read_bytes() != figure  # the placeholder
 
 
 def test_a_stronger_teacher_is_tested_on_the_knowledge_gain_too():

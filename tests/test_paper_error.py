@@ -43,7 +43,9 @@ def test_the_ratio_of_mean_errors_per_cell_averaged_with_its_standard_error(tmp_
     write_paper_error(runs_for(CELLS), headline, tmp_path)
     md = (tmp_path / "tables" / "paper_error.md").read_text()
     assert "| AFT      | 0.775 ± 0.025 |" in md
+    figure = (tmp_path / "figures" / "paper_error.png").read_bytes()
     write_paper_error(runs_for(CELLS), {}, tmp_path)
+    assert (tmp_path / "figures" / "paper_error.png").read_bytes() != figure  # now the placeholder
     assert (
         "name one per modality in config.yaml `headline_sets`" in (tmp_path / "tables" / "paper_error.md").read_text()
     )

@@ -87,6 +87,7 @@ def squeue():
 def small(text_tsv):
     cfg = tiny_config(text_tsv)
     cfg["launch"] = {"poll_s": 1, "resources": {"default": {"mem_gb": 2, "time_min": 10}}}
+    cfg["sweeps"]["tiny"][0]["train"] = {"fit_on": "train+val"}  # digits: aft's β grid is tune-then-refit
     return cfg
 
 
@@ -104,7 +105,7 @@ def metrics(wd):
     return {str(p.relative_to(wd)): json.loads(p.read_text()) for p in (wd / "results" / "runs").rglob("metrics.json")}
 
 
-SAME = ("val_acc", "test_acc", "history", "rho", "final_ce", "final_penalty")
+SAME = ("val_acc", "test_acc", "history", "rho", "final_ce", "final_penalty", "tuning")
 
 
 def test_sweep_runs_as_slurm_jobs_with_local_results(tmp_path, text_tsv):
@@ -123,7 +124,8 @@ def test_sweep_runs_as_slurm_jobs_with_local_results(tmp_path, text_tsv):
         + len(list((wd / "results" / "factors").rglob("factors.safetensors")))
         + len(list((wd / "results" / "scores").rglob("scores.json")))
     )
-    assert len(ids) == n_heavy  # every heavy job went to SLURM, each exactly once
+    assert len(ids) == n_heavy  # every heavy job went to SLURM, each exactly once (refits included)
+    assert any("beta~tuned_" in p.as_posix() for p in (wd / "results" / "runs").rglob("metrics.json"))
     assert (wd / "results" / "reports" / "tiny" / "tables" / "main.md").exists()
 
     local = write_config(tmp_path / "local", small(text_tsv))
