@@ -202,3 +202,26 @@ def test_a_tune_then_refit_sweep_runs_end_to_end(tmp_path, text_tsv):
         assert (0.0 if pd.isna(knob) else knob) == tuning["chosen"]  # plain STL (0) records no label smoothing
     caption = (tmp_path / "results" / "reports" / "tiny" / "tables" / "main.md").read_text()
     assert "Tune-then-refit" in caption and "(equal): STL 2, AFT 2" in caption
+
+
+def test_the_beta_figure_leaves_out_a_baseline_without_validation_accuracy(tmp_path):
+    """A block fitted on train + val whose STL has one value (fitted once, no val accuracy) and
+    whose AFT is tune-then-refit: AFT's tune runs have nothing to be compared with on validation,
+    so the β figure says so instead of failing the report (it once crashed on a log axis of NaNs)."""
+    from fake_runs import runs_frame
+
+    from aftbench.report.figures import accuracy_vs_beta, beta_gains
+
+    records = []
+    for seed in range(3):
+        records.append(
+            dict(method="stl", teacher_set="none", seed=seed, test_acc=0.7, val_acc=None, fit_on="train+val")
+        )
+        for b in (0.5, 2.0):
+            records.append(dict(method="aft", teacher_set="a", seed=seed, beta=b, test_acc=0.7, val_acc=0.6 + b / 100))
+        records.append(dict(method="aft", teacher_set="a", seed=seed, beta=2.0, test_acc=0.71, val_acc=None))
+    runs = runs_frame(records).assign(control_teacher=False)
+    runs["stage"] = ["", "tune", "tune", "refit"] * 3
+    assert beta_gains(runs).empty
+    accuracy_vs_beta(runs, str(tmp_path / "beta.png"))
+    assert (tmp_path / "beta.png").exists()

@@ -239,14 +239,16 @@ def single_vs_union(runs, path):
 def beta_gains(runs) -> pd.DataFrame:
     """Every run (all β, not only the selected one) of a method that ran with more than one β,
     with `gain`: its validation accuracy minus that of the baseline (STL) on the same (dataset,
-    student, seed), in points. Runs without a matching baseline run are left out, and refits (fitted
-    on val too: no validation accuracy; their tune stage is here)."""
+    student, seed), in points. Runs without a matching baseline run with a validation accuracy are
+    left out, and refits (fitted on val too: no validation accuracy; their tune stage is here)."""
     import pandas as pd
 
     runs = runs[runs.get("stage", "") != "refit"]
     r = runs[(runs.role == TRANSFER) & ~runs.diverged.astype(bool)]
     r = r[r.groupby(["dataset", "method"]).beta.transform("nunique") > 1]
-    stl = runs[runs.method == baseline_method(runs)].groupby(["dataset", "student", "seed"]).val_acc.mean()
+    # a baseline fitted on train + val (once, or refitted) has no validation accuracy to compare with
+    base = runs[runs.method == baseline_method(runs)]
+    stl = base.groupby(["dataset", "student", "seed"]).val_acc.mean().dropna()
     r = r[pd.MultiIndex.from_arrays([r.dataset, r.student, r.seed]).isin(stl.index)]
     return r.assign(
         gain=100
