@@ -9,17 +9,16 @@ from __future__ import annotations
 import math
 
 
-def _value(record: dict, key: str) -> float:
+def _number(record: dict, key: str, missing: float) -> float:
+    """`record[key]` as a float; `missing` where it is absent, None or NaN."""
     v = record.get(key)
-    return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+    return missing if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
 def val_rank(record: dict) -> tuple[float, float, float]:
     """A record's place in the choice (smallest first): −val accuracy, β, label smoothing. A run
     fitted on train + val has no validation accuracy and ranks as −(−1): last among any with one."""
-    val = record.get("val_acc")
-    val = -1.0 if val is None or (isinstance(val, float) and math.isnan(val)) else float(val)
-    return (-val, _value(record, "beta"), _value(record, "label_smoothing"))
+    return (-_number(record, "val_acc", -1.0), _number(record, "beta", 0.0), _number(record, "label_smoothing", 0.0))
 
 
 def pick_on_val(records: list[dict]) -> int | None:

@@ -49,10 +49,12 @@ class Run:
             self.grid,
         )
 
-    @property
+    @cached_property  # the plan, the refit's inputs and its spec each ask for it
     def tune_stage(self) -> list[Run]:
         """A refit run's tune stage: the same run fitted on train alone at each β of its grid
         (validation accuracy chooses the refit's β); [] for any other run."""
+        if not self.grid:
+            return []
         train = json.dumps({**json.loads(self.train), "fit_on": "train"}, sort_keys=True)
         return [
             Run(self.kind, self.dataset, self.student, self.method, self.teacher_set, self.seed, train, b)
@@ -83,15 +85,17 @@ def train_spec(config: dict, run: Run) -> dict:
     shared = {k: v for k, v in config["train"].items() if k not in PER_DATASET_TRAIN_KEYS}  # resolved in run.train
     train = {**shared, **json.loads(run.train)}
     mspec = config["methods"][run.method]
-    # a refit run's method is one of its candidates' (aftbench.train.refit chooses it in the job)
-    chosen = {"tune": [{"run_id": t.run_id, "method": method_of_run(mspec, t.beta)} for t in run.tune_stage]}
+    if run.grid:  # a refit run's method is one of its candidates' (aftbench.train.refit chooses it in the job)
+        method = {"tune": [{"run_id": t.run_id, "method": method_of_run(mspec, t.beta)} for t in run.tune_stage]}
+    else:
+        method = {"method": method_of_run(mspec, run.beta)}
     return {
         "run_id": run.run_id,
         "dataset": run.dataset,
         "student_id": run.student,
         "student": config["students"].get(run.student, {"arch": "linear_probe"}),
         "method_id": run.method,
-        **(chosen if run.grid else {"method": method_of_run(mspec, run.beta)}),
+        **method,
         "teacher_set": run.teacher_set,
         "teachers": teachers_of(config, run.teacher_set),
         "seed": run.seed,
