@@ -42,3 +42,32 @@ def write_run_record(out_json: str, **fields) -> dict:
     record = {k: fields[k] for k in COMMON_FIELDS} | {k: v for k, v in fields.items() if k not in COMMON_FIELDS}
     write_json(out_json, record)
     return record
+
+
+def encode_predictions(pred, correct) -> dict:
+    """Per-example test outcomes, compact (a record stays small at 10,000 test examples): the
+    predicted class of each test example in split order (uint16, little-endian, base64) and
+    whether it was right (numpy.packbits, base64). The report pairs runs example by example."""
+    import base64
+
+    import numpy as np
+
+    pred = np.asarray(pred).astype("<u2")
+    correct = np.asarray(correct, bool)
+    return {
+        "test_pred": base64.b64encode(pred.tobytes()).decode(),
+        "test_correct": f"{len(correct)}:{base64.b64encode(np.packbits(correct).tobytes()).decode()}",
+    }
+
+
+def decode_correct(text):
+    """The boolean array `encode_predictions` packed into `test_correct`, or None (no predictions:
+    a record written before they were saved, or a hand-made one)."""
+    import base64
+
+    import numpy as np
+
+    if not isinstance(text, str) or ":" not in text:
+        return None
+    n, bits = text.split(":", 1)
+    return np.unpackbits(np.frombuffer(base64.b64decode(bits), np.uint8))[: int(n)].astype(bool)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from aftbench.core.device import autocast, resolve_device
-from aftbench.core.records import DIVERGENCE_FACTOR, write_run_record
+from aftbench.core.records import DIVERGENCE_FACTOR, encode_predictions, write_run_record
 from aftbench.core.roles import NO_PENALTY, method_role, penalty_of
 from aftbench.core.schema import PER_DATASET_TRAIN_KEYS, defaults
 from aftbench.data.splits import SPLITS, load_split
@@ -103,14 +103,13 @@ def _slice(x: dict, idx) -> dict:
 
 
 @torch.no_grad()
-def accuracy(model, x: dict, y: torch.Tensor, bs: int, device) -> float:
+def predict(model, x: dict, bs: int, device) -> np.ndarray:
+    """The predicted class of every example of `x`, in eval mode."""
     model.eval()
-    correct = 0
-    for i in range(0, len(y), bs):
-        logits, _ = model(_to(_slice(x, slice(i, i + bs)), device))
-        correct += (logits.argmax(1).cpu() == y[i : i + bs]).sum().item()
+    n = len(next(iter(x.values())))
+    out = [model(_to(_slice(x, slice(i, i + bs)), device))[0].argmax(1).cpu() for i in range(0, n, bs)]
     model.train()
-    return correct / len(y)
+    return torch.cat(out).numpy()
 
 
 @torch.no_grad()
@@ -388,8 +387,11 @@ def train_run(
     if divergence["diverged"]:
         print(f"[{spec.run_id}] DIVERGED: {divergence['rule']}", flush=True)
     x, y = data.x, data.y
-    val_acc = None if "val" in data.fit_parts else accuracy(student, x["val"], y["val"], cfg.eval_batch_size, device)
-    test_acc = accuracy(student, x["test"], y["test"], cfg.eval_batch_size, device)
+    val_pred = None if "val" in data.fit_parts else predict(student, x["val"], cfg.eval_batch_size, device)
+    val_acc = None if val_pred is None else float((val_pred == y["val"].numpy()).mean())
+    test_pred = predict(student, x["test"], cfg.eval_batch_size, device)
+    test_correct = test_pred == y["test"].numpy()
+    test_acc = float(test_correct.mean())
 
     # the record
     metrics = dict(
@@ -426,6 +428,7 @@ def train_run(
         resumed_from_steps=state.resumed_from,
         diverged=divergence["diverged"],
         divergence=divergence,
+        **encode_predictions(test_pred, test_correct),  # per-example: the report pairs runs on them
     )
     if penalty is not None and hasattr(penalty, "rho"):
         metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)

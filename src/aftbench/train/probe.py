@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from aftbench.core.io import atomic_path
-from aftbench.core.records import write_run_record
+from aftbench.core.records import encode_predictions, write_run_record
 from aftbench.core.roles import NO_PENALTY, PROBE
 from aftbench.core.schema import defaults
 from aftbench.data.splits import SPLITS, load_split
@@ -54,6 +54,7 @@ def probe_run(
         clf = LogisticRegression(C=c, max_iter=int(settings["max_iter"])).fit(z["train"], y["train"])
         scores.append((clf.score(z["val"], y["val"]), c, clf))
     val_acc, best_c, clf = max(scores, key=lambda t: t[0])  # first C wins ties: the grid order is the tie-break
+    test_pred = clf.predict(z["test"])
     metrics = dict(
         run_id=run_id,
         kind="probe",
@@ -71,12 +72,13 @@ def probe_run(
         beta=0.0,
         seed=0,
         val_acc=float(val_acc),
-        test_acc=float(clf.score(z["test"], y["test"])),
+        test_acc=float((test_pred == y["test"]).mean()),
         checkpoint="C chosen on val",
         train_seconds=round(time.time() - t0, 3),
         C=best_c,
         val_acc_by_C={str(c): float(v) for v, c, _ in scores},
         teachers_pretrained=cached.pretrained,
+        **encode_predictions(test_pred, test_pred == y["test"]),
     )
     if logits_out:
         from safetensors.numpy import save_file
