@@ -108,43 +108,49 @@ def test_the_knowledge_gain_is_set_minus_null_on_the_same_seeds(tmp_path):
 
 
 def test_a_stronger_teacher_is_tested_on_the_knowledge_gain_too():
-    """Claim 2 on the knowledge-specific gain: a ladder of three sets (probe 0.6 / 0.75 / 0.9),
+    """Claim 2 on the knowledge-specific gain: a ladder of four sets (probe 0.6 / 0.7 / 0.8 / 0.9),
     each with its null. AFT's accuracy rises 0.2 per probe point, its null's 0.1 (noise that
     tracks the set's strength: a regulariser's share), so its knowledge gain rises 0.1 per point;
-    KD's set and null are equal, so its gain's slope is 0."""
-    from aftbench.report.claims import stronger_teacher
+    KD's set and null are equal, so its gain's slope is 0. The slope's unit is the teacher set
+    (4 sets, one student: 2 residual df)."""
+    from aftbench.report.claims import claims_table
 
     rng = np.random.default_rng(1)
+    ladder = [("a", 0.6), ("b", 0.7), ("c", 0.8), ("d", 0.9)]
     records = []
     for seed in range(5):
         base = 0.7 + 0.01 * rng.standard_normal()
-        records.append(dict(method="stl", teacher_set="none", seed=seed, test_acc=base))
-        for ts, p in [("a", 0.6), ("b", 0.75), ("c", 0.9)]:
+        records.append(dict(method="stl", teacher_set="none", teachers="none", seed=seed, test_acc=base))
+        for ts, p in ladder:
             x = p - 0.75
             records += [
-                dict(method="aft", teacher_set=ts, seed=seed, test_acc=base + 0.03 + 0.2 * x),
+                dict(
+                    method="aft",
+                    teacher_set=ts,
+                    seed=seed,
+                    test_acc=base + 0.03 + 0.2 * x + 0.001 * rng.standard_normal(),
+                ),
                 dict(method="aft", teacher_set=f"noise_of_{ts}", seed=seed, test_acc=base + 0.03 + 0.1 * x),
                 dict(method="kd", teacher_set=ts, seed=seed, test_acc=base + 0.01),
                 dict(method="kd", teacher_set=f"noise_of_{ts}", seed=seed, test_acc=base + 0.01),
             ]
-    for ts, p in [("a", 0.6), ("b", 0.75), ("c", 0.9)]:
+    for ts, p in ladder:
         records.append(dict(method="probe", role="probe", student="probe", teacher_set=ts, seed=0, test_acc=p))
-    rows = pd.DataFrame(stronger_teacher(runs_frame(records).assign(rho_by_teacher=None), "aft"))
-    slope = rows[rows.statistic.str.startswith("slope (")].set_index("scope").estimate
-    assert slope["AFT"] == pytest.approx(0.2) and slope["AFT · knowledge gain"] == pytest.approx(0.1)
+    for r in records:
+        r.setdefault("teachers", r["teacher_set"].removeprefix("noise_of_"))
+
+    def table(recs):
+        runs = runs_frame(recs).assign(rho_by_teacher=None, modality="image")
+        return runs.assign(control_teacher=runs.teacher_set.str.startswith("noise_of_")).pipe(claims_table)
+
+    rows = table(records)
+    rows = rows[rows.claim.str.startswith("2.")]
+    slope = rows[rows.statistic.str.startswith("slope of")].set_index("scope").estimate
+    assert slope["AFT"] == pytest.approx(0.2, abs=0.01) and slope["AFT · knowledge gain"] == pytest.approx(
+        0.1, abs=0.01
+    )
     assert slope["KD · knowledge gain"] == pytest.approx(0.0, abs=1e-9)
-    verdicts = rows.set_index(["scope", "statistic"]).verdict
-    assert (
-        verdicts[
-            ("AFT · knowledge gain", "slope (knowledge-specific gain (set − noise null) per probe acc., unitless)")
-        ]
-        == "supported"
-    )
+    assert rows.set_index("scope").verdict["AFT · knowledge gain"] == "supported"
     # without nulls the gain version says what it needs
-    no_null = runs_frame([r for r in records if not r["teacher_set"].startswith("noise_of_")]).assign(
-        rho_by_teacher=None
-    )
-    rows = pd.DataFrame(stronger_teacher(no_null, "aft"))
-    assert (
-        rows.scope == "knowledge-specific gain"
-    ).sum() == 1 and "needs teacher sets with noise nulls" in rows.statistic.iloc[-1]
+    rows = table([r for r in records if not r["teacher_set"].startswith("noise_of_")])
+    assert "needs teacher sets with noise nulls" in rows[rows.scope == "knowledge-specific gain"].statistic.iloc[0]

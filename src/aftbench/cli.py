@@ -120,7 +120,15 @@ def _cmd_report(a):
     if a.metrics_list:
         paths += [p for p in open(a.metrics_list).read().split() if p]
     headline = json.loads(a.headline) if a.headline else {}
-    runs = build_report(paths, a.out_dir, scores=a.scores, selections=a.selections, headline=headline)
+    runs = build_report(
+        paths,
+        a.out_dir,
+        scores=a.scores,
+        selections=a.selections,
+        headline=headline,
+        delta=a.equivalence_margin,
+        figures=a.figures,
+    )
     print(f"aggregated {len(runs)} runs into {a.out_dir}/runs.csv, {a.out_dir}/tables/, {a.out_dir}/figures/")
 
 
@@ -287,6 +295,14 @@ def main(argv=None) -> int:
     s.add_argument("--metrics-list", help="file listing metrics paths (whitespace separated)")
     s.add_argument("--out-dir", default=RESULTS)
     s.add_argument("--headline", help="JSON {modality: [teacher set, ...]}: config.yaml headline_sets")
+    s.add_argument(
+        "--figures",
+        nargs="*",
+        help="the claim and gain figures to draw (default: those the runs support; aftbench.report.drawable)",
+    )
+    s.add_argument(
+        "--equivalence-margin", type=float, default=0.5, help="the claims' δ, points: config.yaml equivalence_margin"
+    )
     s.set_defaults(fn=_cmd_report)
     configs = argparse.ArgumentParser(add_help=False)
     configs.add_argument(

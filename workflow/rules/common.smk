@@ -15,6 +15,8 @@ from aftbench.config.check import validate_config
 from aftbench.core.schema import ConfigError, setting
 from aftbench.sweep.expand import expand_sweep
 from aftbench.sweep.runs import teachers_of, train_spec
+from aftbench.sweep.shape import planned_runs
+from aftbench.report.drawable import drawable
 from aftbench.config.input_checks import yte_config_files
 from aftbench.core.layout import (
     BENCHMARKS_DIR,
@@ -55,6 +57,9 @@ SWEEP = CONFIG["sweep"]
 RUNS = {r.run_id: r for r in expand_sweep(CONFIG, selections={})}
 REQUESTS = {r.digest: r for r in selection_requests(CONFIG)}  # adaptive blocks' selections, by digest
 DATASETS = sorted({d for b in CONFIG["sweeps"][SWEEP] for d in b["datasets"]})
+# The claim and gain figures this sweep's planned runs can support: only those are declared and
+# drawn; the claims table names the others and why (aftbench.report.drawable).
+FIGURES = drawable(planned_runs(CONFIG, SWEEP), CONFIG.get("headline_sets", {}))
 
 
 def _alt(ids):
@@ -106,7 +111,7 @@ def report_targets():
     writes every output at once; naming each of its ~40 outputs makes Snakemake scan the job's every
     input once per output: quadratic in a big sweep), every output once it exists, so that a deleted
     table or figure is made again."""
-    return report_paths(SWEEP, DATASETS, CLAIM_FIGURES) if report_made() else [runs_table_path(SWEEP)]
+    return report_paths(SWEEP, DATASETS, FIGURES) if report_made() else [runs_table_path(SWEEP)]
 
 
 def score_targets():
@@ -205,6 +210,8 @@ def run_spec(w):
 LAUNCHER = setting(CONFIG, "launcher")
 # The report's headline teacher set per modality (the Fig. 1b table), one shell-quoted JSON string.
 HEADLINE = shlex.quote(json.dumps(CONFIG.get("headline_sets", {}), sort_keys=True))
+# The claims' equivalence margin δ in accuracy points (config.yaml: equivalence_margin).
+MARGIN = CONFIG.get("equivalence_margin", 0.5)
 
 
 def job_arg(kind):

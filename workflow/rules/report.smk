@@ -33,6 +33,7 @@ rule aggregate:
                 labels={"figure": f},
             )
             for f in CLAIM_FIGURES
+            if f in FIGURES
         ],
         score_tables=[
             report(
@@ -64,6 +65,7 @@ rule aggregate:
                 labels={"figure": t},
             )
             for t in GAIN_REPORTS
+            if t in FIGURES
         ],
         score_figures=[
             report(
@@ -81,9 +83,12 @@ rule aggregate:
     params:
         out_dir=lambda w, output: os.path.dirname(output.runs),
         headline=HEADLINE,
+        margin=MARGIN,
+        figures=" ".join(FIGURES),
     shell:
         "python -m aftbench report --metrics {input.metrics} {input.selected} --scores {input.scores}"
-        " --selections {input.selections} --out-dir {params.out_dir} --headline {params.headline} > {log} 2>&1"
+        " --selections {input.selections} --out-dir {params.out_dir} --headline {params.headline}"
+        " --equivalence-margin {params.margin} --figures {params.figures} > {log} 2>&1"
 
 
 rule tables:
@@ -101,6 +106,9 @@ rule tables:
         selections=lambda w: " ".join(p for p in selection_targets() if os.path.exists(p)),
         out_dir=report_dir(SWEEP),
         headline=HEADLINE,
+        margin=MARGIN,
+        figures=" ".join(FIGURES),
     shell:
         "python -m aftbench report --metrics {params.existing} --scores {params.scores}"
-        " --selections {params.selections} --out-dir {params.out_dir} --headline {params.headline} > {log} 2>&1; cat {log}"
+        " --selections {params.selections} --out-dir {params.out_dir} --headline {params.headline}"
+        " --equivalence-margin {params.margin} --figures {params.figures} > {log} 2>&1; cat {log}"

@@ -16,6 +16,7 @@ from aftbench.core.io import atomic_path, read_json
 from aftbench.core.layout import NO_TEACHERS, RESULTS
 from aftbench.core.tuning import pick_on_val
 from aftbench.report.claims import write_claims
+from aftbench.report.drawable import figure_gaps
 from aftbench.report.knowledge import write_knowledge
 from aftbench.report.paper_error import write_paper_error
 from aftbench.report.scores import write_score_report
@@ -52,6 +53,7 @@ RUN_COLUMNS = [
     "selected",
     "diverged",
     "run_id",
+    "test_correct",  # per-example correctness, packed (aftbench.core.records.encode_predictions)
 ]
 SELECTION_KEYS = ["dataset", "student", "method", "teacher_set", "seed"]
 
@@ -116,11 +118,14 @@ def build_report(
     scores: list[str] = (),
     selections: list[str] = (),
     headline: dict[str, list[str]] | None = None,
+    delta: float = 0.5,
+    figures: list[str] | None = None,
 ) -> pd.DataFrame:
     """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_difference.{png,pdf} and the claim
     figures (aftbench.report.stat_figures.CLAIM_FIGURES), tables/claims.{md,csv,tex} (aftbench.report.claims),
     tables/knowledge_gain.{md,csv} (aftbench.report.knowledge), tables/paper_error.{md,csv}
-    (aftbench.report.paper_error, on the `headline` teacher sets), and
+    (aftbench.report.paper_error, on the `headline` teacher sets; `delta`: the claims' equivalence
+    margin in points), and
     the teacher-selection tables and figures from the score and selection files
     (aftbench.report.scores)."""
     out = Path(out_dir)
@@ -132,9 +137,13 @@ def build_report(
     write_tables(runs, out)
     for ds in sorted(runs.dataset.unique()):
         difference_figure(runs, ds, str(out / "figures" / f"{ds}_difference.png"))
-    claim_figures(runs, str(out / "figures"))
-    write_claims(runs, out)
-    write_knowledge(runs, out)
-    write_paper_error(runs, headline or {}, out)
+    # the figures the sweep supports (the workflow names those it planned); the others are named
+    # in the claims table with the reason, never drawn as placeholders
+    gaps = figure_gaps(runs, headline)
+    figures = [f for f, why in gaps.items() if not why] if figures is None else list(figures)
+    claim_figures(runs, str(out / "figures"), figures)
+    write_claims(runs, out, delta, {f: why or "not planned" for f, why in gaps.items() if f not in figures})
+    write_knowledge(runs, out, draw="knowledge_gain" in figures)
+    write_paper_error(runs, headline or {}, out, draw="paper_error" in figures)
     write_score_report(runs, list(scores), list(selections), out)
     return runs

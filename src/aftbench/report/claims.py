@@ -1,23 +1,28 @@
 """The paper's claims, tested on a sweep's runs and worded by the pipeline (claims.{md,csv,tex}).
 
-Each claim is a statistic with a 95% interval (aftbench.report.stats) and a verdict at that level:
-*supported* (the interval lies on the claim's side), *contradicted* (it lies on the other side),
-*inconclusive* (it straddles the null), or *not in this sweep* (the runs it needs are absent).
+Every row is one tested statistic (aftbench.report.inference: same-seed pairs, the seed as the unit
+within a dataset, datasets as the unit across them, teacher sets as the unit of a slope) with its
+95% t interval, its p value and Holm's adjustment over every tested row of the table (the claim
+family). Verdicts: *supported* / *contradicted* (Holm-adjusted p < 0.05, on the claim's side or
+against it), *equivalent within ±δ* (a difference in points whose TOST p, Holm-adjusted, is
+< 0.05: δ is `report.equivalence_margin`), *inconclusive*, *too few runs* (below a stated minimum:
+the row says which), or *not in this sweep* (the runs it needs are absent).
 
-1. AFT beats every baseline: probability of improvement of AFT over each baseline (STL and every
-   other transfer method except AFT's own ablations), per modality and overall, on pre-trained
-   teacher sets; supported when every interval lies above ½, contradicted when any lies below.
+1. AFT beats every baseline: AFT − X in points, same seed, same cell, on pre-trained teacher sets,
+   for STL and every other transfer method except AFT's own ablations; per modality (where the
+   sweep has more than one) and over all datasets. P(AFT > X) over the same pairs beside it.
+   Summary: supported when every baseline is, contradicted when any is.
 2. A stronger teacher gives a better student: per method, the within-(dataset, student) slope of
-   student accuracy against the teacher set's probe accuracy (points per point) and the Spearman
-   rank correlation of the same centred values; supported for AFT when its slope's interval lies
-   above 0. Also: AFT's slope minus KD's. The same again on the knowledge-specific gain (set − its
-   noise null, where the sweep has nulls): whether a stronger teacher's *knowledge* adds more.
-3. Teachers are complementary: under AFT, a union teacher set against the best of its member
-   sets (best by validation accuracy, never test), paired by seed.
-4. The controls: under AFT, each real teacher set against its matched noise null
-   (`noise_of_<set>`: the knowledge-specific gain), against its random-init twin (a set of
-   non-pre-trained teachers, compared with the strongest-probe real set of the same student), and
-   against the same set with control features appended (noise).
+   student accuracy on the teacher set's probe accuracy over real pre-trained sets (controls and
+   noise nulls excluded: they answer claim 4), with Spearman's ρ beside it; AFT's slope minus KD's
+   on the same sets; the same again on the knowledge-specific gain (set − its noise null).
+3. Teachers are complementary: under AFT, a union against the best of its member sets, the best
+   chosen for seed s on the *other* seeds' validation accuracy (leave one seed out; the members'
+   probe accuracy where the runs were fitted on train + val), so the runs that choose are never
+   the runs compared.
+4. The controls: under AFT, each real teacher set against its matched noise null (`noise_of_<set>`:
+   the knowledge-specific gain), against a random-init twin (compared with the strongest-probe real
+   set of the same student), and against the same set with control features appended.
 """
 
 from __future__ import annotations
@@ -27,330 +32,374 @@ import pandas as pd
 
 from aftbench.core.io import write_text
 from aftbench.core.layout import NO_TEACHERS, real_set_of
-from aftbench.core.roles import PROBE, baseline_method, method_label, method_with_penalty, transfer_methods
-from aftbench.report.stats import LEVEL, chosen, mean, probability_of_improvement, seed_table, stratified_bootstrap
+from aftbench.core.roles import baseline_method, method_label, method_with_penalty, transfer_methods
+from aftbench.report import inference
+from aftbench.report.inference import ABSENT, CONTRADICTED, DELTA, EQUIVALENT, INCONCLUSIVE, SUPPORTED, TOO_FEW
+from aftbench.report.pairs import Design, compare, in_points, paired_group
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE, ABSENT = "supported", "contradicted", "inconclusive", "not in this sweep"
-COLUMNS = ["claim", "scope", "statistic", "estimate", "ci_low", "ci_high", "n_cells", "n_runs", "verdict"]
+COLUMNS = [
+    "claim",
+    "scope",
+    "statistic",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "df",
+    "p",
+    "p_holm",
+    "p_equivalent_holm",
+    "n_datasets",
+    "n_cells",
+    "n_seeds",
+    "prob",  # P(first > second) over the same pairs (½ a tie), with its interval
+    "prob_low",
+    "prob_high",
+    "detail",
+    "verdict",
+]
+POINTS = "points"  # a statistic in accuracy points (the equivalence margin applies)
+C1, C2, C3, C4 = (
+    "1. AFT beats every baseline",
+    "2. A stronger teacher gives a better student",
+    "3. Teachers are complementary",
+    "4. Controls",
+)
+__all__ = ["ABSENT", "CONTRADICTED", "EQUIVALENT", "INCONCLUSIVE", "SUPPORTED", "TOO_FEW", "claims_table"]
 
 
-MIN_RUNS = 5  # paired runs a verdict needs: a bootstrap of fewer seeds cannot show its own spread
+class _Row(dict):
+    """A claims row before Holm: the Estimate it tests and whether the equivalence margin applies."""
 
 
-def verdict(lo: float, hi: float, null: float, n_runs: int = MIN_RUNS) -> str:
-    if np.isnan(lo) or np.isnan(hi) or n_runs < MIN_RUNS:
-        return INCONCLUSIVE
-    return SUPPORTED if lo > null else CONTRADICTED if hi < null else INCONCLUSIVE
+def _row(claim, scope, statistic, est: inference.Estimate | None = None, detail="", points=False) -> _Row:
+    est = est or inference.Estimate()
+    lo, hi = est.interval
+    row = _Row(
+        claim=claim,
+        scope=scope,
+        statistic=statistic,
+        estimate=est.estimate,
+        ci_low=lo,
+        ci_high=hi,
+        df=est.df,
+        p=est.p_value(),
+        n_datasets=est.n_datasets,
+        n_cells=est.n_cells,
+        n_seeds=est.n_seeds,
+        **dict(zip(["prob", "prob_low", "prob_high"], est.extra.get("prob", (np.nan,) * 3), strict=True)),
+        detail="; ".join(filter(None, [detail, est.too_few])),
+    )
+    row.est, row.points = est, points
+    return row
 
 
-def _row(claim, scope, statistic, est=np.nan, lo=np.nan, hi=np.nan, cells=0, runs=0, v=ABSENT) -> dict:
-    return dict(zip(COLUMNS, [claim, scope, statistic, est, lo, hi, cells, runs, v], strict=True))
+def _summary(claim, scope, statistic, n_cells=0, verdict=ABSENT) -> _Row:
+    row = _row(claim, scope, statistic)
+    row.update(n_cells=n_cells, verdict=verdict)
+    row.fixed = True
+    return row
 
 
-def _real(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[~runs.control_teacher.astype(bool)] if "control_teacher" in runs else runs
+# -- the claims -----------------------------------------------------------------------------------
 
 
-def aft_beats_baselines(runs: pd.DataFrame, aft: str | None) -> list[dict]:
-    claim = "1. AFT beats every baseline"
+def aft_beats_baselines(d: Design, aft: str | None) -> list[_Row]:
+    runs = d.runs
     base = baseline_method(runs)
     others = [
         m for m in transfer_methods(runs) if runs[runs.method == m].penalty.iloc[0] not in ("aft", "aft_nokernel")
     ]
     baselines = ([base] if base else []) + others
     if aft is None or not baselines:
-        return [_row(claim, "all", "P(AFT > baseline)")]
-    real = _real(runs)
+        return [_summary(C1, "all", "AFT − baseline (points)")]
+    modality = runs.drop_duplicates("dataset").set_index("dataset").modality
+    aft_cells = {}  # (dataset, student) -> AFT's real teacher sets
+    for ds, st, m, ts in d.real_arms:
+        if m == aft and ts != NO_TEACHERS:
+            aft_cells.setdefault((ds, st), []).append(ts)
+    modalities = sorted({modality[ds] for ds, _ in aft_cells})
+    scopes = (modalities if len(modalities) > 1 else []) + ["all"]
     rows = []
-    for scope in sorted(real.modality.dropna().unique()) + ["all"]:
-        sub = real if scope == "all" else real[real.modality == scope]
-        tables = seed_table(sub, [aft, *baselines])
-        verdicts = []
+    for scope in scopes:
+        verdict_rows = []
         for b in baselines:
-            tasks = [t[[aft, b]] for t in tables.values() if aft in t and b in t and len(t)]
-            if not tasks:
-                rows.append(_row(claim, scope, f"P({method_label(aft)} > {method_label(b)})"))
+            groups = []
+            for (ds, st), sets in sorted(aft_cells.items()):
+                if scope != "all" and modality[ds] != scope:
+                    continue
+                cells = {}
+                for ts in sorted(sets):
+                    key_b = (ds, st, b, NO_TEACHERS if b == base else ts)
+                    if key_b in d.real_arms:
+                        cells[ts] = (d.real_arms[(ds, st, aft, ts)], d.real_arms[key_b])
+                if cells:
+                    groups.append(paired_group(ds, st, cells))
+            stat = f"{method_label(aft)} − {method_label(b)} ({POINTS})"
+            if not groups:
+                rows.append(_summary(C1, scope, stat))
                 continue
-            est, lo, hi = stratified_bootstrap(
-                tasks, lambda ts: probability_of_improvement([t[:, 0] for t in ts], [t[:, 1] for t in ts])
-            )
-            v = verdict(lo, hi, 0.5, sum(map(len, tasks)))
-            verdicts.append(v)
-            rows.append(
-                _row(
-                    claim,
-                    scope,
-                    f"P({method_label(aft)} > {method_label(b)})",
-                    est,
-                    lo,
-                    hi,
-                    len(tasks),
-                    sum(map(len, tasks)),
-                    v,
-                )
-            )
-        overall = (
-            ABSENT
-            if not verdicts
-            else CONTRADICTED
-            if CONTRADICTED in verdicts
-            else SUPPORTED
-            if all(v == SUPPORTED for v in verdicts)
-            else INCONCLUSIVE
+            est, detail = compare(groups, method_label(aft), method_label(b))
+            row = _row(C1, scope, stat, in_points(est), detail, points=True)
+            rows.append(row)
+            verdict_rows.append(row)
+        summary = _summary(
+            C1, scope, "every baseline (summary)", n_cells=max([r["n_cells"] for r in verdict_rows] or [0])
         )
-        rows.append(_row(claim, scope, "every baseline (summary)", v=overall, cells=len(tables)))
+        summary.members = verdict_rows
+        rows.append(summary)
     return rows
 
 
-def _probe_acc(runs: pd.DataFrame) -> pd.Series:
-    p = runs[runs.role == PROBE]
-    return p.groupby(["dataset", "teacher_set"]).test_acc.mean()
-
-
-def knowledge_tables(runs: pd.DataFrame, methods: list[str]) -> dict[tuple, pd.DataFrame]:
+def knowledge_tables(d: Design, methods: list[str]) -> dict[tuple, pd.DataFrame]:
     """Per (dataset, student, real teacher set with a noise null): a seeds × methods frame of the
-    knowledge-specific gain, accuracy with the set − with its null (aftbench.report.knowledge),
-    on the seeds both arms have."""
-    tables = seed_table(runs, methods)
+    knowledge-specific gain, accuracy with the set − with its null (aftbench.report.knowledge), on
+    the seeds both arms have."""
     out = {}
-    for (ds, st, null), t_null in tables.items():
+    for ds, st, m, null in d.arms:
         ts = real_set_of(null)
-        if ts is None or (ds, st, ts) not in tables:
+        if ts is None or m not in methods or (ds, st, m, ts) not in d.arms:
             continue
-        t_set = tables[(ds, st, ts)]
-        both = [m for m in methods if m in t_set and m in t_null]
-        if both:
-            out[(ds, st, ts)] = (t_set[both] - t_null[both]).dropna()
-    return out
+        a, b = d.arms[(ds, st, m, ts)].test_acc, d.arms[(ds, st, m, null)].test_acc
+        seeds = a.index.intersection(b.index)
+        out.setdefault((ds, st, ts), {})[m] = a[seeds] - b[seeds]
+    return {k: pd.DataFrame(v).dropna() for k, v in out.items()}
 
 
-def strength_slopes(runs: pd.DataFrame, methods: list[str], tables: dict[tuple, pd.DataFrame] | None = None):
-    """Per method: within-(dataset, student) slope of student accuracy (or of any per-cell seeds
-    × methods `tables`, e.g. the knowledge-specific gain) on probe accuracy, its Spearman rank
-    correlation, and the bootstrap of both; groups need ≥ 3 teacher sets."""
-    from scipy import stats
-
-    probe = _probe_acc(runs)
-    tables = seed_table(runs, methods) if tables is None else tables
-    groups: dict[tuple, list] = {}
-    for (ds, st, ts), t in tables.items():
-        if (ds, ts) in probe.index and len(t):
-            groups.setdefault((ds, st), []).append((probe[(ds, ts)], t))
-    groups = {k: v for k, v in groups.items() if len(v) >= 3}
-
-    def stat(tasks_by_group, m):
-        xs, ys = [], []
-        for items in tasks_by_group:
-            pts = [(p, t[m].mean()) for p, t in items if m in t]
-            if len(pts) < 3:
-                continue
-            x, y = np.array(pts).T
-            xs.append(x - x.mean())
-            ys.append(y - y.mean())
-        if not xs:
-            return np.nan, np.nan
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        slope = float((x * y).sum() / (x * x).sum()) if (x * x).sum() > 0 else np.nan
-        return slope, float(stats.spearmanr(x, y).statistic)
-
-    rng = np.random.default_rng(0)
-    base = [[(p, {c: t[c].to_numpy(float) for c in t}) for p, t in g] for g in groups.values()]
-    draws = {m: [] for m in methods}
-    for _ in range(1000):  # one resample of every cell's seeds, shared by all methods (paired)
-        sample = []
-        for g in base:
-            rows = []
-            for p, cols in g:
-                n = len(next(iter(cols.values())))
-                idx = rng.integers(0, n, n)
-                rows.append((p, {c: v[idx] for c, v in cols.items()}))
-            sample.append(rows)
-        for m in methods:
-            draws[m].append(stat(sample, m))
-    out = {m: (stat(base, m), np.array(draws[m])) for m in methods}
-    counts = {  # per method: the cells and runs its slope rests on (groups with ≥ 3 of its teacher sets)
-        m: (
-            sum(len(cs) for cs in ([c for _, c in g if m in c] for g in base) if len(cs) >= 3),
-            sum(len(c[m]) for cs in ([c for _, c in g if m in c] for g in base) if len(cs) >= 3 for c in cs),
-        )
-        for m in methods
-    }
-    return out, len(base), counts
+def _ladder_tables(d: Design, methods) -> dict[tuple, pd.DataFrame]:
+    """Per (dataset, student, real pre-trained teacher set): a seeds × methods frame of accuracy."""
+    cells = {}
+    for (ds, st, m, ts), arm in d.real_arms.items():
+        if ts != NO_TEACHERS and m in methods:
+            cells.setdefault((ds, st, ts), {})[m] = arm.test_acc
+    return {k: pd.DataFrame(v) for k, v in cells.items()}
 
 
-def stronger_teacher(runs: pd.DataFrame, aft: str | None) -> list[dict]:
+def stronger_teacher(d: Design, aft: str | None) -> list[_Row]:
     """Claim 2 on two outcomes: the student's accuracy, and its knowledge-specific gain (set −
     its noise null: what the teacher's knowledge adds, net of the regularisation noise gives)."""
-    claim = "2. A stronger teacher gives a better student"
-    methods = [m for m in transfer_methods(runs)]
+    methods = transfer_methods(d.runs)
     if aft is None or not methods:
-        return [_row(claim, "all", "slope of student on probe accuracy")]
-    gains = knowledge_tables(runs, methods)
-    rows = _strength_rows(runs, methods, aft, None, "student acc.")
+        return [_summary(C2, "all", "slope of student on probe accuracy")]
+    rows = _strength_rows(d, methods, aft, _ladder_tables(d, methods), "")
+    gains = {k: v for k, v in knowledge_tables(d, methods).items() if d.is_real(k[2])}
     if gains:
-        rows += _strength_rows(runs, methods, aft, gains, "knowledge-specific gain (set − noise null)")
+        rows += _strength_rows(d, methods, aft, gains, " · knowledge gain")
     else:
-        rows.append(_row(claim, "knowledge-specific gain", "slope (needs teacher sets with noise nulls)"))
+        rows.append(_summary(C2, "knowledge-specific gain", "slope (needs teacher sets with noise nulls)"))
     return rows
 
 
-def _strength_rows(runs, methods, aft, tables, outcome: str) -> list[dict]:
-    claim = "2. A stronger teacher gives a better student"
-    suffix = "" if tables is None else " · knowledge gain"
-    res, n_groups, counts = strength_slopes(runs, methods, tables)
-    methods = [m for m in methods if counts[m][0] > 0]  # methods trained on a ladder of ≥ 3 teacher sets
-    if n_groups == 0 or aft not in methods:
-        return [
-            _row(claim, "all" + suffix, f"slope of {outcome} on probe accuracy (needs ≥ 3 teacher sets per student)")
-        ]
-    q = [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2]
+def _strength_rows(d: Design, methods, aft, tables, suffix: str) -> list[_Row]:
+    """Per method: the slope over teacher sets (the unit) of the per-cell mean of `tables`
+    (accuracy, or the knowledge-specific gain) on probe accuracy; AFT − KD on the same sets."""
+    outcome = "knowledge-specific gain (set − noise null)" if suffix else "student acc."
+    stat = f"slope of {outcome} on probe accuracy (points per point)"
+    points: dict[str, list] = {}
+    for (ds, st, ts), t in tables.items():
+        if (ds, ts) in d.probe.index:
+            for m in t:
+                points.setdefault(m, []).append((ds, st, ts, d.probe[(ds, ts)], t[m].mean()))
+    if aft not in points:
+        return [_summary(C2, "all" + suffix, stat + f"; needs ≥ {inference.MIN_LADDER} teacher sets per student")]
     rows = []
     for m in methods:
-        (slope, rho), draws = res[m]
-        lo, hi = np.nanpercentile(draws[:, 0], q)
-        rlo, rhi = np.nanpercentile(draws[:, 1], q)
-        n_cells, n_runs = counts[m]
-        scope = method_label(m) + suffix
-        stat = f"slope ({outcome} per probe acc., unitless)"
-        rows.append(_row(claim, scope, stat, slope, lo, hi, n_cells, n_runs, verdict(lo, hi, 0.0, n_runs)))
-        stat = "Spearman ρ (centred per student)"
-        rows.append(_row(claim, scope, stat, rho, rlo, rhi, n_cells, n_runs, verdict(rlo, rhi, 0.0, n_runs)))
-    kd = method_with_penalty(runs, "kd")
-    if kd in methods and kd != aft:
-        diff = res[aft][1][:, 0] - res[kd][1][:, 0]
-        lo, hi = np.nanpercentile(diff, q)
-        est = res[aft][0][0] - res[kd][0][0]
-        n_cells, n_runs = min(counts[aft], counts[kd])
-        stat = f"slope {method_label(aft)} − slope {method_label(kd)}"
-        rows.append(_row(claim, "AFT vs KD" + suffix, stat, est, lo, hi, n_cells, n_runs, verdict(lo, hi, 0.0, n_runs)))
+        if m in points:
+            est = inference.slope_estimate(points[m])
+            rho = est.extra.get("rho", np.nan)
+            detail = "" if np.isnan(rho) else f"Spearman ρ = {rho:.2f}"
+            rows.append(_row(C2, method_label(m) + suffix, stat, est, detail))
+    kd = method_with_penalty(d.runs, "kd")
+    if kd in points and kd != aft:  # the same sets, paired: the slope of the cell-mean difference
+        diff = []
+        for (ds, st, ts), t in tables.items():
+            if aft in t and kd in t and (ds, ts) in d.probe.index:
+                both = (t[aft] - t[kd]).dropna()
+                if len(both):
+                    diff.append((ds, st, ts, d.probe[(ds, ts)], both.mean()))
+        est = inference.slope_estimate(diff)
+        rows.append(_row(C2, "AFT vs KD" + suffix, f"slope {method_label(aft)} − slope {method_label(kd)}", est))
     return rows
 
 
-def _members(runs: pd.DataFrame) -> dict[str, set]:
-    return {ts: set(t.split("+")) for ts, t in zip(runs.teacher_set, runs.teachers, strict=False) if ts != NO_TEACHERS}
+def _best_member_by_seed(d: Design, ds, st, aft, parts: list[str], seeds) -> pd.DataFrame:
+    """For each seed s, the run of the member set that is best on validation over the *other*
+    seeds (leave one seed out); on the members' probe accuracy where no run has a validation
+    accuracy (fitted on train + val). The runs compared are never the runs that chose."""
+    frames = {p: d.arms[(ds, st, aft, p)] for p in parts}
+    val = {p: f.val_acc.astype(float) for p, f in frames.items()}
+    rows = {}
+    for s in seeds:
+        if any(s not in f.index for f in frames.values()):
+            continue
+        score = {p: float(v.drop(index=s).mean()) if v.drop(index=s).notna().any() else np.nan for p, v in val.items()}
+        if all(np.isnan(v) for v in score.values()):
+            score = {p: float(d.probe.get((ds, p), np.nan)) for p in parts}
+        if all(np.isnan(v) for v in score.values()):
+            continue
+        best = max(parts, key=lambda p: (-np.inf if np.isnan(score[p]) else score[p], p))
+        rows[s] = frames[best].loc[s]
+    return pd.DataFrame(rows).T
 
 
-def _paired_claim(claim, statistic, pairs: list[pd.DataFrame]) -> dict:
-    """Mean over tasks of the mean paired difference (first column − second), stratified bootstrap."""
-    tasks = [p for p in pairs if len(p)]
-    if not tasks:
-        return _row(claim, "all", statistic)
-    est, lo, hi = stratified_bootstrap(tasks, lambda ts: mean([(t[:, 0] - t[:, 1]).mean() for t in ts]))
-    n = sum(map(len, tasks))
-    return _row(claim, "all", statistic, est, lo, hi, len(tasks), n, verdict(lo, hi, 0.0, n))
-
-
-def _pair(runs, aft, ds, st, a, b) -> pd.DataFrame:
-    sel = chosen(runs)
-    sel = sel[(sel.dataset == ds) & (sel.student == st) & (sel.method == aft)]
-    wide = sel.pivot_table(index="seed", columns="teacher_set", values="test_acc", aggfunc="first")
-    return wide[[a, b]].dropna() if a in wide and b in wide else pd.DataFrame()
-
-
-def complementary(runs: pd.DataFrame, aft: str | None) -> list[dict]:
-    claim = "3. Teachers are complementary"
-    stat = "union − best member set (AFT, points)"
+def complementary(d: Design, aft: str | None) -> list[_Row]:
+    stat = f"union − best member set (AFT, {POINTS})"
     if aft is None:
-        return [_row(claim, "all", stat)]
-    members = _members(runs)
-    sel = chosen(runs)
-    pairs = []
-    for (ds, st), grp in sel[sel.method == aft].groupby(["dataset", "student"]):
-        sets = set(grp.teacher_set)
-        for u in sets:
-            parts = [s for s in sets if s != u and members[s] < members[u]]
-            if len(parts) < 2 or set().union(*(members[s] for s in parts)) != members[u]:
+        return [_summary(C3, "all", stat)]
+    sets_of = {}
+    for ds, st, m, ts in d.arms:
+        if m == aft:
+            sets_of.setdefault((ds, st), set()).add(ts)
+    groups = []
+    for (ds, st), sets in sorted(sets_of.items()):
+        cells = {}
+        for u in sorted(sets):
+            parts = sorted(s for s in sets if s != u and d.members[s] < d.members[u])
+            if len(parts) < 2 or set().union(*(d.members[s] for s in parts)) != d.members[u]:
                 continue
-            val = grp[grp.teacher_set.isin(parts)].groupby("teacher_set").val_acc.mean()
-            pairs.append(_pair(runs, aft, ds, st, u, val.idxmax()))
-    return [_paired_claim(claim, stat, pairs)]
+            union = d.arms[(ds, st, aft, u)]
+            best = _best_member_by_seed(d, ds, st, aft, parts, union.index)
+            if len(best):
+                best["test_acc"] = best.test_acc.astype(float)
+                cells[u] = (union, best)
+        if cells:
+            groups.append(paired_group(ds, st, cells))
+    if not groups:
+        return [_summary(C3, "all", stat)]
+    est, detail = compare(groups, "union", "best member")
+    return [_row(C3, "all", stat, in_points(est), detail + "; best member chosen leaving the compared seed out", True)]
 
 
-def controls(runs: pd.DataFrame, aft: str | None) -> list[dict]:
-    claim = "4. Controls"
-    null_stat, twin_stat, noise_stat = (
-        "real − its matched noise null: the knowledge-specific gain (AFT, points)",
-        "real − random-init twin (AFT, points)",
-        "real − real with control features appended (AFT, points)",
-    )
+def controls(d: Design, aft: str | None) -> list[_Row]:
+    stats = {
+        "null": f"real − its matched noise null: the knowledge-specific gain (AFT, {POINTS})",
+        "twin": f"real − random-init twin (AFT, {POINTS})",
+        "noisy": f"real − real with control features appended (AFT, {POINTS})",
+    }
     if aft is None:
-        return [_row(claim, "all", null_stat), _row(claim, "all", twin_stat), _row(claim, "all", noise_stat)]
-    members = _members(runs)
-    control = dict(zip(runs.teacher_set, runs.control_teacher.astype(bool), strict=False))
-    probe = _probe_acc(runs)
-    sel = chosen(runs)
-    nulls, twins, noisy = [], [], []
-    for (ds, st), grp in sel[sel.method == aft].groupby(["dataset", "student"]):
-        sets = set(grp.teacher_set)
-        real = [s for s in sets if not control[s]]
-        for c in (s for s in sets if control[s]):
+        return [_summary(C4, "all", s) for s in stats.values()]
+    sets_of = {}
+    for ds, st, m, ts in d.arms:
+        if m == aft:
+            sets_of.setdefault((ds, st), set()).add(ts)
+    found = {k: [] for k in stats}
+    for (ds, st), sets in sorted(sets_of.items()):
+        real = sorted(s for s in sets if d.is_real(s))
+        cells = {k: {} for k in stats}
+        arm = lambda ts, ds=ds, st=st: d.arms[(ds, st, aft, ts)]  # noqa: E731
+        for c in sorted(s for s in sets if s != NO_TEACHERS and not d.is_real(s)):
             if real_set_of(c) is not None:  # a matched noise null: against exactly its own set
                 if real_set_of(c) in sets:
-                    nulls.append(_pair(runs, aft, ds, st, real_set_of(c), c))
+                    cells["null"][c] = (arm(real_set_of(c)), arm(c))
                 continue
-            appended = [r for r in real if members[r] < members[c]]
+            appended = [r for r in real if d.members[r] < d.members[c]]
             if appended:
-                noisy.append(_pair(runs, aft, ds, st, max(appended, key=lambda r: len(members[r])), c))
+                cells["noisy"][c] = (arm(max(appended, key=lambda r: (len(d.members[r]), r))), arm(c))
             elif real:
-                best = max(real, key=lambda r: probe.get((ds, r), -1.0))
-                twins.append(_pair(runs, aft, ds, st, best, c))
-    return [
-        _paired_claim(claim, null_stat, nulls),
-        _paired_claim(claim, twin_stat, twins),
-        _paired_claim(claim, noise_stat, noisy),
-    ]
+                cells["twin"][c] = (arm(max(real, key=lambda r: d.probe.get((ds, r), -1.0))), arm(c))
+        for k, cs in cells.items():
+            if cs:
+                found[k].append(paired_group(ds, st, cs))
+    rows = []
+    for k, stat in stats.items():
+        if not found[k]:
+            rows.append(_summary(C4, "all", stat))
+            continue
+        est, detail = compare(found[k], "real", {"null": "null", "twin": "twin", "noisy": "appended"}[k])
+        rows.append(_row(C4, "all", stat, in_points(est), detail, points=True))
+    return rows
 
 
-def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
+def claims_table(runs: pd.DataFrame, delta: float = DELTA) -> pd.DataFrame:
+    """Every claim's rows, the tested ones adjusted together (Holm) and given their verdicts.
+    `delta`: the equivalence margin in points."""
+    d = Design(runs)
     aft = method_with_penalty(runs, "aft")
-    rows = aft_beats_baselines(runs, aft) + stronger_teacher(runs, aft) + complementary(runs, aft) + controls(runs, aft)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    rows = aft_beats_baselines(d, aft) + stronger_teacher(d, aft) + complementary(d, aft) + controls(d, aft)
+    tested = [r for r in rows if not getattr(r, "fixed", False)]
+    p_adj = inference.holm([r["p"] for r in tested])
+    p_eq = inference.holm([r.est.p_equivalent(delta) if r.points else np.nan for r in tested])
+    for r, pa, pe in zip(tested, p_adj, p_eq, strict=True):
+        r.update(p_holm=pa, p_equivalent_holm=pe, verdict=inference.decide(r["estimate"], pa, pe, r.est.too_few))
+    for r in rows:  # summaries: every member supported -> supported; any contradicted -> contradicted
+        if getattr(r, "members", None) is not None:
+            vs = [m["verdict"] for m in r.members]
+            r["verdict"] = (
+                ABSENT
+                if not vs
+                else CONTRADICTED
+                if CONTRADICTED in vs
+                else SUPPORTED
+                if all(v == SUPPORTED for v in vs)
+                else EQUIVALENT
+                if all(v == EQUIVALENT for v in vs)
+                else INCONCLUSIVE
+            )
+    return pd.DataFrame([{c: r.get(c, np.nan) for c in COLUMNS} for r in rows], columns=COLUMNS)
 
 
-def _num(v, scale=1.0) -> str:
-    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{scale * v:.3g}"
+def _num(v) -> str:
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3g}"
+
+
+def _p(v) -> str:
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.2g}"
 
 
 def render(table: pd.DataFrame) -> pd.DataFrame:
-    points = table.statistic.str.contains("points)", regex=False)  # differences of accuracy, shown in points
-    scale = np.where(points, 100.0, 1.0)
+    def scope(s, n):
+        return f"{s} ({n} dataset)" if n == 1 else s
+
     return pd.DataFrame(
         {
             "claim": table.claim,
-            "scope": table.scope,
+            "scope": [scope(s, n) for s, n in zip(table.scope, table.n_datasets, strict=True)],
             "statistic": table.statistic,
             "estimate [95% CI]": [
-                "–" if np.isnan(e) else f"{_num(e, s)} [{_num(lo, s)}, {_num(hi, s)}]"
-                for e, lo, hi, s in zip(table.estimate, table.ci_low, table.ci_high, scale, strict=True)
+                "–" if np.isnan(e) else f"{_num(e)}" + ("" if np.isnan(lo) else f" [{_num(lo)}, {_num(hi)}]")
+                for e, lo, hi in zip(table.estimate, table.ci_low, table.ci_high, strict=True)
             ],
-            "cells": table.n_cells,
-            "runs": table.n_runs,
+            "p (Holm)": [_p(p) for p in table.p_holm],
+            "datasets / cells / seeds": [
+                "–" if not c else f"{d} / {c} / {s}"
+                for d, c, s in zip(table.n_datasets, table.n_cells, table.n_seeds, strict=True)
+            ],
             "verdict": table.verdict,
+            "detail": table.detail.fillna(""),
         }
     )
 
 
-CAPTION = (
-    "The paper's claims on this sweep's runs, tested by aftbench (aftbench.report.claims). Intervals: 95%; "
-    "stratified bootstrap over seeds within cells (cell = dataset × student × teacher set), 2,000 "
-    "resamples (1,000 for slopes). Verdicts at that level: supported / contradicted / inconclusive; "
-    "'not in this sweep' where the runs a claim needs are absent. β of every run was chosen on "
-    "validation; the test split chose nothing. P(X > Y): probability that X's run beats Y's on the "
-    "same cell. Differences in accuracy points."
-)
+def caption(delta: float = DELTA) -> str:
+    return (
+        "The paper's claims on this sweep's runs, tested by aftbench (aftbench.report.claims, "
+        "aftbench.report.inference). Differences are same-seed pairs in accuracy points. Unit of "
+        "resampling: the seed within a (dataset, student), so cells that share STL runs share a unit; "
+        "datasets across datasets (t over dataset means); teacher sets for slopes (t over residuals). "
+        f"Intervals: 95% Student-t. p: two-sided t test, Holm-adjusted over every tested row. Minimums: "
+        f"{inference.MIN_SEEDS} paired seeds per cell, {inference.MIN_DATASETS} datasets per aggregate, "
+        f"{inference.MIN_LADDER} real teacher sets per student and {inference.MIN_SLOPE_DF} residual df per "
+        f"slope. Verdicts: supported / contradicted (Holm p < 0.05), equivalent within ±{delta:g} points "
+        "(TOST, Holm), inconclusive, too few runs, not in this sweep. β of every run was chosen on "
+        "validation; the test split chose nothing."
+    )
 
 
-def write_claims(runs: pd.DataFrame, out_dir) -> pd.DataFrame:
+def write_claims(runs: pd.DataFrame, out_dir, delta: float = DELTA, not_drawn: dict | None = None) -> pd.DataFrame:
+    """claims.{csv,md,tex}; `not_drawn`: figure -> why this sweep cannot support it (listed in
+    claims.md in place of the figure)."""
     from pathlib import Path
 
     from aftbench.core.io import atomic_path
 
     out = Path(out_dir) / "tables"
-    table = claims_table(runs)
+    table = claims_table(runs, delta)
     with atomic_path(out / "claims.csv") as tmp:
         table.to_csv(tmp, index=False)
     shown = render(table)
-    write_text(out / "claims.md", f"# Claims\n\n{CAPTION}\n\n" + shown.to_markdown(index=False) + "\n")
-    tex = shown.to_latex(index=False, caption=CAPTION.replace("%", r"\%").replace("×", r"$\times$"), label="tab:claims")
-    write_text(out / "claims.tex", tex.replace("≥", r"$\geq$").replace("−", "-"))
+    cap = caption(delta)
+    gaps = "".join(f"- `{f}.png`: {why}\n" for f, why in (not_drawn or {}).items())
+    gaps = f"\n## Figures this sweep cannot support (not drawn)\n\n{gaps}" if gaps else ""
+    write_text(out / "claims.md", f"# Claims\n\n{cap}\n\n" + shown.to_markdown(index=False) + "\n" + gaps)
+    tex = shown.to_latex(index=False, caption=cap.replace("%", r"\%").replace("×", r"$\times$"), label="tab:claims")
+    write_text(out / "claims.tex", tex.replace("≥", r"$\geq$").replace("−", "-").replace("±", r"$\pm$"))
     return table
