@@ -223,9 +223,12 @@ CLAIMS = {
 assert list(CLAIMS) == CLAIM_FIGURES, "aftbench.core.layout.CLAIM_FIGURES names what the workflow expects"
 
 
-def claim_figures(runs, out_dir) -> list[str]:
+def claim_figures(runs, out_dir, names=CLAIM_FIGURES) -> list[str]:
+    """Draw the claim figures named (those the sweep supports: aftbench.report.drawable)."""
     paths = []
     for name, draw in CLAIMS.items():
+        if name not in names:
+            continue
         p = f"{out_dir}/{name}.png"
         draw(runs, p)
         paths.append(p)

@@ -38,7 +38,7 @@ def compute() -> dict:
 
     def backend(cls, args: dict) -> dict:  # a `modality` argument, where the backend takes one, decides its input
         arg = args["params"].get("modality", {}).get("default")
-        return {"modality": cls.modality, "modality_arg_default": arg, "args": args}
+        return {"modality": cls.modality, "modality_arg_default": arg, "args": args, "pretrained": cls.pretrained}
 
     backend_args, arch_args = BACKENDS.summary(), ARCHS.summary()
     return {
@@ -74,6 +74,13 @@ def teacher_modality(spec: dict) -> str:
     if b["modality_arg_default"] is not None:
         return spec.get("args", {}).get("modality", b["modality_arg_default"])
     return b["modality"]
+
+
+def teacher_pretrained(spec: dict) -> bool:
+    """Whether a teacher carries pre-trained knowledge: its backend's (a noise or random-projection
+    control never does) and its `pretrained` argument (false or null: random init, a control)."""
+    b = describe()["backends"][spec["backend"]]
+    return bool(b.get("pretrained", True)) and spec.get("args", {}).get("pretrained", True) not in (False, None)
 
 
 def target_source(penalty: str) -> str | None:
