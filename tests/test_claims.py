@@ -178,22 +178,9 @@ def test_interval_helpers_match_direct_computation():
     half = sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
     assert (m, lo, hi) == pytest.approx((x.mean(), x.mean() - half, x.mean() + half))
     assert stats.t_interval([0.4, 0.4, 0.4]) == pytest.approx((0.4, 0.4, 0.4)) and np.isnan(stats.t_interval([0.1])[1])
-    y = np.arange(20.0) ** 2
-    assert stats.iqm(y) == pytest.approx(sps.trim_mean(y, 0.25))
-    a, b = np.array([1.0, 2.0, 3.0, 5.0]), np.array([2.0, 2.0, 4.0])
-    u = sps.mannwhitneyu(a, b).statistic / (len(a) * len(b))
-    assert stats.probability_of_improvement([a], [b]) == pytest.approx(u)
-    # the stratified bootstrap's interval equals a direct re-computation with the same draws
-    tasks = [np.array([[1.0], [2.0], [4.0]]), np.array([[10.0], [11.0]])]
-    est, lo, hi = stats.stratified_bootstrap(tasks, lambda ts: np.mean([t.mean() for t in ts]), reps=300, seed=3)
-    rng = np.random.default_rng(3)
-    draws = [np.mean([t[rng.integers(0, len(t), len(t))].mean() for t in tasks]) for _ in range(300)]
-    assert est == pytest.approx((7 / 3 + 10.5) / 2) and (lo, hi) == pytest.approx(
-        tuple(np.percentile(draws, [2.5, 97.5]))
-    )
 
 
-def test_table_bolds_only_a_separable_best_and_marks_ties(tmp_path):
+def test_table_bolds_the_best_and_marks_what_is_not_separable_from_it(tmp_path):
     paths = []
     for s in range(4):
         base = 0.7 + 0.01 * s
@@ -203,7 +190,8 @@ def test_table_bolds_only_a_separable_best_and_marks_ties(tmp_path):
             write_run(tmp_path, 10 * s + 2, method="aft", seed=s, test_acc=base + 0.02 - 0.001 * (-1) ** s),
         ]
     row = main_table(collect_runs(paths)).iloc[0]
-    assert row.best == "" and set(row.ties.split()) == {"kd", "aft"}  # same mean: not separable
+    # same mean: the bold one is either, the other is marked ≈ (not separable from it)
+    assert {row.best, *row.ties.split()} == {"kd", "aft"} and len(row.ties.split()) == 1
     assert row.kd_d == pytest.approx(0.02) and row.kd_dlo > 0  # both clearly above STL, paired
     paths.append(write_run(tmp_path, 99, method="rkd", penalty="rkd", seed=0, test_acc=0.9))
     paths += [

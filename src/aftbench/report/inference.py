@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-LEVEL = 0.95  # every interval; the family-wise error rate of the verdicts is 1 − LEVEL
+from aftbench.report.stats import LEVEL  # every interval; the verdicts' family-wise error rate is 1 − LEVEL
+
 ALPHA = 1 - LEVEL
 MIN_SEEDS = 3  # paired seeds a cell needs to enter a test (a t interval over 2 seeds has df 1)
 MIN_LADDER = 3  # real (pre-trained, non-null) teacher sets a (dataset, student) needs for a slope

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aftbench.core.io import atomic_path
+from aftbench.core.layout import NO_TEACHERS
 from aftbench.core.roles import PROBE, baseline_method, method_label, method_order
 
 if TYPE_CHECKING:  # imported where used: the workflow imports aftbench.report.figures while building the DAG
@@ -18,6 +19,46 @@ STUDENT_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # smallest 
 
 # tab10 without its grey (C7), which stays for probes and other non-methods
 PALETTE = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9", "navy", "darkgoldenrod", "teal"]
+
+
+# One colour per teacher role, the same in every figure, none of them a method's colour: what a
+# teacher set is (pre-trained knowledge, or a control) reads at a glance wherever sets are drawn.
+TEACHER_ROLE_COLORS = {
+    "pre-trained": "black",
+    "random-init twin": "sienna",
+    "noise null": "darkgray",
+    "noise appended": "orchid",
+}
+TEACHER_SET_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def teacher_role(teacher_set: str, control: bool, teachers: str = "") -> str:
+    """A teacher set's role for figures: a matched noise null, pre-trained, or a control (a real
+    teacher with noise appended where it has several members, else a random-init twin)."""
+    from aftbench.core.layout import real_set_of
+
+    if real_set_of(teacher_set) is not None:
+        return "noise null"
+    if not control:
+        return "pre-trained"
+    return "noise appended" if "+" in str(teachers) and "noise" in str(teachers) else "random-init twin"
+
+
+def teacher_set_styles(runs) -> dict[str, tuple[str, str, str]]:
+    """Teacher set -> (colour of its role, marker, line style), fixed for a report: the same set
+    looks the same in every panel; a control is dashed."""
+    sets = runs[runs.teacher_set != NO_TEACHERS].drop_duplicates("teacher_set").sort_values("teacher_set")
+    out = {}
+    for i, (ts, c, t) in enumerate(
+        zip(sets.teacher_set, sets.control_teacher.astype(bool), sets.teachers, strict=True)
+    ):
+        role = teacher_role(ts, c, t)
+        out[ts] = (
+            TEACHER_ROLE_COLORS[role],
+            TEACHER_SET_MARKERS[i % len(TEACHER_SET_MARKERS)],
+            "-" if role == "pre-trained" else "--",
+        )
+    return out
 
 
 def method_color(method: str, runs) -> str:

@@ -1,6 +1,6 @@
-"""Figures that carry their uncertainty (aftbench.report.stats): per dataset, each method's paired
-difference to STL with its 95% interval; across cells, normalised error (mean and IQM) with
-stratified-bootstrap intervals and AFT's probability of improvement; a rank diagram. Every
+"""Figures that carry their uncertainty: per dataset, each method's paired difference to STL with
+its 95% interval; across cells, normalised error and AFT's probability of improvement with the
+claims' design (aftbench.report.inference); a rank diagram. Every
 figure is written as PNG and PDF, sized for a paper column, one colour per method (STL included)
 in every legend. CLAIMS draws every claim figure of a report (aftbench.core.layout.CLAIM_FIGURES)."""
 
@@ -15,12 +15,11 @@ from aftbench.core.roles import (
     baseline_method,
     method_label,
     method_order,
-    method_with_penalty,
     transfer_methods,
 )
 from aftbench.report import figures
 from aftbench.report.plots import baseline_label, method_color, placeholder, pyplot, save_png
-from aftbench.report.stats import iqm, mean, probability_of_improvement, rank_test, seed_table, stratified_bootstrap
+from aftbench.report.stats import rank_test, seed_table
 
 COLUMN_IN = 3.4  # a paper column, inches
 
@@ -103,78 +102,99 @@ def normalized_errors(runs: pd.DataFrame, methods: list[str], base: str) -> dict
     return out
 
 
+def _modality_groups(tasks: dict[tuple, pd.DataFrame], runs, method: str) -> dict[str, list]:
+    """Per modality and 'all': the (dataset, student) groups of one method's per-cell, per-seed values
+    (aftbench.report.inference.Group), so a figure's interval has the claims' design."""
+    from aftbench.report.inference import Group
+
+    modality = runs.drop_duplicates("dataset").set_index("dataset").modality
+    by_group: dict[tuple, dict] = {}
+    for (ds, st, ts), t in tasks.items():
+        if method in t:
+            by_group.setdefault((ds, st), {})[ts] = t[method]
+    groups = [Group(ds, st, pd.DataFrame(cells)) for (ds, st), cells in by_group.items()]
+    out = {m: [g for g in groups if modality[g.dataset] == m] for m in sorted({modality[g.dataset] for g in groups})}
+    return {**out, "all": groups} if groups else {}
+
+
 def normalized_error(runs, path):
-    """Fig. 1b analog with uncertainty: test error relative to STL on the same cell and seed,
-    aggregated over cells (mean and IQM) per modality and over all, with stratified-bootstrap 95%
-    intervals; pre-trained teacher sets only (controls answer other questions)."""
+    """Fig. 1b analog with uncertainty: test error relative to STL on the same cell and seed, mean
+    over cells per modality and over all, with the claims' design (aftbench.report.inference:
+    seeds within a (dataset, student) are the unit, datasets across datasets; 95% t intervals);
+    pre-trained teacher sets only (controls answer other questions). `n` under each group: datasets
+    / cells / seeds."""
+    from aftbench.report.inference import paired_estimate
+
     base = baseline_method(runs)
     methods = transfer_methods(runs)
     title = f"Error relative to {baseline_label(runs)} (lower is better)"
     tasks = normalized_errors(runs, methods, base) if base else {}
     if not tasks or not methods:
         return placeholder(path, title, f"no transfer runs paired with {baseline_label(runs)} runs")
-    modality = runs.drop_duplicates("dataset").set_index("dataset").modality
-    groups = sorted({modality[c[0]] for c in tasks}) + ["all"]
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(2 * COLUMN_IN, 2.6), sharey=True)
-    for ax, (name, agg) in zip(axes, [("mean", mean), ("IQM", iqm)], strict=True):
-        width = 0.8 / len(methods)
-        for j, m in enumerate(methods):
-            pts = []
-            for g in groups:
-                ts = [t[[m]] for c, t in tasks.items() if m in t and (g == "all" or modality[c[0]] == g)]
-                pts.append(stratified_bootstrap(ts, lambda s, agg=agg: agg(np.concatenate(s))) if ts else (np.nan,) * 3)
-            est, lo, hi = np.array(pts).T
-            xs = np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width
-            ax.errorbar(
-                xs,
-                est,
-                yerr=[est - lo, hi - est],
-                fmt="o",
-                ms=4,
-                capsize=2,
-                color=method_color(m, runs),
-                label=method_label(m),
-            )
-        ax.axhline(1.0, color=method_color(base, runs), lw=1.5, label=f"{method_label(base)} (1)")
-        ax.set_xticks(range(len(groups)), groups, fontsize=7)
-        ax.set_title(f"{name} over cells, 95% stratified bootstrap", fontsize=7.5)
-        ax.grid(axis="y", alpha=0.3)
-        ax.tick_params(axis="y", labelsize=7)
-    axes[0].set_ylabel(f"error / {method_label(base)} error", fontsize=7.5)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(
-        handles, labels, loc="upper center", ncol=len(labels), fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.08)
+    fig, ax = plt.subplots(figsize=(COLUMN_IN * 1.4, 2.8))
+    width = 0.8 / len(methods)
+    names, counts = [], {}
+    for j, m in enumerate(methods):
+        groups = _modality_groups(tasks, runs, m)
+        names = names or list(groups)
+        pts = []
+        for g in names:
+            e = paired_estimate(groups.get(g, []))
+            pts.append((e.estimate, *e.interval))
+            counts.setdefault(g, f"{e.n_datasets} / {e.n_cells} / {e.n_seeds}")
+        est, lo, hi = np.array(pts, float).T
+        xs = np.arange(len(names)) + (j - (len(methods) - 1) / 2) * width
+        err = [np.nan_to_num(est - lo), np.nan_to_num(hi - est)]
+        ax.errorbar(xs, est, yerr=err, fmt="o", ms=4, capsize=2, color=method_color(m, runs), label=method_label(m))
+    ax.axhline(1.0, color=method_color(base, runs), lw=1.5, label=f"{method_label(base)} (1)")
+    ax.set_xticks(range(len(names)), [f"{g}\nn = {counts[g]}" for g in names], fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_ylabel(f"error / {method_label(base)} error", fontsize=7.5)
+    ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_title(
+        f"{title}\nmean over cells, 95% t interval (unit: seed within a dataset; dataset across datasets)", fontsize=7.5
     )
-    fig.suptitle(f"{title}; {len(tasks)} cells", fontsize=8, y=1.14)
-    fig.tight_layout()
     save_png(fig, path)
 
 
 def improvement_probability(runs, path):
-    """P(AFT > X) for every other student method X, over cells of pre-trained teacher sets,
-    with stratified-bootstrap 95% intervals; ½ = no difference."""
-    aft = method_with_penalty(runs, "aft")
-    base = baseline_method(runs)
-    title = "Probability that AFT beats each method on the same cell"
-    others = [m for m in [base, *transfer_methods(runs)] if m and m != aft]
-    if aft is None or not others:
+    """P(AFT > X) for every baseline of claim 1, same seed and same cell, over pre-trained teacher
+    sets of all datasets: the claims table's numbers and intervals (aftbench.report.claims), so the
+    figure and the verdict rest on the same pairs. ½ = no difference."""
+    from aftbench.report.claims import claims_table
+
+    title = "Probability that AFT beats each method (same seed, same cell)"
+    table = claims_table(runs)
+    rows = table[table.claim.str.startswith("1.") & (table.scope == "all") & table.prob.notna()]
+    if rows.empty:
         return placeholder(path, title, "no AFT runs, or nothing to compare them with")
-    tables = seed_table(runs[~runs.control_teacher.astype(bool)], [aft, *others])
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(COLUMN_IN, 0.5 + 0.3 * len(others)))
-    for k, m in enumerate(others):
-        ts = [t[[aft, m]] for t in tables.values() if aft in t and m in t and len(t)]
-        if not ts:
-            continue
-        est, lo, hi = stratified_bootstrap(
-            ts, lambda s: probability_of_improvement([t[:, 0] for t in s], [t[:, 1] for t in s])
+    fig, ax = plt.subplots(figsize=(COLUMN_IN, 0.7 + 0.3 * len(rows)))
+    for k, r in enumerate(rows.itertuples()):
+        other = r.statistic.split(" − ")[1].split(" (")[0]
+        m = next((x for x in runs.method.unique() if method_label(x) == other), other)
+        ax.errorbar(
+            [r.prob],
+            [k],
+            xerr=[[r.prob - r.prob_low], [r.prob_high - r.prob]],
+            fmt="o",
+            color=method_color(m, runs),
+            capsize=2,
         )
-        ax.errorbar([est], [k], xerr=[[est - lo], [hi - est]], fmt="o", color=method_color(m, runs), capsize=2)
+        ax.text(
+            1.02,
+            k,
+            f"n = {r.n_datasets} / {r.n_cells} / {r.n_seeds}",
+            va="center",
+            fontsize=6,
+            transform=ax.get_yaxis_transform(),
+        )
     ax.axvline(0.5, color="0.4", ls="--", lw=1)
-    ax.set_yticks(range(len(others)), [f"vs {method_label(m)}" for m in others], fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"vs {s.split(' − ')[1].split(' (')[0]}" for s in rows.statistic], fontsize=7)
     ax.set_xlim(0, 1)
-    ax.set_xlabel(f"P({method_label(aft)} > method)", fontsize=7.5)
+    ax.set_xlabel("P(AFT > method), 95% interval (n: datasets / cells / seeds)", fontsize=7)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_title(title, fontsize=7.5)
     save_png(fig, path)

@@ -1,21 +1,9 @@
-"""Uncertainty for the report: paired differences per table cell, aggregates across cells with
-stratified-bootstrap confidence intervals, the probability of improvement, and rank tests.
-
-- Paired: two methods are compared on the same (dataset, student, seed): same split, same
-  initialisation seed, same batches. Per cell (dataset × student × teacher set) the mean paired
-  difference gets a Student-t interval over seeds (scipy.stats.ttest_1samp): with 3–5 seeds a
-  bootstrap of one cell's differences would be too coarse to mean anything.
-- Across cells: the point estimate (mean, or interquartile mean: scipy.stats.trim_mean at 25%)
-  over tasks = cells, with a stratified bootstrap (Agarwal et al., NeurIPS 2021): seeds are
-  resampled with replacement within each task, the same draw for every method, so pairs stay
-  paired. The probability of improvement of X over Y is the mean over tasks of P(X > Y) + ½ P(X = Y)
-  between their seeds (scipy.stats.mannwhitneyu's U / (n·m)).
-- Ranks: autorank (Friedman test, Nemenyi critical difference) over cells.
-
-rliable computes the same estimators, but rliable 1.2.0 needs `arch < 8`, and no such arch
-imports next to this project's pandas 3.1 and numpy 2.4 (arch 7.x: pandas' deprecate_kwarg
-changed; 6.x: numpy binary incompatibility; arch 8 renamed the argument rliable passes), so
-the stratified resampling is written here on top of scipy.
+"""Per-cell uncertainty for the tables and figures: the runs a result rests on (β selected on
+validation, not diverged), a cell's seeds × methods table, the paired difference of two methods
+over their common seeds with a Student-t interval (scipy.stats.ttest_1samp: with 3-5 seeds a
+bootstrap of one cell's differences would be too coarse to mean anything), and rank tests
+(autorank: Friedman, Nemenyi critical difference). Verdicts across cells and datasets have their
+own design: aftbench.report.inference.
 """
 
 from __future__ import annotations
@@ -24,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 LEVEL = 0.95  # every interval in the report
-REPS = 2000  # bootstrap resamples
+REPS = 2000  # bootstrap resamples (teacher-score intervals: aftbench.report.scores)
 CELL = ["dataset", "student", "teacher_set"]
 
 
@@ -44,41 +32,6 @@ def t_interval(x) -> tuple[float, float, float]:
         return m, m, m
     ci = stats.ttest_1samp(x, 0.0).confidence_interval(LEVEL)
     return m, float(ci.low), float(ci.high)
-
-
-def iqm(x: np.ndarray) -> float:
-    """Interquartile mean: the mean of the middle 50% of all values, trimming int(n/4) from each
-    end exactly as scipy.stats.trim_mean(x, 0.25) (which costs ~1 ms a call inside a bootstrap)."""
-    x = np.sort(np.asarray(x, float).ravel())
-    k = int(0.25 * len(x))
-    return float(x[k : len(x) - k].mean())
-
-
-def mean(x: np.ndarray) -> float:
-    return float(np.mean(x))
-
-
-def probability_of_improvement(x: list[np.ndarray], y: list[np.ndarray]) -> float:
-    """Mean over tasks of P(X > Y) + ½ P(X = Y) between task j's runs of X and of Y (the
-    Mann-Whitney U statistic over n·m, computed directly: scipy.stats.mannwhitneyu gives the same
-    U but costs ~1 ms a call, too slow inside a bootstrap)."""
-    return float(
-        np.mean(
-            [((a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])).mean() for a, b in zip(x, y, strict=True)]
-        )
-    )
-
-
-def stratified_bootstrap(tasks: list, func, reps: int = REPS, seed: int = 0) -> tuple[float, float, float]:
-    """`func(tasks)` on the data and its percentile 95% interval when each task's rows (seeds) are
-    resampled with replacement, the same rows for every column. `tasks`: one seeds × methods
-    array (or frame, converted once) per task."""
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(t, float) for t in tasks]
-    point = func(arrays)
-    draws = [func([a[rng.integers(0, len(a), len(a))] for a in arrays]) for _ in range(reps)]
-    lo, hi = np.nanpercentile(draws, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
-    return float(point), float(lo), float(hi)
 
 
 def chosen(runs: pd.DataFrame) -> pd.DataFrame:
