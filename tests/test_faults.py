@@ -178,7 +178,7 @@ def test_3_divergence_is_recorded_and_never_reported(tmp_path, digits_split):
     t = main_table(runs).iloc[0]
     assert t.aft_mean == pytest.approx(0.61) and t.aft_div == 2
     # two seeds whose paired differences disagree: AFT is not separable from STL (≈), the † counts the diverged
-    assert render_table(main_table(runs)).iloc[0]["AFT"] == "61.0 ± 1.4 (Δ +11.0 [-1.7, +23.7]) ≈ †2"
+    assert render_table(main_table(runs)).iloc[0]["AFT"] == "**61.0 ± 1.4 (Δ +11.0 [-1.7, +23.7])** †2"
 
 
 def test_4_a_batch_larger_than_the_training_set_is_refused(tmp_path, digits_split, text_tsv):

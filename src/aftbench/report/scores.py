@@ -212,9 +212,11 @@ def render_prediction(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return out.fillna("–")
 
 
+PERCENT_SCORES = ("probe", "knn")  # the scores that are accuracies: shown in percent
+
 SCORES_CAPTION = (
     "Transferability scores per (dataset, teacher set), from the training split only "
-    "(aftbench.selection.transferability): probe and kNN accuracy on a held-out fifth of it, LogME "
+    "(aftbench.selection.transferability): probe and kNN accuracy (%) on a held-out fifth of it, LogME "
     "(evidence per example), H-score (Ledoit-Wolf covariance), kernel alignment of the features' "
     "linear kernel with the label kernel. Higher is better for each. Control: a teacher set holding "
     "a teacher that is not pre-trained."
@@ -239,7 +241,10 @@ def write_score_tables(runs: pd.DataFrame, scores: pd.DataFrame, selections: lis
     if shown.empty:
         md += "No teacher set was scored in this sweep.\n"
     else:
-        fmt = shown.assign(**{s: shown[s].map(lambda v: f"{v:.4g}") for s in SCORE_NAMES})
+        # accuracies in percent, as in every other table of the report
+        fmt = shown.assign(**{s: shown[s].map("{:.4g}".format) for s in SCORE_NAMES})
+        fmt = fmt.assign(**{s: (100 * shown[s]).map("{:.1f}".format) for s in PERCENT_SCORES})
+        fmt = fmt.rename(columns={s: f"{s} (%)" for s in PERCENT_SCORES})
         md += fmt.to_markdown(index=False) + "\n"
     for r in selections:
         skipped = [c for c in r["candidates"] if c not in _trained(r)]

@@ -14,7 +14,10 @@ from aftbench.core.io import atomic_path, write_text
 from aftbench.core.layout import NO_TEACHERS, real_set_of
 from aftbench.core.records import DIVERGENCE_FACTOR
 from aftbench.core.roles import BASELINE, PROBE, TRANSFER, method_label, method_order
+from aftbench.report.plots import teacher_role
 from aftbench.report.stats import paired_interval, seed_table
+
+ROLE_ORDER = ["pre-trained", "random-init twin", "noise appended", "noise null"]
 
 
 def teacher_label(teacher_set: str, control: bool) -> str:
@@ -121,16 +124,22 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
         + [f"{m}_{k}" for m in methods for k in ("mean", "std", "n", "div", "d", "dlo", "dhi")],
     )
     table.attrs["baseline"] = base
-    # smaller students first within a dataset, as in the paper's tables
-    return table.sort_values(["dataset", "params", "student", "teacher_set"], kind="stable").reset_index(drop=True)
+    # one order for every dataset: smaller students first (as in the paper's tables), then
+    # pre-trained sets weak to strong by probe, then controls (random-init, noise appended), then
+    # noise nulls
+    role = [
+        ROLE_ORDER.index(teacher_role(t, c, "")) for t, c in zip(table.teacher_set, table.control_teacher, strict=True)
+    ]
+    table = table.assign(_role=role, _probe=table.probe.fillna(np.inf))
+    order = ["dataset", "params", "student", "_role", "_probe", "teacher_set"]
+    return table.sort_values(order, kind="stable").drop(columns=["_role", "_probe"]).reset_index(drop=True)
 
 
 def paired_marks(wide: pd.DataFrame, methods: list[str], base: str | None, row: dict) -> dict:
     """A row's paired statistics (aftbench.report.stats) from its seeds × methods frame `wide`: each
-    method's difference to the baseline on
-    the same seeds (mean, 95% t interval); `best` only when the top method is separable from the
-    runner-up (the interval of their paired difference excludes 0), `ties` every method whose
-    paired difference to the top one includes 0 (the top one too when it is not separable)."""
+    method's difference to the baseline on the same seeds (mean, 95% t interval); `best`: the
+    method with the row's highest mean (bold); `ties`: every other method not separable from it
+    (the 95% t interval of their paired difference includes 0, or too few seeds to tell: ≈)."""
     out = {}
     for m in methods:
         d = paired_interval(wide[m], wide[base]) if base in wide and m in wide else (np.nan,) * 3
@@ -139,13 +148,13 @@ def paired_marks(wide: pd.DataFrame, methods: list[str], base: str | None, row: 
     if not means:
         return {**out, "best": "", "ties": ""}
     ranked = sorted(means, key=means.get, reverse=True)
-    top, ties = ranked[0], []
-    for m in ranked[1:]:
-        lo = paired_interval(wide[top], wide[m])[1] if top in wide and m in wide else np.nan
-        if not lo > 0:  # nan (too few seeds) counts as not separable
-            ties.append(m)
-    separable = not ties or ties[0] != ranked[1]
-    return {**out, "best": top if separable else "", "ties": " ".join(([] if separable else [top]) + ties)}
+    top = ranked[0]
+    ties = [
+        m
+        for m in ranked[1:]
+        if not (paired_interval(wide[top], wide[m])[1] > 0 if top in wide and m in wide else False)
+    ]
+    return {**out, "best": top, "ties": " ".join(ties)}
 
 
 def _fmt(mean, std, n, bold, latex=False, diverged=0, tie=False, delta=None) -> str:
@@ -165,6 +174,15 @@ def _fmt(mean, std, n, bold, latex=False, diverged=0, tie=False, delta=None) -> 
     return (f"**{s}**" if bold else s) + tie_mark + mark
 
 
+def student_lines(table: pd.DataFrame) -> str:
+    """Each student of a dataset's rows described once (init, parameters), above its table."""
+    students = table.drop_duplicates("student")
+    return "".join(
+        f"- `{s}`: {i}, {p:,} parameters\n"
+        for s, i, p in zip(students.student, students.init, students.params, strict=True)
+    )
+
+
 def gap_column(table: pd.DataFrame) -> str:
     return f"probe − {method_label(table.attrs.get('baseline') or 'baseline')}"
 
@@ -174,9 +192,7 @@ def render_table(table: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "dataset": table.dataset,
-            "student (init, params)": [
-                f"{s} ({i}, {p:,})" for s, i, p in zip(table.student, table.init, table.params, strict=False)
-            ],
+            "student": table.student,
             "teachers": [teacher_label(t, c) for t, c in zip(table.teacher_set, table.control_teacher, strict=False)],
             "probe": [("–" if np.isnan(v) else f"{100 * v:.1f}") for v in table.probe],
         }
@@ -198,7 +214,7 @@ def render_table(table: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
         ]
     out[gap_column(table)] = [("–" if np.isnan(v) else f"{100 * v:+.1f}") for v in table.probe_minus_baseline]
     if latex and len(out):  # ids hold underscores; the cells built above hold intended LaTeX
-        for col in ("dataset", "student (init, params)", "teachers"):
+        for col in ("dataset", "student", "teachers"):
             out[col] = out[col].str.replace("_", r"\_", regex=False)
     return out
 
@@ -243,8 +259,8 @@ def caption(runs: pd.DataFrame, baseline: str | None) -> str:
         f"Test accuracy (%), mean ± std over seeds {seeds} (n = {len(seeds)} per cell). "
         f"{tuning_budget_sentence(runs)} Δ = the paired "
         f"difference to {name} on the same seeds (points), mean and 95% Student-t interval over seeds. "
-        f"Bold = the row's best student method, only where it is separable from the runner-up (the 95% "
-        f"interval of their paired difference excludes 0); ≈ = not separable from the row's best. "
+        f"Bold = the row's highest mean; ≈ = not separable from it (the 95% t interval of the paired "
+        f"difference to the bold method includes 0, or too few seeds to tell); unmarked = separably below it. "
         f"{protocol}Checkpoint: final training step (no early stopping). β chosen separately for "
         f"every student, teacher set and seed by validation accuracy over the grid ({betas}); the test "
         f"split never influences any choice. Student init: scratch, or pretrained:<weights> (fine-tuned). probe = "
@@ -281,7 +297,8 @@ def write_tables(runs: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
         table.to_csv(tmp, index=False)
     md = [f"# Main results\n\n{cap}\n"]
     for ds, t in render_table(table).groupby("dataset", sort=True):
-        md.append(f"\n## {ds}\n\n" + t.drop(columns="dataset").to_markdown(index=False, disable_numparse=True) + "\n")
+        md.append(f"\n## {ds}\n\n{student_lines(table[table.dataset == ds])}\n")
+        md.append(t.drop(columns="dataset").to_markdown(index=False, disable_numparse=True) + "\n")
     if table.empty:  # only baselines or only probes finished: say so, and show what there is
         md.append(
             "\nNo transfer run with a teacher set has finished yet; the finished runs:\n\n"
@@ -289,8 +306,12 @@ def write_tables(runs: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
             + "\n"
         )
     write_text(out_dir / "tables" / "main.md", "".join(md))
+    students = table.drop_duplicates(["dataset", "student"])
+    described = "; ".join(
+        f"{s}: {i}, {p:,} parameters" for s, i, p in zip(students.student, students.init, students.params, strict=True)
+    )
     tex_cap = (
-        cap.replace("%", r"\%")
+        f"{cap} Students: {described}.".replace("%", r"\%")
         .replace("±", r"$\pm$")
         .replace("β", r"$\beta$")
         .replace("−", "-")
