@@ -12,6 +12,10 @@ min_version("9.27")
 configfile: "config.yaml"
 
 
+# The HTML report (snakemake --report) opens on this page, which leads to the claims.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
