@@ -65,8 +65,10 @@ def planned_runs(config: dict, sweep: str | None = None, seeds: int | None = Non
     shape = pd.DataFrame(list(rows.values()), columns=COLUMNS)
     if seeds is not None:
         one = shape.drop_duplicates(["dataset", "student", "method", "teacher_set", "beta", "stage"])
-        probes = shape.role == PROBE
-        shape = pd.concat([shape[probes]] + [one[~probes].assign(seed=s) for s in range(seeds)], ignore_index=True)
+        trained = one[one.role != PROBE]
+        shape = pd.concat(
+            [shape[shape.role == PROBE]] + [trained.assign(seed=s) for s in range(seeds)], ignore_index=True
+        )
     return shape.reset_index(drop=True)
 
 
