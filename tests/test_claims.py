@@ -87,10 +87,13 @@ def test_a_claim_without_its_runs_says_so(tmp_path):
     runs = collect_runs(fake_sweep(tmp_path, {"kd": 0.0, "aft": 0.05}))
     table = claims_table(runs)
     # two teacher sets per student: a ladder needs three
-    assert (
-        set(claim(table, 2, "AFT").verdict) == {TOO_FEW}
-        and "≥ 3 real teacher sets" in claim(table, 2, "AFT").detail.iloc[0]
-    )
+    ladder = claim(table, 2)
+    assert set(ladder.verdict) == {"not in this sweep"} and "≥ 3 pre-trained teacher sets" in ladder.statistic.iloc[0]
+    # three sets on one student: a ladder, but its slope has 1 residual df (a verdict needs 2)
+    three = {k: (v[0], p, [True]) for (k, v), p in zip(LADDER.items(), (0.6, 0.75, 0.9), strict=False)}
+    short = claims_table(collect_runs(fake_sweep(tmp_path / "s", {"aft": 0.0}, sets=three, cells=(("d1", "image"),))))
+    row = claim(short, 2, "AFT").iloc[0]
+    assert row.verdict == TOO_FEW and "residual df" in row.detail and not np.isnan(row.estimate)
     assert claim(table, 3).verdict.tolist() == ["not in this sweep"]  # no union
     assert claim(table, 4).verdict.tolist() == ["not in this sweep"] * 3  # no control
     no_aft = claims_table(collect_runs(fake_sweep(tmp_path / "k", {"kd": 0.01})))
@@ -212,7 +215,14 @@ def test_claims_files_and_report_are_written(tmp_path):
     figs = {p.name for p in (tmp_path / "out" / "figures").iterdir()}
     assert {"d1_difference.png", "d1_difference.pdf", "ranks.png", "improvement_probability.png"} <= figs
     write_claims(collect_runs(paths), tmp_path / "again")  # regenerates from the runs alone
-    assert (tmp_path / "again" / "tables" / "claims.md").read_text() == md
+    again = (tmp_path / "again" / "tables" / "claims.md").read_text()
+    assert (
+        md.startswith(again) and "## Figures this sweep cannot support" in md
+    )  # build_report adds what it did not draw
+    assert (
+        "`single_vs_union.png`: no pre-trained union" in md
+        and not (tmp_path / "out" / "figures" / "single_vs_union.png").exists()
+    )
 
 
 def test_a_sweep_without_stl_still_reports(tmp_path):

@@ -199,8 +199,10 @@ def _strength_rows(d: Design, methods, aft, tables, suffix: str) -> list[_Row]:
         if (ds, ts) in d.probe.index:
             for m in t:
                 points.setdefault(m, []).append((ds, st, ts, d.probe[(ds, ts)], t[m].mean()))
-    if aft not in points:
-        return [_summary(C2, "all" + suffix, stat + f"; needs ≥ {inference.MIN_LADDER} teacher sets per student")]
+    ladder = pd.DataFrame([p[:3] for p in points.get(aft, [])], columns=["dataset", "student", "teacher_set"])
+    if ladder.empty or ladder.groupby(["dataset", "student"]).size().max() < inference.MIN_LADDER:
+        need = f"; needs a student trained on ≥ {inference.MIN_LADDER} pre-trained teacher sets (a ladder)"
+        return [_summary(C2, "all" + suffix, stat + need)]
     rows = []
     for m in methods:
         if m in points:
@@ -360,7 +362,7 @@ def render(table: pd.DataFrame) -> pd.DataFrame:
             ],
             "p (Holm)": [_p(p) for p in table.p_holm],
             "datasets / cells / seeds": [
-                "–" if not c else f"{d} / {c} / {s}"
+                "–" if not s else f"{d} / {c} / {s}"
                 for d, c, s in zip(table.n_datasets, table.n_cells, table.n_seeds, strict=True)
             ],
             "verdict": table.verdict,

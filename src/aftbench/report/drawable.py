@@ -6,6 +6,7 @@ penalty, teacher set, members, control, β, stage, fit_on), never a result."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from aftbench.core.layout import CLAIM_FIGURES, GAIN_REPORTS, NO_TEACHERS, PROBE_STUDENT, real_set_of
@@ -54,7 +55,7 @@ def _ladder(runs) -> str:
     t = _transfer_on_real(runs)
     probes = runs[runs.role == PROBE]
     probed = set(zip(probes.dataset, probes.teacher_set, strict=True))
-    t = t[[(d, s) in probed for d, s in zip(t.dataset, t.teacher_set, strict=True)]]
+    t = t[np.array([(d, s) in probed for d, s in zip(t.dataset, t.teacher_set, strict=True)], bool)]
     sizes = t.groupby(["dataset", "student", "method"]).teacher_set.nunique()
     return (
         "" if (sizes >= MIN_LADDER).any() else f"no student trained on ≥ {MIN_LADDER} probed pre-trained teacher sets"

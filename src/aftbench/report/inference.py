@@ -159,7 +159,7 @@ def paired_estimate(groups: list[Group], indicator: bool = False) -> Estimate:
     means = np.array([np.mean([r[0] for r in rs]) for rs in per_dataset.values()])
     k = len(means)
     e = Estimate(float(means.mean()), float(means.std(ddof=1) / np.sqrt(k)), k - 1, k, n_cells, n_seeds)
-    e.test_variance = tested
+    # across datasets the dataset means carry their own test-set noise: nothing is added
     if k < MIN_DATASETS:
         e.too_few = f"{k} dataset(s); an aggregate needs ≥ {MIN_DATASETS}"
     return e
