@@ -48,7 +48,12 @@ def test_no_effect_gives_few_decisive_verdicts_and_a_true_effect_is_found(config
 
 def test_a_sweep_draws_only_the_figures_its_shape_supports(config):
     gaps = figure_gaps(planned_runs(config, "offline"), config.get("headline_sets"))
-    assert {f for f, why in gaps.items() if why} == {"student_vs_probe", "accuracy_vs_size", "single_vs_union"}
+    assert {f for f, why in gaps.items() if why} == {
+        "student_vs_probe",
+        "accuracy_vs_size",
+        "single_vs_union",
+        "score_vs_student",
+    }
     assert "≥ 3 probed pre-trained teacher sets" in gaps["student_vs_probe"]
     ladder = figure_gaps(planned_runs(config, "offline_pretrained"), config.get("headline_sets"))
     assert {f for f, why in ladder.items() if why} == {"accuracy_vs_size"}

@@ -151,16 +151,22 @@ def test_outputs_exist_with_expected_rows(workdir):
     assert "## digits" in md and "## tinytext" in md and "± " in md and "probe − STL" in md
     assert "(Δ " in md and ("**" in md or " ≈" in md)  # paired differences; bold only where separable
     assert "a (control: not pre-trained)" in md  # random-projection teachers are labelled as controls
-    assert "cnn_t (scratch, " in md and "by validation accuracy over the grid (aft: {0.5, 2}, ft: {1}, kd: {1}" in md
+    assert "`cnn_t`: scratch, " in md and "by validation accuracy over the grid (aft: {0.5, 2}, ft: {1}, kd: {1}" in md
     tex = (rep / "tables" / "main.tex").read_text()
     assert r"\begin{tabular}" in tex and r"accuracy (\%)" in tex and "(%)" not in tex  # a bare % comments out LaTeX
     from aftbench.core.layout import CLAIM_FIGURES
+    from aftbench.report.drawable import figure_gaps
 
-    for name in [f"{d}_difference" for d in ("digits", "tinytext")] + CLAIM_FIGURES:
+    gaps = figure_gaps(runs)  # what this sweep supports: the workflow planned the same from its config
+    drawn = [f for f in CLAIM_FIGURES if not gaps[f]]
+    assert {"normalized_error", "improvement_probability", "rho_by_teacher", "accuracy_vs_beta"} <= set(drawn)
+    for name in [f"{d}_difference" for d in ("digits", "tinytext")] + drawn:
         png = rep / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert (rep / "figures" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-", name
     claims = (rep / "tables" / "claims.md").read_text()
+    for name in set(CLAIM_FIGURES) - set(drawn):  # not drawn: named in the claims with the reason
+        assert not (rep / "figures" / f"{name}.png").exists() and f"`{name}.png`: {gaps[name]}" in claims
     assert "1. AFT beats every baseline" in claims and "verdict" in claims
     rho = runs[runs.method == "aft"].rho_by_teacher.map(json.loads)
     assert all(set(d) in ({"rp_a"}, {"rp_text"}) and all(0 < v < 1 for v in d.values()) for d in rho)

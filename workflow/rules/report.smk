@@ -75,6 +75,7 @@ rule aggregate:
                 labels={"figure": f},
             )
             for f in SCORE_FIGURES
+            if f in FIGURES
         ],
     log:
         f"{LOGS_DIR}/aggregate/{SWEEP}.log",

@@ -159,9 +159,9 @@ GAIN_REPORTS = ["knowledge_gain", "paper_error"]
 SCORE_FIGURES = ["teacher_scores", "score_vs_student"]
 
 
-def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES + GAIN_REPORTS) -> list[str]:
+def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES + GAIN_REPORTS + SCORE_FIGURES) -> list[str]:
     """Everything the aggregate step writes for one sweep: runs.csv, the main and claims tables,
-    per-dataset figures, and the claim and gain `figures` the sweep supports
+    per-dataset figures, and the claim, gain and score `figures` the sweep supports
     (aftbench.report.drawable). Each sweep has its own folder, so running one sweep never replaces
     another's."""
     out = report_dir(sweep)
@@ -173,7 +173,7 @@ def report_paths(sweep: str, datasets, figures=CLAIM_FIGURES + GAIN_REPORTS) -> 
         + [f"{out}/figures/{t}.png" for t in GAIN_REPORTS if t in figures]
         + [f"{out}/figures/{d}_difference.png" for d in datasets]
         + [f"{out}/figures/{f}.png" for f in CLAIM_FIGURES if f in figures]
-        + [f"{out}/figures/{f}.png" for f in SCORE_FIGURES]
+        + [f"{out}/figures/{f}.png" for f in SCORE_FIGURES if f in figures]
     )
 
 

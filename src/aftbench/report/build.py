@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from aftbench.core.io import atomic_path, read_json
-from aftbench.core.layout import NO_TEACHERS, RESULTS
+from aftbench.core.layout import NO_TEACHERS, RESULTS, SCORE_FIGURES
 from aftbench.core.tuning import pick_on_val
 from aftbench.report.claims import write_claims
 from aftbench.report.drawable import figure_gaps
@@ -145,5 +145,5 @@ def build_report(
     write_claims(runs, out, delta, {f: why or "not planned" for f, why in gaps.items() if f not in figures})
     write_knowledge(runs, out, draw="knowledge_gain" in figures)
     write_paper_error(runs, headline or {}, out, draw="paper_error" in figures)
-    write_score_report(runs, list(scores), list(selections), out)
+    write_score_report(runs, list(scores), list(selections), out, [f for f in figures if f in SCORE_FIGURES])
     return runs

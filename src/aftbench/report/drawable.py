@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aftbench.core.layout import CLAIM_FIGURES, GAIN_REPORTS, NO_TEACHERS, PROBE_STUDENT, real_set_of
+from aftbench.core.layout import CLAIM_FIGURES, GAIN_REPORTS, NO_TEACHERS, PROBE_STUDENT, SCORE_FIGURES, real_set_of
 from aftbench.core.roles import BASELINE, PROBE, TRANSFER
 
 MIN_LADDER = 3  # real teacher sets per (dataset, student, method) for a ladder (claim 2's minimum)
@@ -96,6 +96,18 @@ def _nulls(runs) -> str:
     return "" if runs.teacher_set.map(lambda t: real_set_of(t) is not None).any() else "no noise-null runs"
 
 
+def _scored(runs) -> str:
+    # a sweep scores every teacher set it trains on (aftbench.selection.adaptive.scored_sets)
+    return "" if (runs.teacher_set != NO_TEACHERS).any() else "no teacher set in this sweep"
+
+
+def _scored_ladder(runs) -> str:
+    t = runs[(runs.role == TRANSFER) & (runs.teacher_set != NO_TEACHERS)]
+    sizes = t.groupby(["dataset", "student", "method"]).teacher_set.nunique()
+    ok = (sizes >= MIN_LADDER).any()
+    return "" if ok else f"no (dataset, student, method) trained on ≥ {MIN_LADDER} scored teacher sets"
+
+
 def _headline(runs, headline: dict[str, list[str]]) -> str:
     t = runs[runs.role == TRANSFER]
     b = runs[runs.role == BASELINE]
@@ -116,17 +128,20 @@ NEEDS = {
     "single_vs_union": _unions,
     "accuracy_vs_beta": _betas,
     "knowledge_gain": _nulls,
+    "teacher_scores": _scored,
+    "score_vs_student": _scored_ladder,
 }
-assert set(NEEDS) | {"paper_error"} == set(CLAIM_FIGURES) | set(GAIN_REPORTS)
+FIGURES = CLAIM_FIGURES + GAIN_REPORTS + SCORE_FIGURES
+assert set(NEEDS) | {"paper_error"} == set(FIGURES)
 
 
 def figure_gaps(runs: pd.DataFrame, headline: dict[str, list[str]] | None = None) -> dict[str, str]:
-    """Every claim and gain figure -> '' where the runs support it, else why not."""
+    """Every claim, gain and score figure -> '' where the runs support it, else why not."""
     gaps = {name: need(runs) for name, need in NEEDS.items()}
     gaps["paper_error"] = _headline(runs, headline or {})
-    return {name: gaps[name] for name in CLAIM_FIGURES + GAIN_REPORTS}
+    return {name: gaps[name] for name in FIGURES}
 
 
 def drawable(runs: pd.DataFrame, headline: dict[str, list[str]] | None = None) -> list[str]:
-    """The figures (claim figures, then gain figures) the runs support."""
+    """The figures (claim, gain, then score figures) the runs support."""
     return [name for name, why in figure_gaps(runs, headline).items() if not why]

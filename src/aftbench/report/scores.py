@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from aftbench.core.io import atomic_path, read_json, write_text
+from aftbench.core.layout import SCORE_FIGURES
 from aftbench.core.roles import BASELINE, method_label, method_order
 from aftbench.report.plots import PALETTE, placeholder, pyplot, save_png
 from aftbench.report.stats import LEVEL, REPS, chosen
@@ -374,11 +375,16 @@ def score_vs_student_figure(
     save_png(fig, path)
 
 
-def write_score_report(runs: pd.DataFrame, score_paths: list[str], selection_paths: list[str], out_dir) -> None:
-    """Both tables and both figures of a report's `Which teachers` section."""
+def write_score_report(
+    runs: pd.DataFrame, score_paths: list[str], selection_paths: list[str], out_dir, figures=SCORE_FIGURES
+) -> None:
+    """Both tables of a report's `Which teachers` section, and the `figures` the sweep supports
+    (aftbench.report.drawable)."""
     scores = score_frame(score_paths)
     selections = selection_records(selection_paths)
     table = write_score_tables(runs, scores, selections, out_dir)
     figs = Path(out_dir) / "figures"
-    teacher_scores_figure(scores, selections, str(figs / "teacher_scores.png"))
-    score_vs_student_figure(runs, scores, str(figs / "score_vs_student.png"), table)
+    if "teacher_scores" in figures:
+        teacher_scores_figure(scores, selections, str(figs / "teacher_scores.png"))
+    if "score_vs_student" in figures:
+        score_vs_student_figure(runs, scores, str(figs / "score_vs_student.png"), table)
