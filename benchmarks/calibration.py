@@ -37,7 +37,7 @@ import pandas as pd
 from aftbench.config.check import validate_config
 from aftbench.config.load import load_config
 from aftbench.core.layout import NO_TEACHERS, PROBE_STUDENT, real_set_of
-from aftbench.report.claims import CONTRADICTED, SUPPORTED, claims_table
+from aftbench.report.claims import ABSENT, CONTRADICTED, SUPPORTED, claims_table
 from aftbench.sweep.shape import kept_runs, planned_runs
 
 # Noise scales in accuracy points (module doc), measured: seed and run from the default sweep's
@@ -48,9 +48,23 @@ NOISE = {"seed": 0.27, "run": 0.34, "teacher_set": 0.3}
 DECISIVE = (SUPPORTED, CONTRADICTED)
 
 
-def simulate(shape: pd.DataFrame, rng: np.random.Generator, effect: float = 0.0, noise: dict = NOISE) -> pd.DataFrame:
+# Each claim's alternative (module doc): which AFT runs gain `effect` points, and the claims whose
+# power it measures.
+SCENARIOS = {
+    "aft": ("AFT gains the effect on every pre-trained teacher set", ("1.", "4.")),
+    "ladder": (
+        "AFT gains 0 on a dataset's weakest pre-trained set rising to the effect on its strongest (by probe)",
+        ("2.",),
+    ),
+    "union": ("AFT gains the effect on every union of pre-trained sets", ("3.",)),
+}
+
+
+def simulate(
+    shape: pd.DataFrame, rng: np.random.Generator, effect: float = 0.0, noise: dict = NOISE, scenario: str = "aft"
+) -> pd.DataFrame:
     """A runs table (accuracies as fractions) for `shape` (module doc); AFT gains `effect` points
-    on every pre-trained teacher set."""
+    as `scenario` (SCENARIOS) says."""
     runs = shape.copy()
     members = {ts: set(t.split("+")) for ts, t in zip(runs.teacher_set, runs.teachers, strict=True)}
     real = runs[(runs.teacher_set != NO_TEACHERS) & ~runs.control_teacher.astype(bool)]
@@ -74,16 +88,33 @@ def simulate(shape: pd.DataFrame, rng: np.random.Generator, effect: float = 0.0,
     seed_effect = {
         k: rng.normal(0, noise["seed"]) for k in set(zip(runs.dataset, runs.student, runs.seed, strict=True))
     }
+    probes = runs[runs.student == PROBE_STUDENT]
+    probe = {k: rng.uniform(50, 90) for k in zip(probes.dataset, probes.teacher_set, strict=True)}  # unrelated to tau
+    span = {}
+    for (ds, ts), p in probe.items():
+        if (ds, ts) in tau:
+            lo, hi = span.get(ds, (p, p))
+            span[ds] = (min(lo, p), max(hi, p))
+
+    def gain(r) -> float:
+        if r.penalty != "aft" or r.control_teacher or r.teacher_set == NO_TEACHERS:
+            return 0.0
+        if scenario == "union":
+            return effect if len(members[r.teacher_set]) > 1 else 0.0
+        if scenario == "ladder":
+            lo, hi = span.get(r.dataset, (0.0, 0.0))
+            p = probe.get((r.dataset, r.teacher_set))
+            return 0.0 if p is None or hi <= lo else effect * (p - lo) / (hi - lo)
+        return effect
+
     acc = []
     for r in runs.itertuples():
         if r.student == PROBE_STUDENT:
-            acc.append(rng.uniform(50, 90))  # probe accuracy, unrelated to the teacher-set effect
+            acc.append(probe[(r.dataset, r.teacher_set)])
             continue
         a = 70.0 + seed_effect[(r.dataset, r.student, r.seed)] + rng.normal(0, noise["run"])
         if r.teacher_set != NO_TEACHERS:
-            a += tau.get((r.dataset, r.teacher_set), 0.0)
-            if r.penalty == "aft" and not r.control_teacher:
-                a += effect
+            a += tau.get((r.dataset, r.teacher_set), 0.0) + gain(r)
         acc.append(a)
     runs["test_acc"] = np.array(acc) / 100
     runs["val_acc"] = runs.test_acc + rng.normal(0, noise["run"] / 100, len(runs))
@@ -91,16 +122,22 @@ def simulate(shape: pd.DataFrame, rng: np.random.Generator, effect: float = 0.0,
 
 
 def _one(args) -> pd.DataFrame:
-    shape, seed, effect, noise = args
-    table = claims_table(simulate(shape, np.random.default_rng(seed), effect, noise))
+    shape, seed, effect, noise, scenario = args
+    table = claims_table(simulate(shape, np.random.default_rng(seed), effect, noise, scenario))
     return table[["claim", "scope", "statistic", "verdict", "estimate"]].assign(sim=seed)
 
 
 def calibrate(
-    shape: pd.DataFrame, sims: int, effect: float = 0.0, noise: dict = NOISE, workers: int = 1
+    shape: pd.DataFrame,
+    sims: int,
+    effect: float = 0.0,
+    noise: dict = NOISE,
+    workers: int = 1,
+    scenario: str = "aft",
+    first: int = 0,
 ) -> pd.DataFrame:
-    """Every simulated sweep's claims table, stacked (column `sim`)."""
-    jobs = [(shape, s, effect, noise) for s in range(sims)]
+    """Every simulated sweep's claims table, stacked (column `sim`: its seed, from `first`)."""
+    jobs = [(shape, s, effect, noise, scenario) for s in range(first, first + sims)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             return pd.concat(pool.map(_one, jobs, chunksize=8), ignore_index=True)
@@ -119,6 +156,7 @@ def family_error(tables: pd.DataFrame) -> tuple[float, float, int]:
 def power(tables: pd.DataFrame) -> pd.DataFrame:
     """Per tested row: the share of sweeps where it is supported."""
     rows = tables[~tables.statistic.str.contains("summary")]
+    rows = rows[rows.groupby(["claim", "scope", "statistic"]).verdict.transform(lambda v: (v != ABSENT).any())]
     return (
         rows.groupby(["claim", "scope", "statistic"], sort=False)
         .verdict.apply(lambda v: float((v == SUPPORTED).mean()))
@@ -154,7 +192,8 @@ def noise_from(runs_csv: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweeps", nargs="+", default=["offline", "offline_pretrained", "paper"])
-    ap.add_argument("--sims", type=int, default=500)
+    ap.add_argument("--sims", type=int, default=500, help="null sweeps per shape (0: power only)")
+    ap.add_argument("--power-sims", type=int, default=200, help="sweeps per claim's alternative")
     ap.add_argument("--effect", type=float, default=1.0, help="AFT's true gain (points) for the power table")
     ap.add_argument("--power-seeds", type=int, default=5)
     ap.add_argument("--noise-from", help="a finished sweep's runs.csv to take the noise scales from")
@@ -168,31 +207,30 @@ def main() -> None:
     if a.teacher_set_sd is not None:
         noise["teacher_set"] = a.teacher_set_sd
     print(f"noise scales (points): {noise}", flush=True)
-    out = {"noise": noise, "sims": a.sims, "effect": a.effect, "sweeps": {}}
+    out = {"noise": noise, "sims": a.sims, "power_sims": a.power_sims, "effect": a.effect, "sweeps": {}}
     for sweep in a.sweeps:
         t0 = time.time()
         shape = kept_runs(planned_runs(cfg, sweep))
-        null = calibrate(shape, a.sims, 0.0, noise, a.workers)
-        fwer, se, n = family_error(null)
-        alt = calibrate(kept_runs(planned_runs(cfg, sweep, a.power_seeds)), a.sims, a.effect, noise, a.workers)
-        pw = power(alt)
-        seeds = int(shape.seed.nunique())
-        out["sweeps"][sweep] = {
-            "runs": len(shape),
-            "seeds": seeds,
-            "family_error": fwer,
-            "family_error_se": se,
-            "family_error_sims": n,
-            "decisive_by_row_under_null": power(
-                null.assign(verdict=null.verdict.where(~null.verdict.isin(DECISIVE), SUPPORTED))
-            ).to_dict("records"),
-            "power": pw.to_dict("records"),
-            "seconds": round(time.time() - t0, 1),
-        }
-        print(
-            f"\n## {sweep}: {len(shape)} runs, {seeds} seeds; null: any decisive verdict in {fwer:.3f} ± {se:.3f} of {n} sweeps"
-        )
-        print(pw.to_markdown(index=False, floatfmt=".2f"), flush=True)
+        res = {"runs": len(shape), "seeds": int(shape.seed.nunique())}
+        if a.sims:
+            fwer, se, n = family_error(calibrate(shape, a.sims, 0.0, noise, a.workers))
+            res.update(family_error=fwer, family_error_se=se, family_error_sims=n)
+            print(
+                f"\n## {sweep}: {len(shape)} runs; null: any decisive verdict in {fwer:.3f} ± {se:.3f} of {n}",
+                flush=True,
+            )
+        five = kept_runs(planned_runs(cfg, sweep, a.power_seeds))
+        rows = []
+        for scenario, (_, claims) in SCENARIOS.items():
+            if a.power_sims:
+                pw = power(calibrate(five, a.power_sims, a.effect, noise, a.workers, scenario))
+                rows.append(pw[pw.claim.str.startswith(claims)].assign(scenario=scenario))
+        if rows:
+            table = pd.concat(rows, ignore_index=True)
+            res["power"] = table.to_dict("records")
+            print(table.to_markdown(index=False, floatfmt=".2f"), flush=True)
+        res["seconds"] = round(time.time() - t0, 1)
+        out["sweeps"][sweep] = res
     from pathlib import Path
 
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
