@@ -15,10 +15,11 @@ McNemar's test), with a Welch–Satterthwaite df.
 - One dataset: the mean over its students (groups are independent: different models and seeds).
 - Several datasets: datasets are the unit. The estimate is the mean of the dataset estimates, its
   interval a t interval over them (df = datasets − 1), so one dataset cannot carry an aggregate.
-- Claim 2's slope: the teacher set is the unit. Per group, cell means (over seeds) against the
-  set's probe accuracy, centred per group; the pooled slope's t interval comes from the residuals
-  across teacher sets (df = sets − groups − 1), so teacher-set effects unrelated to the probe
-  widen it instead of being averaged away as seed noise.
+- Claim 2's slope: the teacher set of a dataset is the unit (the students of a dataset share a
+  set's probe and effect: averaged into one unit). Cell means (over seeds) against the set's probe
+  accuracy, centred per dataset; the pooled slope's t interval comes from the residuals across
+  teacher sets (df = sets − datasets − 1), so teacher-set effects unrelated to the probe widen it
+  instead of being averaged away as seed noise.
 
 Written on top of scipy.stats (t distribution) and statsmodels (Holm): a design-aware bootstrap
 would need the same hierarchy written out, and under-covers at the seed counts sweeps have.
@@ -36,7 +37,7 @@ from aftbench.report.stats import LEVEL  # every interval; the verdicts' family-
 ALPHA = 1 - LEVEL
 MIN_SEEDS = 3  # paired seeds a cell needs to enter a test (a t interval over 2 seeds has df 1)
 MIN_LADDER = 3  # real (pre-trained, non-null) teacher sets a (dataset, student) needs for a slope
-MIN_SLOPE_DF = 2  # residual degrees of freedom a slope's verdict needs (teacher sets − groups − 1)
+MIN_SLOPE_DF = 2  # residual degrees of freedom a slope's verdict needs (teacher sets − datasets − 1)
 MIN_DATASETS = 2  # datasets an aggregate over datasets needs (its t interval has df = datasets − 1)
 DELTA = 0.5  # default equivalence margin, accuracy points (config: report.equivalence_margin)
 
@@ -180,8 +181,11 @@ def agreeing_units_interval(prob: Estimate) -> tuple[float, float]:
 
 
 def slope_estimate(points: list[tuple[str, str, str, float, float]]) -> Estimate:
-    """Pooled within-group slope of y on x from `points` (dataset, student, teacher set, x, y):
-    each group centred on its own means; t interval from the residuals over teacher sets."""
+    """Pooled within-dataset slope of y on x from `points` (dataset, student, teacher set, x, y),
+    with the teacher set of a dataset as the unit: each student's cell means are centred on that
+    student's mean, then averaged over the students that trained on the set (every student of a
+    dataset sees the same set, its probe and its effect: they are one unit, not several), then
+    centred per dataset; the t interval comes from the residuals over those units."""
     from scipy import stats
 
     frame = pd.DataFrame(points, columns=["dataset", "student", "teacher_set", "x", "y"]).dropna()
@@ -189,13 +193,14 @@ def slope_estimate(points: list[tuple[str, str, str, float, float]]) -> Estimate
     frame = frame[sizes >= MIN_LADDER]
     if frame.empty:
         return Estimate(too_few=f"no student with ≥ {MIN_LADDER} real teacher sets")
-    keys = [frame.dataset, frame.student]
-    x = (frame.x - frame.groupby(keys).x.transform("mean")).to_numpy()
-    y = (frame.y - frame.groupby(keys).y.transform("mean")).to_numpy()
+    frame = frame.assign(y=frame.y - frame.groupby(["dataset", "student"]).y.transform("mean"))
+    units = frame.groupby(["dataset", "teacher_set"], as_index=False).agg(x=("x", "mean"), y=("y", "mean"))
+    x = (units.x - units.groupby("dataset").x.transform("mean")).to_numpy()
+    y = (units.y - units.groupby("dataset").y.transform("mean")).to_numpy()
     sxx = float((x * x).sum())
-    n_groups = frame.groupby(["dataset", "student"]).ngroups
-    df = len(frame) - n_groups - 1
-    e = Estimate(n_datasets=frame.dataset.nunique(), n_cells=len(frame))
+    n_groups = units.dataset.nunique()
+    df = len(units) - n_groups - 1
+    e = Estimate(n_datasets=n_groups, n_cells=len(units))
     if sxx == 0:
         e.too_few = "the teacher sets' probe accuracies do not vary"
         return e
@@ -203,7 +208,7 @@ def slope_estimate(points: list[tuple[str, str, str, float, float]]) -> Estimate
     e.extra["rho"] = float(stats.spearmanr(x, y).statistic) if len(x) > 2 and np.ptp(y) > 0 else np.nan
     if df < MIN_SLOPE_DF:
         e.too_few = (
-            f"{len(frame)} teacher sets in {n_groups} student(s): a slope's test needs ≥ {MIN_SLOPE_DF} residual df"
+            f"{len(units)} teacher sets in {n_groups} dataset(s): a slope's test needs ≥ {MIN_SLOPE_DF} residual df"
         )
         return e
     resid = y - e.estimate * x
