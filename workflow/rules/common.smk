@@ -60,6 +60,9 @@ DATASETS = sorted({d for b in CONFIG["sweeps"][SWEEP] for d in b["datasets"]})
 # The claim and gain figures this sweep's planned runs can support: only those are declared and
 # drawn; the claims table names the others and why (aftbench.report.drawable).
 FIGURES = drawable(planned_runs(CONFIG, SWEEP), CONFIG.get("headline_sets", {}))
+# an adaptive block's candidates are scored before any of them is planned for training
+if scored_sets(CONFIG) and "teacher_scores" not in FIGURES:
+    FIGURES.append("teacher_scores")
 
 
 def _alt(ids):
