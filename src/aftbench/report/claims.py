@@ -113,10 +113,7 @@ def aft_beats_baselines(d: Design, aft: str | None) -> list[_Row]:
     if aft is None or not baselines:
         return [_summary(C1, "all", "AFT − baseline (points)")]
     modality = runs.drop_duplicates("dataset").set_index("dataset").modality
-    aft_cells = {}  # (dataset, student) -> AFT's real teacher sets
-    for ds, st, m, ts in d.real_arms:
-        if m == aft and ts != NO_TEACHERS:
-            aft_cells.setdefault((ds, st), []).append(ts)
+    aft_cells = d.sets_of(aft, real=True)
     modalities = sorted({modality[ds] for ds, _ in aft_cells})
     scopes = (modalities if len(modalities) > 1 else []) + ["all"]
     rows = []
@@ -199,8 +196,7 @@ def _strength_rows(d: Design, methods, aft, tables, suffix: str) -> list[_Row]:
         if (ds, ts) in d.probe.index:
             for m in t:
                 points.setdefault(m, []).append((ds, st, ts, d.probe[(ds, ts)], t[m].mean()))
-    ladder = pd.DataFrame([p[:3] for p in points.get(aft, [])], columns=["dataset", "student", "teacher_set"])
-    if ladder.empty or ladder.groupby(["dataset", "student"]).size().max() < inference.MIN_LADDER:
+    if inference.slope_estimate(points.get(aft, [])).n_cells == 0:  # no student with a ladder
         need = f"; needs a student trained on ≥ {inference.MIN_LADDER} pre-trained teacher sets (a ladder)"
         return [_summary(C2, "all" + suffix, stat + need)]
     rows = []
@@ -233,7 +229,7 @@ def _best_member_by_seed(d: Design, ds, st, aft, parts: list[str], seeds) -> pd.
     for s in seeds:
         if any(s not in f.index for f in frames.values()):
             continue
-        score = {p: float(v.drop(index=s).mean()) if v.drop(index=s).notna().any() else np.nan for p, v in val.items()}
+        score = {p: float(v.drop(index=s).mean()) for p, v in val.items()}  # NaN where no other seed has one
         if all(np.isnan(v) for v in score.values()):
             score = {p: float(d.probe.get((ds, p), np.nan)) for p in parts}
         if all(np.isnan(v) for v in score.values()):
@@ -247,10 +243,7 @@ def complementary(d: Design, aft: str | None) -> list[_Row]:
     stat = f"union − best member set (AFT, {POINTS})"
     if aft is None:
         return [_summary(C3, "all", stat)]
-    sets_of = {}
-    for ds, st, m, ts in d.arms:
-        if m == aft:
-            sets_of.setdefault((ds, st), set()).add(ts)
+    sets_of = d.sets_of(aft)
     groups = []
     for (ds, st), sets in sorted(sets_of.items()):
         cells = {}
@@ -279,10 +272,7 @@ def controls(d: Design, aft: str | None) -> list[_Row]:
     }
     if aft is None:
         return [_summary(C4, "all", s) for s in stats.values()]
-    sets_of = {}
-    for ds, st, m, ts in d.arms:
-        if m == aft:
-            sets_of.setdefault((ds, st), set()).add(ts)
+    sets_of = d.sets_of(aft)
     found = {k: [] for k in stats}
     for (ds, st), sets in sorted(sets_of.items()):
         real = sorted(s for s in sets if d.is_real(s))

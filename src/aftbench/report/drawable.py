@@ -11,17 +11,13 @@ import pandas as pd
 
 from aftbench.core.layout import CLAIM_FIGURES, GAIN_REPORTS, NO_TEACHERS, PROBE_STUDENT, SCORE_FIGURES, real_set_of
 from aftbench.core.roles import BASELINE, PROBE, TRANSFER
+from aftbench.report.plots import on_pretrained_sets
 
 MIN_LADDER = 3  # real teacher sets per (dataset, student, method) for a ladder (claim 2's minimum)
 
 
-def _real(runs: pd.DataFrame) -> pd.DataFrame:
-    null = runs.teacher_set.map(lambda t: real_set_of(t) is not None)
-    return runs[~(runs.control_teacher.astype(bool) | null)]
-
-
-def _transfer_on_real(runs) -> pd.DataFrame:
-    return _real(runs[(runs.role == TRANSFER) & (runs.teacher_set != NO_TEACHERS)])
+def _transfer_on_pretrained_sets(runs) -> pd.DataFrame:
+    return on_pretrained_sets(runs[(runs.role == TRANSFER) & (runs.teacher_set != NO_TEACHERS)])
 
 
 def _students(runs) -> pd.DataFrame:
@@ -29,13 +25,13 @@ def _students(runs) -> pd.DataFrame:
 
 
 def _paired_with_baseline(runs) -> str:
-    t, b = _transfer_on_real(runs), runs[runs.role == BASELINE]
+    t, b = _transfer_on_pretrained_sets(runs), runs[runs.role == BASELINE]
     both = set(zip(t.dataset, t.student, strict=True)) & set(zip(b.dataset, b.student, strict=True))
     return "" if both else "no transfer run on a pre-trained teacher set beside a baseline (STL) run of its student"
 
 
 def _improvement(runs) -> str:
-    t = _transfer_on_real(runs)
+    t = _transfer_on_pretrained_sets(runs)
     aft = t[t.penalty == "aft"]
     if aft.empty:
         return "no AFT run on a pre-trained teacher set"
@@ -45,14 +41,14 @@ def _improvement(runs) -> str:
 
 
 def _ranks(runs) -> str:
-    t = _transfer_on_real(runs)
+    t = _transfer_on_pretrained_sets(runs)
     cells = t.groupby(["dataset", "student", "teacher_set"]).ngroups
     methods = _students(runs).method.nunique()
     return "" if cells >= 2 and methods >= 2 else "ranks need ≥ 2 cells and ≥ 2 methods"
 
 
 def _ladder(runs) -> str:
-    t = _transfer_on_real(runs)
+    t = _transfer_on_pretrained_sets(runs)
     probes = runs[runs.role == PROBE]
     probed = set(zip(probes.dataset, probes.teacher_set, strict=True))
     t = t[np.array([(d, s) in probed for d, s in zip(t.dataset, t.teacher_set, strict=True)], bool)]
@@ -72,7 +68,7 @@ def _rho(runs) -> str:
 
 
 def _unions(runs) -> str:
-    t = _real(runs[runs.penalty.isin(["aft", "kd"])])
+    t = on_pretrained_sets(runs[runs.penalty.isin(["aft", "kd"])])
     members = {ts: set(m.split("+")) for ts, m in zip(t.teacher_set, t.teachers, strict=True)}
     for (_, _, _), g in t.groupby(["dataset", "student", "method"]):
         sets = set(g.teacher_set)

@@ -28,6 +28,7 @@ from aftbench.report.plots import (
     cell_means,
     method_color,
     method_legend,
+    on_pretrained_sets,
     placeholder,
     pyplot,
     save_png,
@@ -61,7 +62,7 @@ def student_vs_probe(runs, path):
 
     title = "Student accuracy vs the teacher set's linear-probe accuracy"
     sel = selected_runs(runs)
-    sel = sel[~sel.control_teacher.astype(bool) & ~sel.teacher_set.str.startswith(NOISE_NULL_PREFIX)]
+    sel = on_pretrained_sets(sel)
     probes = runs[runs.role == PROBE].groupby(["dataset", "teacher_set"]).test_acc.mean()
     probed = np.array([(d, s) in probes.index for d, s in zip(sel.dataset, sel.teacher_set, strict=True)], bool)
     t = sel[(sel.role == TRANSFER).to_numpy() & probed]
@@ -171,7 +172,7 @@ def rho_by_teacher(runs, path):
     a = a[(a.method == aft) & a.rho_by_teacher.notna()]
     if a.empty:
         return placeholder(path, title, "no AFT runs with learned ρ")
-    real_sets = a[~a.control_teacher.astype(bool) & ~a.teacher_set.str.startswith(NOISE_NULL_PREFIX)]
+    real_sets = on_pretrained_sets(a)
     real_teachers = {t for ts in real_sets.teachers for t in ts.split("+")}
     rows = []
     for _, r in a.iterrows():
@@ -230,7 +231,7 @@ def single_vs_union(runs, path):
     probe accuracy under its name. Claim 3 tests the union against its best member."""
     title = "Single teachers vs their union"
     sel = selected_runs(runs)
-    sel = sel[~sel.control_teacher.astype(bool) & ~sel.teacher_set.str.startswith(NOISE_NULL_PREFIX)]
+    sel = on_pretrained_sets(sel)
     shown = [m for m in (method_with_penalty(runs, "kd"), method_with_penalty(runs, "aft")) if m]
     probes = runs[runs.role == PROBE].groupby(["dataset", "teacher_set"]).test_acc.mean()
     members = {ts: t.split("+") for ts, t in zip(sel.teacher_set, sel.teachers, strict=True)}

@@ -5,6 +5,8 @@ difference with P(first > second) beside it, over exactly the same pairs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -41,6 +43,15 @@ class Design:
         self.members = members_of(runs)
         self.control = dict(zip(runs.teacher_set, runs.control_teacher.astype(bool), strict=False))
         self.real_arms = {k: v for k, v in self.arms.items() if k[3] == NO_TEACHERS or self.is_real(k[3])}
+
+    def sets_of(self, method: str, real: bool = False) -> dict[tuple, set]:
+        """(dataset, student) -> the teacher sets `method` ran with there (`real`: pre-trained
+        sets only, no baseline)."""
+        out: dict[tuple, set] = {}
+        for ds, st, m, ts in self.real_arms if real else self.arms:
+            if m == method and not (real and ts == NO_TEACHERS):
+                out.setdefault((ds, st), set()).add(ts)
+        return out
 
     def is_real(self, teacher_set: str) -> bool:
         """A pre-trained teacher set: no random-init control, no noise null."""
@@ -84,17 +95,7 @@ def compare(groups: list[inference.Group], first: str, second: str) -> tuple[inf
 
 def in_points(est: inference.Estimate) -> inference.Estimate:
     """Fractions of accuracy to points."""
-    return inference.Estimate(
-        100 * est.estimate,
-        100 * est.se,
-        est.df,
-        est.n_datasets,
-        est.n_cells,
-        est.n_seeds,
-        est.too_few,
-        est.test_variance,
-        est.extra,
-    )
+    return replace(est, estimate=100 * est.estimate, se=100 * est.se)
 
 
 def members_of(runs: pd.DataFrame) -> dict[str, set]:

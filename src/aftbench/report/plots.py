@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aftbench.core.io import atomic_path
-from aftbench.core.layout import NO_TEACHERS
+from aftbench.core.layout import NO_TEACHERS, real_set_of
 from aftbench.core.roles import PROBE, baseline_method, method_label, method_order
 
 if TYPE_CHECKING:  # imported where used: the workflow imports aftbench.report.figures while building the DAG
@@ -42,6 +42,13 @@ def teacher_role(teacher_set: str, control: bool, teachers: str = "") -> str:
     if not control:
         return "pre-trained"
     return "noise appended" if "+" in str(teachers) and "noise" in str(teachers) else "random-init twin"
+
+
+def on_pretrained_sets(runs):
+    """The runs on pre-trained teacher sets (and teacherless baselines): no random-init control, no
+    noise null. What a figure of teacher knowledge draws, and what the claims' ladders use."""
+    null = runs.teacher_set.map(lambda t: real_set_of(t) is not None)
+    return runs[~(runs.control_teacher.astype(bool) | null)]
 
 
 def teacher_set_styles(runs) -> dict[str, tuple[str, str, str]]:
