@@ -27,9 +27,10 @@ include: "workflow/rules/report.smk"
 rule all:
     # The report plans every run through its inputs; a run deleted after the report was made is
     # named here as well (lost_runs: Snakemake does not rebuild a missing intermediate file whose
-    # consumer is up to date, and a deleted run must rerun).
+    # consumer is up to date, and a deleted run must rerun); so is a deleted split or cache (lost_inputs).
     default_target: True
     input:
+        lost_inputs(),
         lost_runs(run_targets()),
         lambda w: lost_runs(selected_run_targets(w)),
         report_targets(),

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from aftbench.core.records import sign_record
 from aftbench.core.roles import method_role
 
 
@@ -50,7 +51,7 @@ def write_run(tmp_path, i, **kw):
     m.setdefault("penalty", "none" if m["method"] == "stl" else m["method"])
     m.setdefault("role", method_role({"kind": "train", "penalty": m["penalty"]}))  # every record has one
     p = tmp_path / f"{i}.json"
-    p.write_text(json.dumps(m))
+    p.write_text(json.dumps(sign_record(m)))  # signed as a run signs its record
     return str(p)
 
 

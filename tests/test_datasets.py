@@ -637,6 +637,22 @@ def test_hf_dataset_missing_says_what_to_do(tmp_path, monkeypatch):
         LOADERS["hf_dataset"](path="no-such-org/no-such-dataset", text_fields=["text"], cache_dir=str(tmp_path))
 
 
+def test_hf_dataset_revision_pins_the_hub_version(monkeypatch):
+    """`revision` reaches datasets.load_dataset (a hub dataset's version: the split spec holds it)."""
+    import datasets
+
+    seen = {}
+
+    def load_dataset(*args, **kwargs):
+        seen.update(kwargs)
+        raise FileNotFoundError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    with pytest.raises(MissingDataError):
+        LOADERS["hf_dataset"](path="org/data", text_fields=["text"], revision="v1.2")
+    assert seen["revision"] == "v1.2"
+
+
 def test_split_is_fixed_stratified_disjoint_and_seeded(tmp_path):
     spec = {"loader": "sklearn_digits", "n_train": 200, "n_val": 100, "n_test": 300, "split_seed": 3}
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
@@ -671,8 +687,25 @@ def test_corrupt_split_is_named(tmp_path):
     p = tmp_path / "d.npz"
     make_split("d", spec, str(p), str(tmp_path / "d.json"))
     p.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="corrupt split artifact .*d.npz"):
+    with pytest.raises(ValueError, match=r"split .*d.npz is not the split that was drawn.*rm -r .*d.npz"):
         load_split(str(p))
+    with pytest.raises(ValueError, match="corrupt split artifact .*d.npz"):  # unverified: numpy's error, named
+        load_split(str(p), verify=False)
+
+
+def test_a_split_swapped_for_another_seeds_split_is_refused(tmp_path):
+    """The same shapes, the same classes, other examples: only the digest tells them apart, and the
+    feature caches' split check trusts the digest the sidecar records."""
+    spec = {"loader": "sklearn_digits", "n_train": 50, "n_val": 20, "n_test": 30}
+    make_split("d", spec, str(tmp_path / "d.npz"), str(tmp_path / "d.json"))
+    make_split("d", {**spec, "split_seed": 1}, str(tmp_path / "e.npz"), str(tmp_path / "e.json"))
+    (tmp_path / "e.npz").replace(tmp_path / "d.npz")
+    with pytest.raises(ValueError, match=r"d.npz is not the split that was drawn.*another split seed"):
+        load_split(str(tmp_path / "d.npz"))
+    for part in ("train", "val", "test"):  # images swapped, the npz kept
+        (tmp_path / "e.images" / f"{part}.npy").replace(tmp_path / "d.images" / f"{part}.npy")
+    with pytest.raises(ValueError, match=r"is not the split that was drawn"):
+        load_split(str(tmp_path / "d.npz"))
 
 
 def test_too_few_examples_is_an_error():
@@ -708,16 +741,20 @@ def test_missing_or_corrupt_split_images_are_named(tmp_path):
     make_split("d", spec, str(p), str(tmp_path / "d.json"))
     val = tmp_path / "d.images" / "val.npy"
     val.write_bytes(val.read_bytes()[:-100])
-    with pytest.raises(ValueError, match=r"corrupt split images .*val.npy.*Delete .*d.npz and rerun"):
+    with pytest.raises(ValueError, match=r"d.npz is not the split that was drawn"):
         load_split(str(p))
+    with pytest.raises(ValueError, match=r"corrupt split images .*val.npy.*Delete .*d.npz and rerun"):
+        load_split(str(p), verify=False)
     np.save(val, np.zeros((19, 8, 8, 1), np.uint8))  # one row short
     with pytest.raises(
         ValueError, match=r"corrupt split images .*val.npy: uint8 \(19, 8, 8, 1\), expected uint8 \(20, 8, 8, 1\)"
     ):
-        load_split(str(p))
+        load_split(str(p), verify=False)
     val.unlink()
-    with pytest.raises(MissingDataError, match=r"split images missing: .*val.npy"):
+    with pytest.raises(MissingDataError, match=r"split artifact missing: .*val.npy"):
         load_split(str(p))
+    with pytest.raises(MissingDataError, match=r"split images missing: .*val.npy"):
+        load_split(str(p), verify=False)
 
 
 def test_split_with_images_inside_the_npz_still_loads(tmp_path):
@@ -729,9 +766,10 @@ def test_split_with_images_inside_the_npz_still_loads(tmp_path):
     for part, pool in parts.items():
         arrays.update({f"{part}_labels": pool.labels, f"{part}_index": pool.index, f"{part}_images": pool.images})
     np.savez(tmp_path / "old.npz", **arrays)
-    (tmp_path / "old.json").write_text(json.dumps({"dataset": "d", "modality": "image", "sha256": "abc"}))
+    digest = file_sha256(tmp_path / "old.npz")
+    (tmp_path / "old.json").write_text(json.dumps({"dataset": "d", "modality": "image", "sha256": digest}))
     s = load_split(str(tmp_path / "old.npz"))
-    assert s.sha256 == "abc"
+    assert s.sha256 == digest
     np.testing.assert_array_equal(s.parts["val"].images, parts["val"].images)
 
 

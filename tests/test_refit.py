@@ -14,6 +14,7 @@ from tiny_specs import tiny_spec_dict
 from aftbench.config.check import validate_config
 from aftbench.core.io import write_json
 from aftbench.core.layout import metrics_path
+from aftbench.core.records import sign_record
 from aftbench.core.tuning import pick_on_val
 from aftbench.report.build import run_stages, select_beta
 from aftbench.sweep.expand import expand_sweep, planned_bound, refitted_datasets, tuning_budgets
@@ -103,7 +104,7 @@ def refit_spec(tmp_path, vals, diverged=(False, False)):
     paths = []
     for t, v, d in zip(spec["tune"], vals, diverged, strict=True):
         p = tmp_path / f"{t['method']['beta']:g}.json"
-        write_json(str(p), record(t["run_id"], v, t["method"]["beta"], d))
+        write_json(str(p), sign_record(record(t["run_id"], v, t["method"]["beta"], d)))
         paths.append(str(p))
     return spec, paths
 
@@ -129,16 +130,19 @@ def test_a_refit_trains_on_train_and_val_with_the_value_its_tune_stage_chose(tmp
         ("stale record", "its tune stage should be the records of"),
         ("missing record", "its tune stage should be the records of"),
         ("fitted on val", "were not fitted on train with a val accuracy"),
+        ("edited record", r"tune record .*: edited since its run wrote it.*`rm "),
     ],
 )
 def test_a_tune_stage_that_cannot_choose_is_refused(tmp_path, fault, match):
     spec, paths = refit_spec(tmp_path, [0.4, 0.5], diverged=(True, True) if fault == "all diverged" else (False, False))
     if fault == "stale record":  # a record of another run where the tune stage's should be
-        write_json(paths[1], record("tiny/aft/beta~7", 0.5, 7.0))
+        write_json(paths[1], sign_record(record("tiny/aft/beta~7", 0.5, 7.0)))
     if fault == "missing record":
         paths = paths[:1]
     if fault == "fitted on val":
-        write_json(paths[1], record(spec["tune"][1]["run_id"], None, 2.0, fit_on="train+val"))
+        write_json(paths[1], sign_record(record(spec["tune"][1]["run_id"], None, 2.0, fit_on="train+val")))
+    if fault == "edited record":  # val accuracy raised by hand: it would choose the refit's β
+        write_json(paths[1], {**json.loads(Path(paths[1]).read_text()), "val_acc": 0.99})
     with pytest.raises(TuneStageError, match=match):
         choose_tuned(spec, paths)
 

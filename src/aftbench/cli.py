@@ -14,7 +14,8 @@ from pathlib import Path
 
 from submitit.helpers import Checkpointable
 
-from aftbench.core.layout import RESULTS
+from aftbench.core.layout import RESULTS, job_name
+from aftbench.launch.console import run_logged
 from aftbench.launch.launcher import LAUNCHERS, name_job, submit_and_wait
 from aftbench.launch.lifeline import stop_when_orphaned
 
@@ -31,14 +32,15 @@ class Command(Checkpointable):
 
 
 def _without_launch_options(argv: list[str]) -> list[str]:
-    """The command line the job runs: argv less `--launcher`/`--job` (already parsed)."""
+    """The command line the job runs: argv less `--launcher`/`--job`/`--log` (already parsed;
+    the log is this waiting process's)."""
     out, skip = [], False
     for tok in argv:
         if skip:
             skip = False
-        elif tok in ("--launcher", "--job"):
+        elif tok in ("--launcher", "--job", "--log"):
             skip = True
-        elif not tok.startswith(("--launcher=", "--job=")):
+        elif not tok.startswith(("--launcher=", "--job=", "--log=")):
             out.append(tok)
     return out
 
@@ -162,6 +164,7 @@ def _cmd_cost(a):
 def _cmd_validate(a):
     from aftbench.config.check import validate_config
     from aftbench.config.load import load_config
+    from aftbench.config.preflight import damaged_artifacts
     from aftbench.core.schema import ConfigError
     from aftbench.selection.adaptive import SelectionFileError, known_selections
     from aftbench.sweep.expand import expand_sweep, planned_bound, refitted_datasets, tuning_budgets
@@ -170,6 +173,8 @@ def _cmd_validate(a):
     try:
         cfg = load_config(files, a.config)
         resolved = validate_config(cfg)
+        if damaged := damaged_artifacts(resolved):
+            raise ConfigError(damaged, header="damaged inputs")
         now = len(expand_sweep(resolved, selections=known_selections(resolved)))
         bound = planned_bound(resolved)
     except (ConfigError, SelectionFileError) as err:
@@ -200,6 +205,12 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="aftbench", description=__doc__)
     p.add_argument("--version", action="version", version=f"aftbench {__version__}")
+    p.add_argument(
+        "--log",
+        help="a rule's log: the command runs in a child process writing here, and how it ended (a failure's "
+        "cause, a signal, the out-of-memory killer) reaches the console when the log cannot say it "
+        "(aftbench.launch.console)",
+    )
     launch = argparse.ArgumentParser(add_help=False)
     g = launch.add_argument_group("where the job runs (aftbench.launch.launcher)")
     g.add_argument(
@@ -348,6 +359,14 @@ def main(argv=None) -> int:
     c.add_argument("--csv", help="also write one row per job (kind, ids, FLOPs, seconds, done) here")
     c.set_defaults(fn=_cmd_cost)
     a = p.parse_args(argv)
+    if as_process and a.log:
+        out = getattr(a, "out", None) or getattr(a, "out_dir", None)
+        what = f"{a.cmd} {job_name(out)}" if out else a.cmd
+        return run_logged(lambda: _run(p, a, argv, as_process), what, a.log)
+    return _run(p, a, argv, as_process)
+
+
+def _run(p, a, argv: list[str], as_process: bool) -> int:
     if getattr(a, "launcher", "local") != "local":
         if a.job is None:
             p.error(f"--launcher {a.launcher} needs --job (the job spec from aftbench.launch.launcher.job_spec)")

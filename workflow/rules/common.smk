@@ -5,13 +5,16 @@ import json
 import os
 import re
 import shlex
+import sys
 
 from snakemake.common import overwrite_function_params
 
 from aftbench.sweep import plan as jobs
 from aftbench.launch.launcher import job_spec
+from aftbench.launch.lifeline import lock_note
 from aftbench.selection.adaptive import UNION_SEP, known_selections, related_sets, scored_sets, selection_requests
 from aftbench.config.check import validate_config
+from aftbench.config.preflight import damaged_artifacts, sweep_artifacts
 from aftbench.core.schema import ConfigError, setting
 from aftbench.sweep.expand import expand_sweep
 from aftbench.sweep.runs import teachers_of, train_spec
@@ -49,6 +52,13 @@ from aftbench.core.layout import (
 if yte_config_files(workflow.configfiles):  # Snakemake strips the marker from `config`: read the files
     raise ConfigError(yte_config_files(workflow.configfiles))
 CONFIG = validate_config(config)
+# The splits and caches already on disk, checked by content (changed files only) before any job can
+# delete what was computed from them; the jobs themselves do not re-check here.
+if workflow.is_main_process and (damaged := damaged_artifacts(CONFIG)):
+    raise ConfigError(damaged, header="damaged inputs, refused before any job")
+# A lock left on this folder: say whether a Snakemake still runs here (wait) or none does (--unlock).
+if workflow.is_main_process and (note := lock_note(os.getcwd())):
+    print(note, file=sys.stderr)
 
 SWEEP = CONFIG["sweep"]
 # The runs known before any selection: every run of a fixed block, and an adaptive block's runs
@@ -107,6 +117,14 @@ def lost_runs(metrics):
     if not report_made():
         return []
     return [m for m in metrics if not os.path.exists(m)]
+
+
+def lost_inputs():
+    """The sweep's splits and feature caches that are not on disk. Named by `all` so that one deleted
+    after the runs that read it finished is made again (as for lost_runs), and those runs rerun; a
+    run whose inputs come back byte-identical restores its kept record (aftbench.train.kept)."""
+    splits, caches = sweep_artifacts(CONFIG)
+    return [p for p in splits + caches if not os.path.exists(p)]
 
 
 def report_targets():

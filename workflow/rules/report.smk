@@ -87,9 +87,9 @@ rule aggregate:
         margin=MARGIN,
         figures=" ".join(FIGURES),
     shell:
-        "python -m aftbench report --metrics {input.metrics} {input.selected} --scores {input.scores}"
+        "python -m aftbench --log {log} report --metrics {input.metrics} {input.selected} --scores {input.scores}"
         " --selections {input.selections} --out-dir {params.out_dir} --headline {params.headline}"
-        " --equivalence-margin {params.margin} --figures {params.figures} > {log} 2>&1"
+        " --equivalence-margin {params.margin} --figures {params.figures}"
 
 
 rule tables:
@@ -110,6 +110,6 @@ rule tables:
         margin=MARGIN,
         figures=" ".join(FIGURES),
     shell:
-        "python -m aftbench report --metrics {params.existing} --scores {params.scores}"
+        "python -m aftbench --log {log} report --metrics {params.existing} --scores {params.scores}"
         " --selections {params.selections} --out-dir {params.out_dir} --headline {params.headline}"
-        " --equivalence-margin {params.margin} --figures {params.figures} > {log} 2>&1; cat {log}"
+        " --equivalence-margin {params.margin} --figures {params.figures}; cat {log}"

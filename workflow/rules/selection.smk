@@ -19,9 +19,9 @@ rule score_teachers:
         teachers=lambda w: " ".join(teachers_of(CONFIG, w.tset)),
         options=shlex.quote(json.dumps(CONFIG.get("scores", {}), sort_keys=True)),
     shell:
-        "python -m aftbench score --launcher {resources.launcher} --job {resources.job}"
+        "python -m aftbench --log {log} score --launcher {resources.launcher} --job {resources.job}"
         " --dataset {wildcards.dataset} --teacher-set {wildcards.tset} --teachers {params.teachers}"
-        " --split {input.split} --features {input.features} --options {params.options} --out {output.scores} > {log} 2>&1"
+        " --split {input.split} --features {input.features} --options {params.options} --out {output.scores}"
 
 
 checkpoint select_teachers:
@@ -39,5 +39,5 @@ checkpoint select_teachers:
         request=lambda w: shlex.quote(json.dumps(REQUESTS[w.sdigest].as_dict(), sort_keys=True)),
         teacher_sets=lambda w: shlex.quote(json.dumps(related_sets(CONFIG, REQUESTS[w.sdigest]), sort_keys=True)),
     shell:
-        "python -m aftbench select --request {params.request} --scores {input.scores}"
-        " --teacher-sets {params.teacher_sets} --out {output.selection} > {log} 2>&1"
+        "python -m aftbench --log {log} select --request {params.request} --scores {input.scores}"
+        " --teacher-sets {params.teacher_sets} --out {output.selection}"

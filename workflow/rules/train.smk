@@ -21,9 +21,9 @@ rule train:
     params:
         spec=run_spec,
     shell:
-        "python -m aftbench train --launcher {resources.launcher} --job {resources.job}"
+        "python -m aftbench --log {log} train --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split}"
-        " --features {input.features} --targets {input.targets} --out {output.metrics} > {log} 2>&1"
+        " --features {input.features} --targets {input.targets} --out {output.metrics}"
 
 
 rule refit:
@@ -49,9 +49,9 @@ rule refit:
     params:
         spec=run_spec,
     shell:
-        "python -m aftbench train --launcher {resources.launcher} --job {resources.job}"
+        "python -m aftbench --log {log} train --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split} --tuned {input.tuned}"
-        " --features {input.features} --targets {input.targets} --out {output.metrics} > {log} 2>&1"
+        " --features {input.features} --targets {input.targets} --out {output.metrics}"
 
 
 rule probe:
@@ -75,9 +75,9 @@ rule probe:
     params:
         spec=run_spec,
     shell:
-        "python -m aftbench probe --launcher {resources.launcher} --job {resources.job}"
+        "python -m aftbench --log {log} probe --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split}"
-        " --features {input.features} --out {output.metrics} --logits-out {output.logits} > {log} 2>&1"
+        " --features {input.features} --out {output.metrics} --logits-out {output.logits}"
 
 
 rule train_paraphraser:
@@ -102,6 +102,6 @@ rule train_paraphraser:
         teachers=lambda w: " ".join(teachers_of(CONFIG, w.tset)),
         args=lambda w: shlex.quote(json.dumps(CONFIG["methods"][w.method].get("args", {}), sort_keys=True)),
     shell:
-        "python -m aftbench paraphraser --launcher {resources.launcher} --job {resources.job}"
+        "python -m aftbench --log {log} paraphraser --launcher {resources.launcher} --job {resources.job}"
         " --teachers {params.teachers} --features {input.features}"
-        " --split {input.split} --args {params.args} --out {output.factors} --out-json {output.meta} > {log} 2>&1"
+        " --split {input.split} --args {params.args} --out {output.factors} --out-json {output.meta}"

@@ -11,7 +11,7 @@ import copy
 from aftbench.config.input_checks import batch_sizes, control_characters, embedded_code, non_finite_numbers
 from aftbench.core.layout import NO_TEACHERS, NOISE_NULL_PREFIX, real_set_of
 from aftbench.core.roles import BASELINE, NO_PENALTY, method_role, penalty_of
-from aftbench.core.schema import ConfigError, defaults, schema_problems
+from aftbench.core.schema import ConfigError, defaults, schema_problems, yaml12_numbers
 from aftbench.data.provenance import stale_splits
 from aftbench.selection.adaptive import block_teacher_sets, is_adaptive
 from aftbench.sweep.expand import adaptive_conflicts, distilled_probe
@@ -23,6 +23,7 @@ def validate_config(config: dict) -> dict:
     `config` itself is left as it was. Defaults are not filled in here: each job overlays the
     schema's defaults on what the user set (`defaults`), so a rule's params hold only the user's
     settings and a finished run stays valid when a default is added."""
+    config = yaml12_numbers(config)  # `lr: 1e-3` is a number, as a person reads it (PyYAML: text)
     shape_problems = schema_problems(config)
     problems = list(shape_problems)
     if isinstance(config, dict):

@@ -38,11 +38,14 @@ def declare(
     needs: tuple[Needs, ...] = (),
     produces: str | dict | None = None,
     paths: dict | None = None,
+    sources: tuple[str, ...] = (),
     native_image: tuple | dict | None = None,
 ):
     """Attach a declaration to a loader function or backend class.
     `paths`: {arg: the Debian package that provides it, or None}: arguments naming data on disk
     that must exist (checked at validation, with the install line).
+    `sources`: arguments that may name local data (a path, a list or mapping of paths, a glob) or
+    not (a hub id): where they do, those files are fingerprinted like `paths` (aftbench.data.provenance).
     `choices`: {arg: [valid values]}; `patterns`: {arg: (regex a string value must match fully,
     the valid values in words)};
     `needs`: packages (see Needs); `produces` (loaders): the modality the data has, either one
@@ -61,6 +64,7 @@ def declare(
                 "needs": [asdict(n) for n in needs],
                 "produces": produces,
                 "paths": dict(paths or {}),
+                "sources": list(sources),
                 "native_image": _shape_table(native_image),
             },
         )
@@ -118,6 +122,7 @@ def summarize(obj, injected: tuple[str, ...] = ()) -> dict:
         "needs": [],
         "produces": None,
         "paths": {},
+        "sources": [],
         "native_image": None,
     }
     return {"params": params, "var_kw": var_kw, **decl}
@@ -151,7 +156,7 @@ def check_args(summary: dict, args: dict, where: str) -> list[str]:
     for key, value in args.items():
         p = params.get(key)
         if p and p["types"] and not _is_type(value, p["types"]):
-            problems.append(f"{where}.args.{key}: {value!r} is not {' or '.join(p['types'])}")
+            problems.append(f"{where}.args.{key}: {value!r} is not {' or '.join(p['types'])}{_text_number(value)}")
         if key in summary["choices"] and value not in summary["choices"][key]:
             valid = ", ".join(repr(c) for c in summary["choices"][key])
             problems.append(f"{where}.args.{key}: {value!r} is not valid; valid: {valid}")
@@ -159,6 +164,17 @@ def check_args(summary: dict, args: dict, where: str) -> list[str]:
         if pattern and (not isinstance(value, str) or not re.fullmatch(pattern, value)):
             problems.append(f"{where}.args.{key}: {value!r} is not valid; valid: {valid}")
     return problems
+
+
+def _text_number(value) -> str:
+    """How to write a number PyYAML read as text (`1e-3`: YAML 1.1 needs a dot in the mantissa)."""
+    from aftbench.core.schema import YAML11_TEXT_NUMBER
+
+    if not (isinstance(value, str) and YAML11_TEXT_NUMBER.fullmatch(value.strip())):
+        return ""
+    from decimal import Decimal
+
+    return f" (YAML reads {value} as text: write {format(Decimal(value.strip()).normalize(), 'f')})"
 
 
 def _is_type(value, types: list[str]) -> bool:

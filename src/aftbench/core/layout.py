@@ -101,6 +101,11 @@ def metrics_path(rid: str) -> str:
     return f"{run_dir(rid)}/metrics.json"
 
 
+def kept_record_path(out_json) -> str:
+    """A finished run's copy of its record, beside it (aftbench.train.kept): not an output, so a rerun keeps it."""
+    return str(PurePosixPath(out_json).with_name("record.kept.json"))
+
+
 def probe_logits_path(rid: str) -> str:
     return f"{run_dir(rid)}/logits.safetensors"
 

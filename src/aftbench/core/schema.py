@@ -6,6 +6,7 @@ problem is reported with (each naming its key path). Light: no torch, no numpy."
 from __future__ import annotations
 
 import copy
+import re
 from functools import lru_cache
 from importlib import resources
 
@@ -61,6 +62,53 @@ class ConfigError(ValueError):
         )
 
 
+# What YAML 1.2 reads as a number but PyYAML (YAML 1.1, which Snakemake uses) leaves as text: an
+# exponent without a dot, `1e-3`. Where the schema expects a number, such a string is that number.
+YAML11_TEXT_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
+
+
+def _key_path(path) -> str:
+    """A key path as the config reads: `sweeps.tiny[0].beta.aft[1]`."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<top level>"
+
+
+def _text_numbers(err):
+    """(path, value) of each string the schema wanted as a number, in `err` and its alternatives."""
+    wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+    if (
+        err.validator == "type"
+        and {"number", "integer"} & set(wanted)
+        and isinstance(err.instance, str)
+        and YAML11_TEXT_NUMBER.fullmatch(err.instance.strip())
+    ):
+        value = float(err.instance)
+        yield list(err.absolute_path), int(value) if "number" not in wanted and value.is_integer() else value
+    for sub in err.context or []:
+        yield from _text_numbers(sub)
+
+
+def yaml12_numbers(config: dict) -> dict:
+    """`config`, or a copy of it in which every `1e-3` written where the schema expects a number
+    (PyYAML reads it as the text '1e-3') is that number."""
+    import jsonschema
+
+    if not isinstance(config, dict):
+        return config
+    validator, out = jsonschema.Draft202012Validator(schema()), None
+    for err in validator.iter_errors(config):
+        for path, value in _text_numbers(err):
+            if out is None:
+                out = copy.deepcopy(config)
+            node = out
+            for p in path[:-1]:
+                node = node[p]
+            node[path[-1]] = value
+    return config if out is None else out
+
+
 def _schema_message(err) -> str:
     """One schema error as `key.path: message`; for `oneOf`/`anyOf`, the alternative that got
     furthest says what is wrong (not "is not valid under any of the given schemas")."""
@@ -73,11 +121,13 @@ def _schema_message(err) -> str:
         for sub in err.context:
             alternatives.setdefault(sub.schema_path[0], []).append(sub)
         fitting = [errs for errs in alternatives.values() if not any(e.validator == "const" for e in errs)]
+        # an alternative of another type altogether (a number where a list was given) says nothing either
+        typed = [errs for errs in fitting if not any(e.validator == "type" and not e.relative_path for e in errs)]
+        fitting = typed or fitting
         if fitting:
             return "; ".join(dict.fromkeys(_schema_message(e) for e in min(fitting, key=len)))
         return _schema_message(jsonschema.exceptions.best_match(err.context))
-    where = ".".join(map(str, err.absolute_path)) or "<top level>"
-    return f"{where}: {err.message}"
+    return f"{_key_path(err.absolute_path)}: {err.message}"
 
 
 def schema_problems(config: dict) -> list[str]:

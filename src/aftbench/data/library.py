@@ -50,6 +50,7 @@ def _tv_image(ds, row: int):
     produces="image",
     choices={"name": tuple(TORCHVISION)},
     native_image={"name": {"cifar10": (32, 32, 3), "cifar100": (32, 32, 3)}},  # the others vary per image
+    sources=("root",),
 )
 def load_torchvision(name: str, root: str, download: bool = False, image_size: int | None = None) -> Source:
     """A torchvision dataset (`name` in TORCHVISION) under `root`; `download: true` fetches it
@@ -106,7 +107,9 @@ def load_torchvision(name: str, root: str, download: bool = False, image_size: i
     )
 
 
-@declare(produces={"image": "image_field", "text": "text_fields"})
+@declare(
+    produces={"image": "image_field", "text": "text_fields"}, sources=("path", "data_files", "data_dir", "image_root")
+)
 def load_hf_dataset(
     path: str,
     text_fields: list[str] | None = None,
@@ -121,6 +124,7 @@ def load_hf_dataset(
     data_files: str | list | dict | None = None,
     data_dir: str | None = None,
     image_root: str | None = None,
+    revision: str | None = None,
 ) -> Source:
     """A Hugging Face dataset (`datasets.load_dataset(path, name, data_files=, data_dir=)`): a hub
     id such as `imdb`, `google/boolq`, `glue` + name `sst2`; a local folder (parquet/arrow/CSV
@@ -128,7 +132,9 @@ def load_hf_dataset(
     names); or a builder (`csv`, `parquet`, `json`) with `data_files`. Texts are the `text_fields`
     joined with `sep` (sentence pairs: premise [SEP] hypothesis); `image_field` is an image
     column: decoded images, or file paths (relative ones from `image_root`, default the folder of
-    the data files). An image-only dataset has no `text_fields`. Labels are integer class ids or
+    the data files). `revision` pins a hub dataset's version (a tag or commit: a changed
+    revision redraws the split; an unpinned hub dataset can change under the same id, and only
+    its local files are fingerprinted). An image-only dataset has no `text_fields`. Labels are integer class ids or
     class names (sorted names number the classes); GLUE's hidden test labels (-1) are refused:
     use `test_split: null` to hold a test split out of train."""
     import datasets as hfd
@@ -140,7 +146,9 @@ def load_hf_dataset(
             f"image column), or both"
         )
     try:
-        dd = hfd.load_dataset(path, name, cache_dir=cache_dir, data_files=data_files, data_dir=data_dir)
+        dd = hfd.load_dataset(
+            path, name, cache_dir=cache_dir, data_files=data_files, data_dir=data_dir, revision=revision
+        )
     except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
         raise MissingDataError(
             f"Hugging Face dataset {path!r} ({name}) could not be loaded: "

@@ -6,6 +6,7 @@ would silently stand for data that no longer exists."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -47,10 +48,25 @@ def source_fingerprint(paths: dict[str, str]) -> str | None:
     return h.hexdigest()
 
 
+def _local_paths(key: str, value) -> dict[str, str]:
+    """{key: path} for a path, a glob (each match), or a list or mapping of them (`data_files`)."""
+    if isinstance(value, list):
+        return {k: v for i, x in enumerate(value) for k, v in _local_paths(f"{key}[{i}]", x).items()}
+    if isinstance(value, dict):
+        return {k: v for n, x in sorted(value.items()) for k, v in _local_paths(f"{key}.{n}", x).items()}
+    if not isinstance(value, str):
+        return {}
+    if glob.has_magic(value):
+        return {f"{key}:{m}": m for m in sorted(glob.glob(value, recursive=True))} or {key: value}
+    return {key: value}
+
+
 def data_paths(loader_summary: dict, args: dict) -> dict[str, str]:
-    """The data paths a loader declares, with its defaults applied."""
+    """The data paths a loader declares (`paths`, which must exist, and `sources`, which may name
+    local files or not: a hub id is fingerprinted as absent, i.e. not at all), defaults applied."""
     values = resolved(loader_summary, args)
-    return {k: values[k] for k in loader_summary.get("paths", {}) if isinstance(values.get(k), str)}
+    keys = [*loader_summary.get("paths", {}), *loader_summary.get("sources", [])]
+    return {k: v for key in keys for k, v in _local_paths(key, values.get(key)).items()}
 
 
 def stale_splits(config: dict, loaders: dict, datasets) -> list[str]:

@@ -188,17 +188,48 @@ def _load_images(path: Path, n: int, shape, npz_path: Path) -> np.ndarray:
     return images
 
 
-def load_split(npz_path: str, json_path: str | None = None) -> Split:
+def split_rebuild_hint(npz_path) -> str:
+    npz_path = Path(npz_path)
+    return (
+        f"redraw it: `rm -r {npz_path} {npz_path.with_suffix('.json')} {split_images_dir(npz_path)}`, then run "
+        f"snakemake (everything on this dataset reruns)"
+    )
+
+
+def verify_split(npz_path, meta: dict) -> None:
+    """Refuse a split whose files are not the ones its sidecar recorded when it was drawn (the
+    SHA-256 of the npz, then its image files): a file swapped for another split seed's, edited or
+    truncated since. Hashes every byte (as feature caches are checked): its cost is in BENCHMARKS.md."""
+    npz_path = Path(npz_path)
+    files = [npz_path] + [Path(split_images_dir(npz_path)) / f for f in meta.get("image_files") or []]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise MissingDataError(f"split artifact missing: {', '.join(missing)}; {split_rebuild_hint(npz_path)}")
+    if "sha256" not in meta:
+        raise ValueError(f"split sidecar {npz_path.with_suffix('.json')} has no sha256; {split_rebuild_hint(npz_path)}")
+    if file_sha256(*files) != meta["sha256"]:
+        raise ValueError(
+            f"split {npz_path} is not the split that was drawn: its bytes differ from the SHA-256 its "
+            f"sidecar recorded ({meta['sha256'][:12]}…): replaced (another split seed's file?), edited or "
+            f"corrupted since; {split_rebuild_hint(npz_path)}"
+        )
+
+
+def load_split(npz_path: str, json_path: str | None = None, verify: bool = True) -> Split:
+    """A split artifact, verified first (`verify_split`) unless `verify` is False (the caller
+    checked it already)."""
     npz_path = Path(npz_path)
     json_path = Path(json_path) if json_path else npz_path.with_suffix(".json")
     meta = read_json(json_path)
+    if verify:
+        verify_split(npz_path, meta)
     try:
         with np.load(npz_path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise MissingDataError(f"split artifact missing: {npz_path}") from None
     except Exception as err:  # zipfile.BadZipFile, ValueError, ...
-        raise ValueError(f"corrupt split artifact {npz_path}: {err}. Delete it and rerun.") from None
+        raise ValueError(f"corrupt split artifact {npz_path}: {err}; {split_rebuild_hint(npz_path)}") from None
     images_dir, files = Path(split_images_dir(npz_path)), meta.get("image_files")
 
     def images(part):

@@ -27,18 +27,77 @@ def _parent(pid: int) -> int | None:
         return None
 
 
-def _is_snakemake(pid: int) -> bool:
-    """Whether a process is Snakemake itself (`snakemake ...` or `python -m snakemake ...`)."""
+def _argv(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
     except OSError:
-        return False
+        return []
+
+
+def _names_snakemake(argv: list[str]) -> bool:
+    """Whether a command line runs Snakemake: its console script (`snakemake ...`, or as the
+    kernel runs it from its shebang, `.../python3 .../bin/snakemake ...`), `python -m snakemake`,
+    or an interpreter with options before either (`python -u .../snakemake`)."""
     if not argv:
         return False
     if os.path.basename(argv[0]) == "snakemake":
         return True
-    return os.path.basename(argv[0]).startswith("python") and argv[1:3] == ["-m", "snakemake"]
+    if not os.path.basename(argv[0]).startswith("python"):
+        return False  # a wrapper (conda run, pixi, a shell script) starts Snakemake as its child
+    rest = argv[1:]
+    while rest and rest[0].startswith("-") and rest[0] not in ("-m", "-c"):
+        rest = rest[1:]
+    if rest[:1] == ["-m"]:
+        return rest[1:2] in (["snakemake"], ["snakemake.__main__"])
+    return bool(rest) and os.path.basename(rest[0]) == "snakemake"
+
+
+def _is_snakemake(pid: int) -> bool:
+    """Whether a process is Snakemake itself, however it was started (`_names_snakemake`)."""
+    return _names_snakemake(_argv(pid))
+
+
+def _workdir(pid: int) -> str | None:
+    try:
+        return os.path.realpath(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+def snakemakes_on(directory: str) -> list[int]:
+    """The live Snakemake processes (other than this one and its ancestors) working in `directory`."""
+    mine, pid = {os.getpid()}, os.getpid()
+    for _ in range(8):
+        pid = _parent(pid)
+        if not pid:
+            break
+        mine.add(pid)
+    target = os.path.realpath(directory)
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit() and int(entry) not in mine and _is_snakemake(int(entry)) and alive(int(entry)):
+            if _workdir(int(entry)) == target:
+                found.append(int(entry))
+    return sorted(found)
+
+
+def lock_note(directory: str) -> str | None:
+    """What to do about Snakemake's lock on `directory`, where one is held: wait for the Snakemake
+    still running there, or `--unlock` a lock that no live Snakemake holds (one killed with -9)."""
+    locks = os.path.join(directory, ".snakemake", "locks")
+    if not os.path.isdir(locks) or not os.listdir(locks):
+        return None
+    live = snakemakes_on(directory)
+    if live:
+        return (
+            f"aftbench: Snakemake (pid {', '.join(map(str, live))}) is still running in {directory}: wait for it "
+            f"(or stop it); do not --unlock, two Snakemakes would write the same files"
+        )
+    return (
+        f"aftbench: no Snakemake is running in {directory}, but a lock is left there (a Snakemake killed with "
+        f"-9, or a power loss): `snakemake --unlock`, then run again (finished work is kept)"
+    )
 
 
 def watched_ancestors() -> list[int]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aftbench.core.io import atomic_path, read_json
+from aftbench.core.io import atomic_path
 from aftbench.core.layout import NO_TEACHERS, RESULTS, SCORE_FIGURES
 from aftbench.core.tuning import pick_on_val
 from aftbench.report.claims import write_claims
@@ -22,6 +22,7 @@ from aftbench.report.paper_error import write_paper_error
 from aftbench.report.scores import write_score_report
 from aftbench.report.stat_figures import claim_figures, difference_figure
 from aftbench.report.tables import write_tables
+from aftbench.report.verify import verified_records
 
 RUN_COLUMNS = [
     "dataset",
@@ -59,9 +60,9 @@ SELECTION_KEYS = ["dataset", "student", "method", "teacher_set", "seed"]
 
 
 def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
+    """The runs table of these records, each verified first (aftbench.report.verify)."""
     rows = []
-    for p in metrics_paths:
-        m = read_json(p)
+    for m in verified_records(metrics_paths):
         rho = m.get("rho")
         rows.append(
             {

@@ -64,6 +64,13 @@ def rms_scale(train_feats: np.ndarray) -> float:
 IDENTITY = ("teacher", "dataset", "split_sha256", "modality", "pretrained", "spec")
 
 
+def cache_digest(facts: dict) -> str:
+    """One digest for a feature cache: its identity and every matrix's shape, dtype and content
+    digest (from its header, or its sidecar, which must agree). What a run records of its caches."""
+    keys = (*IDENTITY, "shapes", "dtypes", "tensor_sha256")
+    return hashlib.sha256(json.dumps({k: facts.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()
+
+
 def tensor_sha256(a: np.ndarray) -> str:
     """SHA-256 of a matrix's bytes (C order); its shape and dtype are checked separately."""
     return hashlib.sha256(np.ascontiguousarray(a).view(np.uint8).data).hexdigest()
@@ -120,6 +127,7 @@ class CachedFeatures:
     dims: list[int]
     pretrained: list[bool]
     dtypes: list[str] = field(default_factory=list)  # each teacher's storage dtype
+    digests: list[str] = field(default_factory=list)  # each teacher's cache_digest, verified at load
 
     def noise_null(self, name: str) -> CachedFeatures:
         """The matched noise null of these features: i.i.d. N(0, 1) of the same shapes, each
@@ -134,7 +142,72 @@ class CachedFeatures:
                 for d, dtype in zip(self.dims, self.dtypes or ["float32"] * len(self.dims), strict=True)
             ]
             out[s] = np.concatenate(cols, axis=1)
-        return CachedFeatures(out, list(self.dims), [False] * len(self.dims), list(self.dtypes))
+        return CachedFeatures(out, list(self.dims), [False] * len(self.dims), list(self.dtypes), list(self.digests))
+
+
+def _cache_facts(path: str, tid: str) -> dict:
+    """The identity a cache carries in its own header, after checking that its sidecar says the same."""
+    facts = _embedded_facts(path, tid)
+    meta_path = sidecar(path)
+    meta = read_json(meta_path) if Path(meta_path).exists() else None
+    if facts is None:  # aftbench writes its identity into every cache's header
+        raise ValueError(
+            f"feature cache {path} (teacher {tid!r}) is not the file that was extracted (its header lacks "
+            f"the identity aftbench writes): replaced since; {rebuild_hint(path)}"
+        )
+    if meta is not None:
+        edited = [k for k in (*IDENTITY, "shapes", "tensor_sha256") if meta.get(k) != facts.get(k)]
+        if edited or ("dim" in meta and any(meta["dim"] != v[1] for v in facts["shapes"].values())):
+            raise ValueError(
+                f"sidecar {meta_path} disagrees with the cache it describes ({edited or ['dim']}): "
+                f"it was edited or belongs to another cache; {rebuild_hint(path)}"
+            )
+    return facts
+
+
+def _cache_arrays(path: str, tid: str, facts: dict) -> dict[str, np.ndarray]:
+    """The cache's matrices, each with the shape, dtype and content digest its header recorded, all finite."""
+    from safetensors.numpy import load_file
+
+    try:
+        arrays = load_file(path)
+    except Exception as err:
+        raise ValueError(f"corrupt feature cache {path} (teacher {tid!r}): {err}; {rebuild_hint(path)}") from None
+    for s in SPLITS:
+        if s not in arrays or list(arrays[s].shape) != facts["shapes"][s]:
+            raise ValueError(
+                f"feature cache {path} (teacher {tid!r}) lacks a complete {s!r} matrix; {rebuild_hint(path)}"
+            )
+        a = arrays[s]
+        if str(a.dtype) != facts["dtypes"][s]:
+            raise ValueError(
+                f"feature cache {path} ({s}): dtype {a.dtype}, recorded {facts['dtypes'][s]}; {rebuild_hint(path)}"
+            )
+        if tensor_sha256(a) != facts["tensor_sha256"][s]:
+            raise ValueError(
+                f"feature cache {path} (teacher {tid!r}, split {s!r}): its content differs from "
+                f"what was written at extraction (digest mismatch: replaced or corrupted since); "
+                f"{rebuild_hint(path)}"
+            )
+        if not np.isfinite(a).all():
+            bad = int(a.size - np.isfinite(a).sum())
+            raise ValueError(
+                f"feature cache {path} (teacher {tid!r}, split {s!r}) holds {bad} non-finite "
+                f"entries (NaN/Inf) of {a.size}; {rebuild_hint(path)}"
+            )
+    return arrays
+
+
+def verify_cache(path: str) -> str:
+    """Check one cache by content against what was written at extraction (header, sidecar, every
+    matrix's digest, finiteness; not which split it belongs to: Snakemake re-extracts a cache whose
+    split was redrawn). Returns its `cache_digest`; raises ValueError naming the fix."""
+    tid = Path(path).name.removesuffix(".safetensors")
+    facts = _cache_facts(path, tid)
+    if facts["teacher"] != tid:
+        raise ValueError(f"feature cache {path} holds teacher {facts['teacher']!r}, not {tid!r}; {rebuild_hint(path)}")
+    _cache_arrays(path, tid, facts)
+    return cache_digest(facts)
 
 
 def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -> CachedFeatures:
@@ -143,26 +216,10 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
     content digest recorded when it was written, every entry is finite, and its sidecar says the
     same. What the consumers use (dims, pre-trained or not) comes from the verified file itself.
     A mismatch is refused, naming the file, what differs and how to rebuild it."""
-    from safetensors.numpy import load_file
-
     per_split: dict[str, list] = {s: [] for s in SPLITS}
-    dims, pretrained, dtypes = [], [], []
+    dims, pretrained, dtypes, digests = [], [], [], []
     for tid, path in zip(teacher_ids, paths, strict=True):
-        facts = _embedded_facts(path, tid)
-        meta_path = sidecar(path)
-        meta = read_json(meta_path) if Path(meta_path).exists() else None
-        if facts is None:  # aftbench writes its identity into every cache's header
-            raise ValueError(
-                f"feature cache {path} (teacher {tid!r}) is not the file that was extracted (its header lacks "
-                f"the identity aftbench writes): replaced since; {rebuild_hint(path)}"
-            )
-        if meta is not None:
-            edited = [k for k in (*IDENTITY, "shapes", "tensor_sha256") if meta.get(k) != facts.get(k)]
-            if edited or ("dim" in meta and any(meta["dim"] != v[1] for v in facts["shapes"].values())):
-                raise ValueError(
-                    f"sidecar {meta_path} disagrees with the cache it describes ({edited or ['dim']}): "
-                    f"it was edited or belongs to another cache; {rebuild_hint(path)}"
-                )
+        facts = _cache_facts(path, tid)
         if facts["teacher"] != tid:
             raise ValueError(
                 f"feature cache {path} holds teacher {facts['teacher']!r}, not {tid!r}; {rebuild_hint(path)}"
@@ -172,36 +229,13 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
                 f"feature cache {path} (teacher {tid!r}) was computed on another split "
                 f"({facts['split_sha256'][:12]} != {split_sha256[:12]}); {rebuild_hint(path)}"
             )
-        try:
-            arrays = load_file(path)
-        except Exception as err:
-            raise ValueError(f"corrupt feature cache {path} (teacher {tid!r}): {err}; {rebuild_hint(path)}") from None
+        arrays = _cache_arrays(path, tid, facts)
         for s in SPLITS:
-            if s not in arrays or list(arrays[s].shape) != facts["shapes"][s]:
-                raise ValueError(
-                    f"feature cache {path} (teacher {tid!r}) lacks a complete {s!r} matrix; {rebuild_hint(path)}"
-                )
-            a = arrays[s]
-            if str(a.dtype) != facts["dtypes"][s]:
-                raise ValueError(
-                    f"feature cache {path} ({s}): dtype {a.dtype}, recorded {facts['dtypes'][s]}; {rebuild_hint(path)}"
-                )
-            if tensor_sha256(a) != facts["tensor_sha256"][s]:
-                raise ValueError(
-                    f"feature cache {path} (teacher {tid!r}, split {s!r}): its content differs from "
-                    f"what was written at extraction (digest mismatch: replaced or corrupted since); "
-                    f"{rebuild_hint(path)}"
-                )
-            if not np.isfinite(a).all():
-                bad = int(a.size - np.isfinite(a).sum())
-                raise ValueError(
-                    f"feature cache {path} (teacher {tid!r}, split {s!r}) holds {bad} non-finite "
-                    f"entries (NaN/Inf) of {a.size}; {rebuild_hint(path)}"
-                )
-            per_split[s].append(a.astype(np.float32, copy=False))  # float16 caches widen here
+            per_split[s].append(arrays[s].astype(np.float32, copy=False))  # float16 caches widen here
         dims.append(int(arrays["train"].shape[1]))
         pretrained.append(bool(facts["pretrained"]))
         dtypes.append(str(arrays["train"].dtype))
+        digests.append(cache_digest(facts))
     # one teacher: its matrices as they are (concatenating one would copy them for nothing)
     joined = {s: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for s, v in per_split.items()}
-    return CachedFeatures(joined, dims, pretrained, dtypes)
+    return CachedFeatures(joined, dims, pretrained, dtypes, digests)

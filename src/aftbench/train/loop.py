@@ -24,13 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from aftbench.core.device import autocast, resolve_device
-from aftbench.core.records import DIVERGENCE_FACTOR, encode_predictions, write_run_record
+from aftbench.core.records import divergence_check, divergence_window, encode_predictions, run_inputs, write_run_record
 from aftbench.core.roles import NO_PENALTY, method_role, penalty_of
 from aftbench.core.schema import PER_DATASET_TRAIN_KEYS, defaults
 from aftbench.data.splits import SPLITS, load_split
 from aftbench.methods.registry import build_penalty, penalty_class
 from aftbench.students.registry import build_student
 from aftbench.teachers.features import CachedFeatures, load_features, rms_scale
+from aftbench.train.kept import keep_record, restore_unchanged
 from aftbench.train.state import TrainState, checkpoint_path_for
 
 
@@ -168,22 +169,6 @@ def spec_fingerprint(spec: RunSpec) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def divergence_check(first_ce: float, final_ce: float, window: int) -> dict:
-    """A run diverged when its training loss ended well above where it started: the mean
-    cross-entropy of its last `window` steps (10% of the run, at least 5) exceeds 1.25 × the
-    cross-entropy of its first step (≈ log(classes) at init). Such a run is recorded, never
-    reported as a result: tables leave it out of means and β selection never picks it."""
-    diverged = bool(final_ce > DIVERGENCE_FACTOR * first_ce)
-    return {
-        "diverged": diverged,
-        "first_ce": first_ce,
-        "final_ce_mean": final_ce,
-        "window_steps": window,
-        "rule": f"mean CE of the last {window} steps {final_ce:.4g} "
-        f"{'>' if diverged else '<='} {DIVERGENCE_FACTOR} × first-step CE {first_ce:.4g}",
-    }
-
-
 def non_finite_message(spec: RunSpec, step: int, ce: float, pen: float, beta: float) -> str:
     """Which term went non-finite, and what that points to (the features were checked at load)."""
     if not np.isfinite(ce):
@@ -299,11 +284,6 @@ def start_state(spec: RunSpec, student, penalty, n: int, device) -> TrainState:
     )
 
 
-def divergence_window(steps: int) -> int:
-    """The last steps whose mean cross-entropy judges divergence: 10% of the run, at least 5."""
-    return min(steps, max(5, steps // 10))
-
-
 def run_steps(spec: RunSpec, state: TrainState, data: FitData, phi, device, checkpoint: str) -> float:
     """The steps from where `state` is to the end; returns the run's seconds in the loop
     (those before a resume included)."""
@@ -356,6 +336,10 @@ def train_run(
     torch.manual_seed(spec.seed)
     np.random.seed(spec.seed)
     device = resolve_device(cfg.device)
+    restored = restore_unchanged(out_json, spec_fingerprint(spec))
+    if restored is not None:  # a rerun caused by an input rebuilt or touched, byte-identical (aftbench.train.kept)
+        print(f"[{spec.run_id}] its inputs are unchanged since it was trained: record restored, not retrained")
+        return restored
 
     # setup: the student, its data, the penalty and its target, the state to start from
     split = load_split(split_path)
@@ -432,19 +416,19 @@ def train_run(
     )
     if penalty is not None and hasattr(penalty, "rho"):
         metrics["rho"] = rho_summary(penalty.rho.detach().cpu().numpy(), spec.teachers, cached.dims)
-    if cached is not None:
-        metrics["teachers_pretrained"] = cached.pretrained
-    if spec.noise_null:
-        metrics["noise_null"] = True
-    if spec.tuning:
-        metrics["tuning"] = spec.tuning
-    if "label_smoothing" in spec.method:
-        metrics["label_smoothing"] = float(spec.method["label_smoothing"])
-    if target.info:
-        metrics["penalty_info"] = target.info
-    if target.scaling:
-        metrics["target_scale"] = target.scaling
-    write_run_record(out_json, **metrics)
+    optional = {
+        "teachers_pretrained": cached.pretrained if cached is not None else None,
+        "noise_null": True if spec.noise_null else None,
+        "tuning": spec.tuning or None,
+        "label_smoothing": float(spec.method["label_smoothing"]) if "label_smoothing" in spec.method else None,
+        "penalty_info": target.info or None,
+        "target_scale": target.scaling or None,
+    }
+    metrics.update({k: v for k, v in optional.items() if v is not None})
+    digests = cached.digests if cached is not None else ()
+    inputs = run_inputs(split_path, split.sha256, feature_paths[: len(digests)], digests, targets_path)
+    metrics = write_run_record(out_json, inputs, spec_sha256=spec_fingerprint(spec), **metrics)
+    keep_record(out_json)
     if os.path.exists(checkpoint):
         os.unlink(checkpoint)  # the metrics are the result; a finished run needs no resume point
     return metrics

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from aftbench.core.io import atomic_path
-from aftbench.core.records import encode_predictions, write_run_record
+from aftbench.core.records import encode_predictions, run_inputs, write_run_record
 from aftbench.core.roles import NO_PENALTY, PROBE
 from aftbench.core.schema import defaults
 from aftbench.data.splits import SPLITS, load_split
@@ -85,4 +85,5 @@ def probe_run(
 
         with atomic_path(logits_out) as tmp:
             save_file({s: class_logits(clf, v) for s, v in z.items()}, str(tmp))
-    return write_run_record(out_json, **metrics)
+    inputs = run_inputs(split_path, split.sha256, feature_paths, cached.digests)
+    return write_run_record(out_json, inputs, **metrics)

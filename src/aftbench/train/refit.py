@@ -6,6 +6,7 @@ accuracy go into the refit's record; a tune stage that does not match the spec i
 from __future__ import annotations
 
 from aftbench.core.io import read_json
+from aftbench.core.records import signature_problem
 from aftbench.core.roles import BASELINE, method_role
 from aftbench.core.tuning import pick_on_val
 
@@ -21,6 +22,9 @@ def choose_tuned(spec: dict, tuned_paths: list[str]) -> dict:
     records = {}
     for p in tuned_paths:
         r = read_json(p)
+        problem = signature_problem(p, r)
+        if problem:  # an edited tune record would choose the refit's value
+            raise TuneStageError(f"{spec['run_id']}: tune record {problem}; `rm {p}` and rerun the sweep to remake it")
         records[r.get("run_id")] = r
     expected = [c["run_id"] for c in candidates]
     missing = [rid for rid in expected if rid not in records]
