@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from aftbench.core.declare import resolved
-from aftbench.core.layout import sidecar, split_path
+from aftbench.core.layout import sidecar, split_images_dir, split_path
 
 
 def _files(root: Path):
@@ -46,6 +46,14 @@ def source_fingerprint(paths: dict[str, str]) -> str | None:
                 continue
             h.update(f"{key}\0{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def split_rebuild_hint(npz_path) -> str:
+    """How to redraw a split: its three artifacts removed, then Snakemake."""
+    return (
+        f"redraw it: `rm -r {npz_path} {sidecar(npz_path)} {split_images_dir(npz_path)}`, then run "
+        f"snakemake (everything on this dataset reruns)"
+    )
 
 
 def _local_paths(key: str, value) -> dict[str, str]:
@@ -88,8 +96,6 @@ def stale_splits(config: dict, loaders: dict, datasets) -> list[str]:
         if now != recorded:
             problems.append(
                 f"datasets.{did}: its source files changed since results/splits/{did}.npz was drawn (files added, "
-                f"removed or modified under {sorted(paths.values())}); "
-                f"redraw it: `rm -r {split_path(did)} {sidecar(split_path(did))} "
-                f"{split_path(did).removesuffix('.npz')}.images`, then run snakemake (everything on this dataset reruns)"
+                f"removed or modified under {sorted(paths.values())}); {split_rebuild_hint(split_path(did))}"
             )
     return problems

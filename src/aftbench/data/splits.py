@@ -19,7 +19,7 @@ import numpy as np
 from aftbench.core.declare import summarize
 from aftbench.core.io import atomic_path, file_sha256, read_json, write_json
 from aftbench.core.layout import split_images_dir
-from aftbench.data.provenance import data_paths, source_fingerprint
+from aftbench.data.provenance import data_paths, source_fingerprint, split_rebuild_hint
 from aftbench.data.registry import LOADERS, load_source
 from aftbench.data.sources import LazyImages, MissingDataError, Pool, Source
 
@@ -186,14 +186,6 @@ def _load_images(path: Path, n: int, shape, npz_path: Path) -> np.ndarray:
             f"({n}, {', '.join(map(str, shape))}). {redo}"
         )
     return images
-
-
-def split_rebuild_hint(npz_path) -> str:
-    npz_path = Path(npz_path)
-    return (
-        f"redraw it: `rm -r {npz_path} {npz_path.with_suffix('.json')} {split_images_dir(npz_path)}`, then run "
-        f"snakemake (everything on this dataset reruns)"
-    )
 
 
 def verify_split(npz_path, meta: dict) -> None:

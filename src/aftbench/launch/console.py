@@ -26,12 +26,16 @@ class Stopped(BaseException):
     """SIGTERM arrived (a BaseException, so that no `except Exception` swallows it)."""
 
 
+def _write(fd: int, text: str) -> None:
+    os.write(fd, (text.rstrip("\n") + "\n").encode(errors="replace"))
+
+
 def _say(fd: int | None, text: str) -> bool:
     """Write one line to fd; False when it cannot be written (a full disk, a closed fd)."""
     if fd is None:
         return False
     try:
-        os.write(fd, (text.rstrip("\n") + "\n").encode(errors="replace"))
+        _write(fd, text)
         return True
     except OSError:
         return False
@@ -43,7 +47,7 @@ def _tell(log_fd: int | None, console: int, text: str) -> None:
         _say(console, text)
         return
     try:
-        os.write(log_fd, (text.rstrip("\n") + "\n").encode(errors="replace"))
+        _write(log_fd, text)
     except OSError as err:
         _say(console, f"{text}\n  (its log cannot be written: {err.strerror})")
 
@@ -126,12 +130,10 @@ def run_logged(work: Callable[[], int | None], what: str, log: str) -> int:
     # the parent: forward a SIGTERM to the child (Ctrl-C reaches the child from the terminal itself)
     signal.signal(signal.SIGTERM, lambda s, f: os.kill(pid, signal.SIGTERM))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:
-            return 1
+    try:
+        _, status = os.waitpid(pid, 0)  # retried by Python when a forwarded signal interrupts it
+    except ChildProcessError:
+        return 1
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
     sig = os.WTERMSIG(status)

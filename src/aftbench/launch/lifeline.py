@@ -27,6 +27,16 @@ def _parent(pid: int) -> int | None:
         return None
 
 
+def _ancestors(depth: int = 8):
+    """This process's parent, its parent, ... (at most `depth`), up to but not including init."""
+    pid = os.getpid()
+    for _ in range(depth):
+        pid = _parent(pid)
+        if pid is None or pid <= 1:
+            return
+        yield pid
+
+
 def _argv(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -67,12 +77,7 @@ def _workdir(pid: int) -> str | None:
 
 def snakemakes_on(directory: str) -> list[int]:
     """The live Snakemake processes (other than this one and its ancestors) working in `directory`."""
-    mine, pid = {os.getpid()}, os.getpid()
-    for _ in range(8):
-        pid = _parent(pid)
-        if not pid:
-            break
-        mine.add(pid)
+    mine = {os.getpid(), *_ancestors()}
     target = os.path.realpath(directory)
     found = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
@@ -105,14 +110,7 @@ def watched_ancestors() -> list[int]:
     when it was started some other way (a terminal, submitit): only Snakemake's death orphans a
     job. A shell in between may exec the job or not; a login shell that exits (nohup) is no reason
     to stop."""
-    pid = os.getpid()
-    for _ in range(8):
-        pid = _parent(pid)
-        if pid is None or pid <= 1:
-            return []
-        if _is_snakemake(pid):
-            return [pid]
-    return []
+    return next(([pid] for pid in _ancestors() if _is_snakemake(pid)), [])
 
 
 def stop_when_orphaned(poll_s: float = 1.0) -> None:

@@ -146,7 +146,8 @@ class CachedFeatures:
 
 
 def _cache_facts(path: str, tid: str) -> dict:
-    """The identity a cache carries in its own header, after checking that its sidecar says the same."""
+    """The identity a cache carries in its own header, after checking that its sidecar says the
+    same and that it is teacher `tid`'s."""
     facts = _embedded_facts(path, tid)
     meta_path = sidecar(path)
     meta = read_json(meta_path) if Path(meta_path).exists() else None
@@ -162,6 +163,8 @@ def _cache_facts(path: str, tid: str) -> dict:
                 f"sidecar {meta_path} disagrees with the cache it describes ({edited or ['dim']}): "
                 f"it was edited or belongs to another cache; {rebuild_hint(path)}"
             )
+    if facts["teacher"] != tid:
+        raise ValueError(f"feature cache {path} holds teacher {facts['teacher']!r}, not {tid!r}; {rebuild_hint(path)}")
     return facts
 
 
@@ -204,8 +207,6 @@ def verify_cache(path: str) -> str:
     split was redrawn). Returns its `cache_digest`; raises ValueError naming the fix."""
     tid = Path(path).name.removesuffix(".safetensors")
     facts = _cache_facts(path, tid)
-    if facts["teacher"] != tid:
-        raise ValueError(f"feature cache {path} holds teacher {facts['teacher']!r}, not {tid!r}; {rebuild_hint(path)}")
     _cache_arrays(path, tid, facts)
     return cache_digest(facts)
 
@@ -220,10 +221,6 @@ def load_features(paths: list[str], split_sha256: str, teacher_ids: list[str]) -
     dims, pretrained, dtypes, digests = [], [], [], []
     for tid, path in zip(teacher_ids, paths, strict=True):
         facts = _cache_facts(path, tid)
-        if facts["teacher"] != tid:
-            raise ValueError(
-                f"feature cache {path} holds teacher {facts['teacher']!r}, not {tid!r}; {rebuild_hint(path)}"
-            )
         if facts["split_sha256"] != split_sha256:
             raise ValueError(
                 f"feature cache {path} (teacher {tid!r}) was computed on another split "
