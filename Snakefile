@@ -34,3 +34,13 @@ rule all:
         lost_runs(run_targets()),
         lambda w: lost_runs(selected_run_targets(w)),
         report_targets(),
+
+
+# The last SLURM jobs' accounting (aftbench.launch.slurm_status): their waiters returned at their
+# results, before sacct had their end. One batched query settles them; nothing without SLURM jobs.
+onsuccess:
+    settle_accounting(JOBS_DIR)
+
+
+onerror:
+    settle_accounting(JOBS_DIR)

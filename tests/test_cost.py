@@ -16,8 +16,9 @@ from tiny_specs import TEACHER_SPECS
 
 from aftbench.config.check import validate_config
 from aftbench.core.weights import FlopCountError, hf_config
-from aftbench.cost.bill import Priced, compare, estimate, render, wall_time
+from aftbench.cost.bill import Priced, estimate, render, wall_time
 from aftbench.cost.flops import student_flops, teacher_flops
+from aftbench.cost.measured import compare
 from aftbench.sweep.plan import Job, sweep_jobs
 from aftbench.teachers.registry import BACKENDS
 
@@ -218,5 +219,14 @@ def test_compare_reads_benchmark_files(tiny, tmp_path):
     bench.write_text(f"s\th:m:s\n{2 * job.seconds}\t0:00:01\n")
     text = compare(est, tmp_path / "bench")
     assert re.search(r"\| train\s*\|\s*1\s*\|[^\n]*\|\s*0\.5\s*\|", text), text  # estimate / measured of the one job
+    assert "0 of them measured where they ran" in text
+    # on SLURM (or in a pack) the job's own accounting beside the benchmark wins over the waiting process's time
+    bench.with_name(bench.stem + ".slurm.tsv").write_text(
+        f"s\tcpu_time\tmax_rss\tjob_id\tstate\tsource\n{4 * job.seconds}\t1\t\t7\tCOMPLETED\tsacct\n"
+    )
+    text = compare(est, tmp_path / "bench")
+    assert (
+        re.search(r"\| train\s*\|\s*1\s*\|[^\n]*\|\s*0\.25\s*\|", text) and "1 of them measured where they ran" in text
+    ), text
     with pytest.raises(FileNotFoundError, match="no benchmark file"):
         compare(est, tmp_path / "nowhere")

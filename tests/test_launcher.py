@@ -14,7 +14,7 @@ import pytest
 from tiny_specs import tiny_spec_dict
 
 from aftbench.cli import Command, _without_launch_options, main
-from aftbench.launch.launcher import JobFailed, job_spec, name_job, submit_and_wait
+from aftbench.launch.launcher import JobFailed, job_spec, name_job, resolved, submit_and_wait
 
 
 def test_job_spec_merges_default_and_kind():
@@ -32,11 +32,16 @@ def test_job_spec_merges_default_and_kind():
     }
     t = job_spec(cfg, "train")
     assert t["resources"]["cpus"] == 3 and t["resources"]["mem_gb"] == 6 and t["resources"]["partition"] == "cpu"
-    assert t["poll_s"] == 5 and t["deadline_s"] == 60 * (60 * 2 + 60)  # time_min × (requeues + 1) + 60
+    assert t["poll_s"] == 5 and t["pending_s"] == 72 * 3600 and t["time_s"] == 60 * 60 and t["grace_s"] == 15 * 60
+    assert t["pack"] == 1 and job_spec({"launch": {"pack": {"train": 8}}}, "train")["pack"] == 8
+    assert job_spec({"launch": {"pack": {"train": 8}}}, "probe")["pack"] == 1
+    assert job_spec({"launch": {"pack": 4}}, "probe")["pack"] == 4
+    assert resolved("slurm", t)["poll_s"] == 5 and resolved("slurm", job_spec({}, "train"))["poll_s"] == 30
     named = name_job(t, "results/runs/dataset~d/run/metrics.json")
     assert (
         named["folder"] == "results/logs/jobs/train/dataset~d/run" and named["name"] == "aftbench:train:dataset~d/run"
     )
+    assert named["accounting"] == "results/benchmarks/runs/dataset~d/run.slurm.tsv"  # beside the rule's benchmark
     x = name_job(job_spec(cfg, "extract"), "results/features/d/teacher.safetensors")
     assert x["name"] == "aftbench:extract:d/teacher"
     e = job_spec(cfg, "extract")
@@ -121,8 +126,10 @@ def _job_pids(folder) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def _start_waiter(tmp_path, digits_split, **launch):
+def _start_waiter(tmp_path, digits_split, time_s=None, **launch):
     job = local_job(tmp_path, **launch)
+    if time_s is not None:
+        job["time_s"] = time_s
     cmd = [
         sys.executable,
         "-m",
@@ -150,7 +157,7 @@ def test_a_killed_job_fails_within_seconds_naming_state_and_logs(tmp_path, digit
     for pid in _job_pids(job["folder"]):
         os.kill(pid, signal.SIGKILL)  # what the OOM killer does
     out = p.communicate(timeout=30)[0]
-    assert p.returncode != 0 and time.monotonic() - t0 < 10
+    assert p.returncode != 0 and time.monotonic() - t0 < 10, out[-3000:]
     assert "ended" in out and "without a result" in out and "_log.err" in out
 
 
@@ -169,9 +176,9 @@ def test_a_signal_to_the_waiter_cancels_the_job(tmp_path, digits_split):
 
 
 @pytest.mark.slow
-def test_the_deadline_cancels_a_job_that_runs_too_long(tmp_path, digits_split):
-    p, job = _start_waiter(tmp_path, digits_split, deadline_min=0.05)
+def test_the_running_limit_cancels_a_job_that_runs_too_long(tmp_path, digits_split):
+    p, job = _start_waiter(tmp_path, digits_split, running_grace_min=0, time_s=3)
     out = p.communicate(timeout=60)[0]
-    assert p.returncode != 0 and "deadline" in out and "cancelled it" in out
+    assert p.returncode != 0 and "min running" in out and "cancelled it" in out, out[-2000:]
     time.sleep(2)
     assert not _job_pids(job["folder"])

@@ -30,6 +30,24 @@ class Command(Checkpointable):
     def __call__(self, argv: list[str]) -> int:
         return main(argv)
 
+    def preload(self, argv: list[str]) -> None:
+        """Import what the command `argv` needs, once, before a pack forks a run per command
+        (aftbench.launch.pack): the runs then share the start-up."""
+        import importlib
+
+        for module in PRELOAD.get(argv[0], ()):
+            importlib.import_module(module)
+
+
+# What each packable command imports (its _cmd_* function's imports, and torch below them).
+PRELOAD = {
+    "extract": ("aftbench.teachers.extract",),
+    "train": ("aftbench.train.loop", "aftbench.train.refit"),
+    "probe": ("aftbench.train.probe",),
+    "paraphraser": ("aftbench.train.paraphraser",),
+    "score": ("aftbench.selection.scores",),
+}
+
 
 def _without_launch_options(argv: list[str]) -> list[str]:
     """The command line the job runs: argv less `--launcher`/`--job`/`--log` (already parsed;
@@ -144,7 +162,8 @@ def _cmd_cost(a):
     from aftbench.config.check import validate_config
     from aftbench.config.load import load_config
     from aftbench.core.schema import ConfigError
-    from aftbench.cost.bill import compare, estimate, render
+    from aftbench.cost.bill import estimate, render
+    from aftbench.cost.measured import compare
 
     try:
         resolved = validate_config(load_config(_config_files(a), a.config))

@@ -12,6 +12,7 @@ from snakemake.common import overwrite_function_params
 from aftbench.sweep import plan as jobs
 from aftbench.launch.launcher import job_spec
 from aftbench.launch.lifeline import lock_note
+from aftbench.launch.slurm_status import settle_accounting
 from aftbench.selection.adaptive import UNION_SEP, known_selections, related_sets, scored_sets, selection_requests
 from aftbench.config.check import validate_config
 from aftbench.config.preflight import damaged_artifacts, sweep_artifacts
@@ -26,6 +27,7 @@ from aftbench.core.layout import (
     CLAIM_FIGURES,
     FACTORS_TEMPLATE,
     GAIN_REPORTS,
+    JOBS_DIR,
     LOGS_DIR,
     NO_TEACHERS,
     RESULTS,

@@ -9,7 +9,7 @@ rule score_teachers:
     log:
         f"{LOGS_DIR}/scores/{{dataset}}/{{tset}}.log",
     benchmark:
-        f"{BENCHMARKS_DIR}/scores/{{dataset}}/{{tset}}.tsv"
+        f"{BENCHMARKS_DIR}/scores/dataset~{{dataset}}/teachers~{{tset}}.tsv"
     conda:
         "../../envs/aftbench.yaml"
     resources:

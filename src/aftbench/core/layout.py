@@ -30,6 +30,16 @@ SCORES_DIR = f"{RESULTS}/scores"  # transferability scores per (dataset, teacher
 SELECTIONS_DIR = f"{RESULTS}/selections"  # an adaptive block's choice of teacher sets, per dataset
 JOBS_DIR = f"{LOGS_DIR}/jobs"  # submitit's folders, per job kind and job name
 REPORTS_DIR = f"{RESULTS}/reports"  # one folder per sweep: runs.csv, tables/, figures/
+# Where each job kind's `benchmark:` file lives, under BENCHMARKS_DIR, named by its job name (job_name).
+BENCHMARK_FOLDERS = {
+    "split": "split",
+    "extract": "features",
+    "score": "scores",
+    "paraphraser": "factors",
+    "probe": "runs",
+    "train": "runs",
+    "refit": "runs",
+}
 # A run trained with a sweep block's own `train:` settings lives one level deeper, under a digest of
 # those settings, so two sweeps that differ only in training settings keep both results.
 TRAIN_VARIANT = "train~{tdigest}"
@@ -188,6 +198,17 @@ def features_path(dataset: str, teacher: str) -> str:
 
 def factors_path(dataset: str, tset: str, method: str) -> str:
     return f"{FACTORS_DIR}/{FACTORS_TEMPLATE.format(dataset=dataset, tset=tset, method=method)}/factors.safetensors"
+
+
+def benchmark_path(kind: str, name: str) -> str:
+    """The rule's `benchmark:` file of a job of `kind` named `name` (job_name of its output)."""
+    return f"{BENCHMARKS_DIR}/{BENCHMARK_FOLDERS[kind]}/{name}.tsv"
+
+
+def accounting_path(benchmark: str) -> str:
+    """Beside a benchmark file: the job's own accounting on the cluster (aftbench.launch.slurm_status)
+    or in a pack, i.e. its wall time, CPU time and peak memory where it ran, not the waiting process's."""
+    return benchmark.removesuffix(".tsv") + ".slurm.tsv"
 
 
 def job_name(out_path: str) -> str:

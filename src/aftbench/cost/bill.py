@@ -7,7 +7,7 @@ and cost nothing (as `snakemake -n` sees them), so the bill is what is left.
 
 `python -m aftbench cost --config sweep=NAME [--device h100] [--gpus 8 64]`; with
 `--compare results/benchmarks` it also sets each finished job's estimate against its measured
-`benchmark:` seconds (the calibration in docs/cost.md)."""
+seconds (aftbench.cost.measured; the calibration in docs/cost.md)."""
 
 from __future__ import annotations
 
@@ -314,7 +314,7 @@ def _h(seconds: float) -> float:
     return seconds / 3600.0
 
 
-def _table(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, floatfmt=",.4g") if len(df) else "(none)"
 
 
@@ -358,16 +358,16 @@ def render(est: Estimate, gpus: list[int]) -> str:
     kinds["PFLOP"] /= 1e15
     kinds["hours"] /= 3600
     kinds["runs on"] = ["GPU" if est.on_gpu and k in FLOP_KINDS else "CPU" for k in kinds.index]
-    lines += [_table(kinds.reset_index().rename(columns={"hours": unit if est.on_gpu else "core-hours"})), ""]
+    lines += [markdown_table(kinds.reset_index().rename(columns={"hours": unit if est.on_gpu else "core-hours"})), ""]
     ext = left[left["kind"] == "extract"]
-    lines += ["## Extraction by teacher", "", _table(_by(ext, "teacher", unit)), ""]
+    lines += ["## Extraction by teacher", "", markdown_table(_by(ext, "teacher", unit)), ""]
     train = left[left["kind"].isin(TRAINING_KINDS)]
-    lines += ["## Training by student", "", _table(_by(train, "student", unit)), ""]
-    lines += ["## Training by method", "", _table(_by(train, "method", unit)), ""]
+    lines += ["## Training by student", "", markdown_table(_by(train, "student", unit)), ""]
+    lines += ["## Training by method", "", markdown_table(_by(train, "method", unit)), ""]
     lines += [
         "## Training by teacher set",
         "",
-        _table(_by(train[train["teacher_set"] != NO_TEACHERS], "teacher_set", unit)),
+        markdown_table(_by(train[train["teacher_set"] != NO_TEACHERS], "teacher_set", unit)),
         "",
     ]
     caches = est.caches[~est.caches["done"]] if len(est.caches) else est.caches
@@ -390,7 +390,7 @@ def render(est: Estimate, gpus: list[int]) -> str:
     ]
     if len(caches):
         big = caches.groupby("teacher")["bytes"].sum().sort_values(ascending=False) / 1e9
-        lines += [_table(big.rename("GB").reset_index()), ""]
+        lines += [markdown_table(big.rename("GB").reset_index()), ""]
     lines += ["## Wall time", ""]
     what = "GPUs" if est.on_gpu else "cores"
     crit = wall_time(est.priced, 10**9)
@@ -398,7 +398,7 @@ def render(est: Estimate, gpus: list[int]) -> str:
         {what: str(n), "hours": _h(wall_time(est.priced, n, every_job=not est.on_gpu))} for n in gpus
     ]
     lines += [
-        _table(pd.DataFrame(rows)),
+        markdown_table(pd.DataFrame(rows)),
         "",
         "List scheduling of the left jobs in dependency order (split → extract → score → select → train → refit); "
         "extraction and training take one GPU each, the other jobs run on CPUs beside them. Queue waits are not "
@@ -407,31 +407,3 @@ def render(est: Estimate, gpus: list[int]) -> str:
         else "Jobs on N cores, one core each, in dependency order (Snakemake's `--cores N`).",
     ]
     return "\n".join(lines) + "\n"
-
-
-def compare(est: Estimate, benchmarks: str | Path) -> str:
-    """Each job's estimate against its measured `benchmark:` wall seconds (`s`), per kind."""
-    root = Path(benchmarks)
-    rows = []
-    for p in est.priced:
-        b = p.job.benchmark
-        if not b:
-            continue
-        f = root / Path(b).relative_to(Path(b).parts[0], Path(b).parts[1])  # results/benchmarks/... -> <root>/...
-        if f.is_file():
-            measured = pd.read_csv(f, sep="\t")["s"].iloc[-1]
-            rows.append({"kind": p.job.kind, "estimate_s": p.seconds, "measured_s": float(measured)})
-    if not rows:
-        raise FileNotFoundError(f"cost --compare: no benchmark file of this sweep's jobs under {root}")
-    df = pd.DataFrame(rows)
-    g = df.groupby("kind").agg(
-        jobs=("kind", "size"), estimate_s=("estimate_s", "sum"), measured_s=("measured_s", "sum")
-    )
-    g.loc["all jobs"] = [len(df), df["estimate_s"].sum(), df["measured_s"].sum()]
-    g["estimate / measured"] = g["estimate_s"] / g["measured_s"]
-    per_job = (df["estimate_s"] / df["measured_s"]).describe(percentiles=[0.1, 0.5, 0.9])
-    return (
-        f"## Estimate vs measured (`{root}`, device `{est.device}`)\n\n"
-        + _table(g.reset_index())
-        + f"\n\nPer job, estimate / measured: median {per_job['50%']:.2f}, 10th–90th percentile {per_job['10%']:.2f}–{per_job['90%']:.2f} ({len(df)} jobs).\n"
-    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
@@ -106,10 +107,18 @@ def _child(work: Callable[[], int | None], what: str, log_fd: int | None, consol
         return 1
 
 
-def run_logged(work: Callable[[], int | None], what: str, log: str) -> int:
+def run_logged(
+    work: Callable[[], int | None],
+    what: str,
+    log: str,
+    usage: dict | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> int:
     """Run `work` in a forked child whose stdout and stderr go to `log`; return its exit status
     (128 + the signal when a signal ended it) after naming on the console anything the log could
-    not say (see module docstring)."""
+    not say (see module docstring). `on_start(pid)` hears the child's pid; `usage`, if given,
+    receives the child's own wall seconds, CPU seconds and peak memory (`elapsed_s`, `cpu_s`,
+    `max_rss_mb`, from wait4)."""
     console = os.dup(2)
     log_fd = _open_log(log, console, what)
     oom_before = _oom_kills()
@@ -128,12 +137,36 @@ def run_logged(work: Callable[[], int | None], what: str, log: str) -> int:
                 pass
             os._exit(rc)
     # the parent: forward a SIGTERM to the child (Ctrl-C reaches the child from the terminal itself)
-    signal.signal(signal.SIGTERM, lambda s, f: os.kill(pid, signal.SIGTERM))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    started = time.monotonic()
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda s, f: os.kill(pid, signal.SIGTERM)),
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    }
     try:
-        _, status = os.waitpid(pid, 0)  # retried by Python when a forwarded signal interrupts it
+        if on_start is not None:
+            on_start(pid)
+        _, status, rusage = os.wait4(pid, 0)  # retried by Python when a forwarded signal interrupts it
     except ChildProcessError:
-        return 1
+        status, rusage = 1 << 8, None
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if usage is not None and rusage is not None:
+        usage.update(
+            elapsed_s=time.monotonic() - started,
+            cpu_s=rusage.ru_utime + rusage.ru_stime,
+            max_rss_mb=rusage.ru_maxrss / 1024,  # Linux: kB
+        )
+    try:
+        return _ended(status, what, log_fd, console, oom_before)
+    finally:
+        for fd in (log_fd, console):
+            if fd is not None:
+                os.close(fd)
+
+
+def _ended(status: int, what: str, log_fd: int | None, console: int, oom_before: int | None) -> int:
+    """The child's exit status; a signal that ended it is named in its log and on the console."""
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
     sig = os.WTERMSIG(status)

@@ -1,19 +1,25 @@
-"""Where a heavy job (feature extraction, paraphraser, probe, training) runs.
+"""Where a heavy job (feature extraction, paraphraser, probe, scores, training) runs.
 
 Snakemake runs every rule on the submitting host as `python -m aftbench CMD ... --launcher L
 --job JSON`. With `local` the command runs in that process. Otherwise this module submits the
 very same command through submitit — `slurm` (sbatch) or `submitit_local` (a subprocess, same
 code path without a cluster) — and the Snakemake job becomes a small waiting process that:
 
-- polls the job's state every `poll_s` seconds (SLURM: `sacct`) and gives up after a deadline
-  (it then cancels the job), so nothing waits forever;
-- cancels the job when it receives SIGINT, SIGTERM or SIGHUP (Ctrl-C and `kill -TERM` reach
-  the whole process group), or when Snakemake dies under it (e.g. SIGKILL), so no job outlives
-  the sweep. (SIGTERM sent to the Snakemake process alone is Snakemake's graceful stop: it
-  starts nothing new and waits for the running jobs, which finish normally.)
-- fails within one poll when the job ends without a result (killed, OOM, timeout, cancelled),
-  naming the scheduler state and the job's log files;
-- copies the job's id, stdout and stderr into the rule's log.
+- learns the job's state without asking SLURM itself: one batched `sacct` per interval serves every
+  waiting process of the results folder (aftbench.launch.slurm_status; `launch.poll_s`, 30 s on
+  SLURM, backing off to 4× while nothing changes), and records the job's own Elapsed, TotalCPU and
+  MaxRSS beside the rule's benchmark file;
+- gives up on a job queued longer than `launch.pending_max_h` or running longer than its time limit
+  (+ `launch.running_grace_min`), cancelling it (aftbench.launch.waiting);
+- cancels the job when it receives SIGINT, SIGTERM or SIGHUP, or when Snakemake dies under it
+  (e.g. SIGKILL), so no job outlives the sweep. (SIGTERM sent to the Snakemake process alone is
+  Snakemake's graceful stop: it starts nothing new and waits for the running jobs.)
+- fails when the job ends without a result (killed, OOM, timeout, cancelled), naming the scheduler
+  state and the job's log files, and copies the job's id, stdout and stderr into the rule's log.
+
+With `launch.pack` > 1 for a kind, runs that are ready together share one job instead
+(aftbench.launch.pack): one submission, one start-up, each run still its own Snakemake job,
+outputs, log and checkpoint.
 
 The caller hands in the job's callable (aftbench.cli.Command: the CLI without `--launcher`,
 importable from the installed package, since submitit pickles by reference). It is
@@ -26,193 +32,149 @@ Nothing here imports torch: the waiting processes stay light on a login node (~0
 
 from __future__ import annotations
 
-import signal
 import sys
-import time
-from pathlib import Path
 
-from aftbench.core.layout import JOBS_DIR, job_name
+from aftbench.core.layout import JOBS_DIR, accounting_path, benchmark_path, job_name
 from aftbench.core.schema import defaults
-from aftbench.launch.lifeline import alive, watched_ancestors
+from aftbench.launch import pack
+from aftbench.launch.executor import JobFailed, make_executor, tail
+from aftbench.launch.slurm_status import SharedStatus, is_final
+from aftbench.launch.waiting import Deadlines, wait_for
 
 LAUNCHERS = ("local", "submitit_local", "slurm")
 KINDS = ("extract", "paraphraser", "probe", "score", "train")
+DEFAULT_POLL_S = {"slurm": 30.0, "submitit_local": 1.0}  # launch.poll_s: null
+DEFAULT_PACK_WAIT_S = {"slurm": 10.0, "submitit_local": 2.0}  # launch.pack_wait_s: null
 
-# SLURM states after which a job will not produce anything more (sacct prints e.g. "CANCELLED by 0").
-_RUNNING_STATES = {
-    "READY",
-    "PENDING",
-    "RUNNING",
-    "UNKNOWN",
-    "REQUEUED",
-    "COMPLETING",
-    "PREEMPTED",
-    "CONFIGURING",
-    "RESIZING",
-    "SUSPENDED",
-    "REQUEUE_HOLD",
-    "REQUEUE_FED",
-    "SIGNALING",
-    "STAGE_OUT",
-}
-
-
-class JobFailed(RuntimeError):
-    pass
+__all__ = ["LAUNCHERS", "KINDS", "JobFailed", "job_spec", "name_job", "submit_and_wait"]
 
 
 def job_spec(config: dict, kind: str) -> dict:
     """Everything the launcher needs for the jobs of one rule kind, resolved from config.yaml's
     `launch:` block: resources (`default` overlaid with the kind's own entry), poll interval,
-    deadline and requeue limit. The same for every job of the kind (computed once per rule, so a
-    5,000-job DAG pays nothing per job); each job's name and folder come from its output path."""
+    deadlines, requeue limit and pack size. The same for every job of the kind (computed once per
+    rule, so a 5,000-job DAG pays nothing per job); each job's name and folder come from its output."""
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}; known: {KINDS}")
-    launch = {**defaults("launch"), **{k: v for k, v in config.get("launch", {}).items() if k != "resources"}}
-    res_cfg = config.get("launch", {}).get("resources", {})
+    given = config.get("launch", {})
+    launch = {**defaults("launch"), **{k: v for k, v in given.items() if k != "resources"}}
+    res_cfg = given.get("resources", {})
     threads = {"train": config.get("train", {}).get("threads"), "extract": config.get("extract", {}).get("threads")}
     base = defaults("resources")
     base["cpus"] = threads.get(kind) or base["cpus"]  # cpus follow the kind's threads
     resources = {**base, **res_cfg.get("default", {}), **res_cfg.get(kind, {})}
-    deadline_min = launch["deadline_min"]
-    if deadline_min is None:  # queueing + every allowed requeue of a job that uses its full time
-        deadline_min = resources["time_min"] * (launch["max_requeues"] + 1) + 60
+    packs = launch["pack"]
+    size = packs if isinstance(packs, int) else packs.get(kind, packs.get("default", 1))
+    pending_h = launch["pending_max_h"]
     return {
         "kind": kind,
         "resources": resources,
-        "poll_s": float(launch["poll_s"]),
-        "deadline_s": 60.0 * deadline_min,
+        "poll_s": launch["poll_s"],
+        "pending_s": None if pending_h is None else 3600.0 * pending_h,
+        "time_s": 60.0 * resources["time_min"],
+        "grace_s": 60.0 * launch["running_grace_min"],
         "max_requeues": int(launch["max_requeues"]),
+        "pack": int(size),
+        "pack_wait_s": launch["pack_wait_s"],
     }
 
 
-def _executor(launcher: str, job: dict):
-    import submitit
-
-    r = job["resources"]
-    ex = submitit.AutoExecutor(
-        folder=str(Path(job["folder"]).resolve() / "%j"),
-        cluster="slurm" if launcher == "slurm" else "local",
-        slurm_max_num_timeout=job["max_requeues"],
-    )
-    params = {
-        "name": job["name"],
-        "timeout_min": int(r["time_min"]),
-        "cpus_per_task": int(r["cpus"]),
-        "mem_gb": r["mem_gb"],
+def name_job(job: dict, out_path: str | None) -> dict:
+    """The job's name, folder and accounting file from the command's `--out` path:
+    `results/runs/<run id>/metrics.json` names it `aftbench:train:<run id>` with its files under
+    results/logs/jobs/train/<run id>/ and its accounting beside results/benchmarks/runs/<run id>.tsv.
+    A spec that already has a name or folder keeps them."""
+    name = job_name(out_path or "job")
+    return {
+        "name": f"aftbench:{job['kind']}:{name}",
+        "folder": f"{JOBS_DIR}/{job['kind']}/{name}",
+        "accounting": accounting_path(benchmark_path(job["kind"], name)),
+        **job,
     }
-    if r["gpus"]:
-        params["gpus_per_node"] = int(r["gpus"])
-    if launcher == "slurm":
-        for key in ("partition", "account", "qos"):
-            if r[key]:
-                params[f"slurm_{key}"] = r[key]
-        if r["sbatch"]:
-            params["slurm_additional_parameters"] = dict(r["sbatch"])
-    ex.update_parameters(**params)
-    return ex
 
 
-def _state(job, launcher: str) -> str:
-    if launcher == "slurm":
-        return job.watcher.get_state(job.job_id, mode="force")
-    return job.state  # LocalJob: RUNNING | FINISHED | INTERRUPTED
+def resolved(launcher: str, job: dict) -> dict:
+    """`job` with the launcher's defaults for the settings left null."""
+    return {
+        **job,
+        "poll_s": float(job["poll_s"] or DEFAULT_POLL_S[launcher]),
+        "pack_wait_s": float(job["pack_wait_s"] if job["pack_wait_s"] is not None else DEFAULT_PACK_WAIT_S[launcher]),
+    }
 
 
-def _finished(state: str, launcher: str) -> bool:
-    if launcher == "slurm":
-        return state.split()[0].upper() not in _RUNNING_STATES
-    return state != "RUNNING"
+def shared_status(launcher: str, job: dict) -> SharedStatus | None:
+    """SLURM: the folder-wide batched state (aftbench.launch.slurm_status); None otherwise."""
+    return SharedStatus(JOBS_DIR, job["poll_s"]) if launcher == "slurm" else None
 
 
-def _tail(path: Path, n: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except FileNotFoundError:
-        return f"({path} does not exist)"
+def tick_s(job: dict) -> float:
+    """How often a waiting process looks (files only; SLURM is asked at most once per poll_s)."""
+    return min(job["poll_s"], 5.0)
 
 
-def _echo_logs(job, state: str) -> None:
-    """The job's own logs into this process's stdout, i.e. into the rule's log."""
-    print(f"== job {job.job_id} done (scheduler state at that moment: {state})", flush=True)
-    for label, path in (("stdout", job.paths.stdout), ("stderr", job.paths.stderr)):
-        print(f"== job {job.job_id} {label}: {path}", flush=True)
-        if path.exists():
-            sys.stdout.write(path.read_text(errors="replace"))
-    sys.stdout.flush()
+class SubmittedJob:
+    """A Ticket (aftbench.launch.waiting) for one submitit job running one command."""
 
+    def __init__(self, sub, launcher: str, name: str, status: SharedStatus | None):
+        self.sub, self.launcher, self.status = sub, launcher, status
+        self.label = f"{launcher} job {sub.job_id} ({name})"
 
-def submit_and_wait(launcher: str, job: dict, argv: list[str], command) -> int:
-    """Run `command(argv)` (the CLI: aftbench.cli.Command) as a submitit job and wait for it
-    (see module docstring)."""
-    if launcher not in LAUNCHERS or launcher == "local":
-        raise ValueError(f"submit_and_wait: launcher must be one of {LAUNCHERS[1:]}, got {launcher!r}")
-    caught: list[int] = []
+    def state(self) -> str | None:
+        if self.status is not None:
+            return self.status.state(self.sub.job_id)
+        return self.sub.state  # LocalJob: RUNNING | FINISHED | INTERRUPTED
 
-    def on_signal(signum, frame):
-        caught.append(signum)
-        raise KeyboardInterrupt
+    def ended(self, state: str | None) -> bool:
+        return is_final(state) if self.status is not None else state != "RUNNING"
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    sub = None
-    try:
-        ex = _executor(launcher, job)
-        sub = ex.submit(command, argv)
-        print(f"submitted {launcher} job {sub.job_id} ({job['name']}); submitit folder {sub.paths.folder}", flush=True)
-        deadline = time.monotonic() + job["deadline_s"]
-        ancestors = watched_ancestors()
-        state = _state(sub, launcher)
-        while not _finished(state, launcher):
-            if sub.paths.result_pickle.exists():
-                break
-            if not all(alive(p) for p in ancestors):
-                sub.cancel(check=False)
-                raise JobFailed(
-                    f"the Snakemake that launched {launcher} job {sub.job_id} ({job['name']}) is gone "
-                    f"(Snakemake killed?): cancelled the job"
-                )
-            if time.monotonic() > deadline:
-                sub.cancel(check=False)
-                raise JobFailed(
-                    f"{launcher} job {sub.job_id} ({job['name']}) still {state} after the "
-                    f"{job['deadline_s'] / 60:.0f}-min deadline (launch.deadline_min): cancelled it. "
-                    f"Logs: {sub.paths.stdout} {sub.paths.stderr}"
-                )
-            time.sleep(job["poll_s"])
-            state = _state(sub, launcher)
-        if not sub.paths.result_pickle.exists() and not state.upper().startswith("COMPLETED"):
-            _echo_logs(sub, state)
+    def ready(self) -> bool:
+        return self.sub.paths.result_pickle.exists()
+
+    def logs(self) -> str:
+        return f"{self.sub.paths.stdout} {self.sub.paths.stderr}"
+
+    def cancel(self) -> None:
+        self.sub.cancel(check=False)
+
+    def _echo(self, state: str | None) -> None:
+        """The job's own logs into this process's stdout, i.e. into the rule's log."""
+        sub = self.sub
+        print(f"== job {sub.job_id} done (scheduler state at that moment: {state or 'result written'})", flush=True)
+        for label, path in (("stdout", sub.paths.stdout), ("stderr", sub.paths.stderr)):
+            print(f"== job {sub.job_id} {label}: {path}", flush=True)
+            if path.exists():
+                sys.stdout.write(path.read_text(errors="replace"))
+        sys.stdout.flush()
+
+    def outcome(self, state: str | None) -> int:
+        sub = self.sub
+        if not self.ready() and not (state or "").upper().startswith("COMPLETED"):
+            self._echo(state)
             raise JobFailed(
-                f"{launcher} job {sub.job_id} ({job['name']}) ended {state} without a result. "
-                f"stdout: {sub.paths.stdout}\nstderr: {sub.paths.stderr}\n"
-                f"last lines of stderr:\n{_tail(sub.paths.stderr)}"
+                f"{self.label} ended {state} without a result. stdout: {sub.paths.stdout}\n"
+                f"stderr: {sub.paths.stderr}\nlast lines of stderr:\n{tail(sub.paths.stderr) or '(empty)'}"
             )
         try:
             code = sub.result()
         except Exception as err:  # the command raised on the job side: its traceback is in err
-            _echo_logs(sub, state)
-            raise JobFailed(
-                f"{launcher} job {sub.job_id} ({job['name']}) failed (state {state}); stderr: {sub.paths.stderr}\n{err}"
-            ) from None
-        _echo_logs(sub, state)
+            self._echo(state)
+            raise JobFailed(f"{self.label} failed (state {state}); stderr: {sub.paths.stderr}\n{err}") from None
+        self._echo(state)
         return int(code or 0)
-    except KeyboardInterrupt:
-        if sub is not None:
-            sub.cancel(check=False)
-            print(
-                f"cancelled {launcher} job {sub.job_id} ({job['name']}) on signal "
-                f"{signal.Signals(caught[0]).name if caught else 'SIGINT'}",
-                flush=True,
-            )
-        sys.exit(128 + (caught[0] if caught else signal.SIGINT))
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
-def name_job(job: dict, out_path: str | None) -> dict:
-    """The job's name and folder from the command's `--out` path: `results/runs/<run id>/metrics.json`
-    names it `aftbench:train:<run id>` with its files under results/logs/jobs/train/<run id>/.
-    A spec that already has a name or folder keeps them."""
-    name = job_name(out_path or "job")
-    return {"name": f"aftbench:{job['kind']}:{name}", "folder": f"{JOBS_DIR}/{job['kind']}/{name}", **job}
+def submit_and_wait(launcher: str, job: dict, argv: list[str], command) -> int:
+    """Run `command(argv)` (the CLI: aftbench.cli.Command) as a submitit job, or as one run of a
+    pack, and wait for it (see module docstring)."""
+    if launcher not in LAUNCHERS or launcher == "local":
+        raise ValueError(f"submit_and_wait: launcher must be one of {LAUNCHERS[1:]}, got {launcher!r}")
+    job = resolved(launcher, job)
+    status = shared_status(launcher, job)
+    if job["pack"] > 1:
+        return pack.join_and_wait(launcher, job, argv, command, status, tick_s(job))
+    sub = make_executor(launcher, job, job["folder"], job["name"]).submit(command, argv)
+    print(f"submitted {launcher} job {sub.job_id} ({job['name']}); submitit folder {sub.paths.folder}", flush=True)
+    if status is not None:
+        status.register(sub.job_id, job.get("accounting"))
+    ticket = SubmittedJob(sub, launcher, job["name"], status)
+    return wait_for(ticket, Deadlines(job["pending_s"], job["time_s"] + job["grace_s"]), tick_s(job))

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aftbench.core.layout import (
-    BENCHMARKS_DIR,
-    FACTORS_TEMPLATE,
+    benchmark_path,
     factors_path,
     features_path,
+    job_name,
     metrics_path,
     probe_logits_path,
     probe_run_id,
@@ -78,11 +78,20 @@ def sweep_jobs(config: dict) -> tuple[dict[str, Job], list[str]]:
         return job.output
 
     def split(d):
-        return add(Job("split", split_path(d), f"{BENCHMARKS_DIR}/split/{d}.tsv", dataset=d))
+        return add(Job("split", split_path(d), benchmark_path("split", d), dataset=d))
 
     def features(d, ts):
         return [
-            add(Job("extract", features_path(d, t), f"{BENCHMARKS_DIR}/features/{d}/{t}.tsv", [split(d)], d, t))
+            add(
+                Job(
+                    "extract",
+                    features_path(d, t),
+                    benchmark_path("extract", job_name(features_path(d, t))),
+                    [split(d)],
+                    d,
+                    t,
+                )
+            )
             for t in teachers_of(config, ts)
         ]
 
@@ -91,7 +100,7 @@ def sweep_jobs(config: dict) -> tuple[dict[str, Job], list[str]]:
             Job(
                 "score",
                 scores_path(d, ts),
-                f"{BENCHMARKS_DIR}/scores/{d}/{ts}.tsv",
+                benchmark_path("score", job_name(scores_path(d, ts))),
                 [split(d), *features(d, ts)],
                 d,
                 teacher_set=ts,
@@ -116,16 +125,22 @@ def sweep_jobs(config: dict) -> tuple[dict[str, Job], list[str]]:
         pick = picks.get((d, real_set_of(ts) or ts))  # a selected set's noise null waits for it too
         if pick:
             needs.append(pick)
-        bench = f"{BENCHMARKS_DIR}/runs/{run.run_id}.tsv"
+        bench = benchmark_path("train", run.run_id)
         if run.kind == "probe":
             add(Job("probe", metrics_path(run.run_id), bench, needs, d, teacher_set=ts, run=run))
             continue
         for target in target_files(config, d, ts, run.method):
             needs.append(target)
             if target_source(config["methods"][run.method]["penalty"]) == "factors":
-                factors = FACTORS_TEMPLATE.format(dataset=d, tset=ts, method=run.method)
                 add(
-                    Job("paraphraser", target, f"{BENCHMARKS_DIR}/factors/{factors}.tsv", needs[:-1], d, teacher_set=ts)
+                    Job(
+                        "paraphraser",
+                        target,
+                        benchmark_path("paraphraser", job_name(target)),
+                        needs[:-1],
+                        d,
+                        teacher_set=ts,
+                    )
                 )
             else:
                 needs[-1] = metrics_path(probe_run_id(d, distilled_probe(config["methods"][run.method]), ts))

@@ -1,0 +1,307 @@
+"""Packing: runs that are ready together share one submitted job (`launch.pack: N`).
+
+A paper-scale sweep is thousands of short jobs; one submission each hits a cluster's
+MaxSubmitJobs and pays the start-up (interpreter, torch, CUDA) every time. With `launch.pack` > 1
+for a kind, each Snakemake job still starts its own waiting process, but instead of submitting,
+the waiting process puts its command in the kind's queue folder (`results/logs/jobs/<kind>/queue/`).
+Under the queue's lock, whichever waiting process looks first hands the queued runs to ONE job as
+soon as N are queued or the oldest has waited `launch.pack_wait_s` (10 s on SLURM, 2 s locally), and
+tells each run which job and which place it got. Then each waits for its own run only.
+
+The job (PackRun) imports what the runs need once, then runs them one after another, each in a
+forked child (aftbench.launch.console.run_logged) with its own log: the start-up is shared, and a
+run that fails, or is killed (`kill -9`, the out-of-memory killer), fails only itself; the next run
+starts. After each run its exit code and its own wall time, CPU time and peak memory (from
+`wait4`) go to `<index>.status.json` in the pack's folder (`results/logs/jobs/<kind>/packs/<id>/`).
+A requeued pack (SLURM timeout or preemption) runs again with the same arguments: finished runs are
+skipped and the interrupted one resumes from its checkpoint. The pack asks for N × the kind's time
+limit.
+
+A waiting process that is cancelled (Ctrl-C, SIGTERM, its Snakemake gone) marks its run cancelled:
+the pack stops that run (SIGTERM, within a second) or never starts it; when every run of a pack is
+finished or cancelled, the pack's job is cancelled too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from submitit.helpers import Checkpointable
+
+from aftbench.core.layout import JOBS_DIR
+from aftbench.launch.console import run_logged
+from aftbench.launch.executor import JobFailed, make_executor, tail
+from aftbench.launch.lifeline import alive
+from aftbench.launch.slurm_status import SharedStatus, is_final, write_accounting
+from aftbench.launch.waiting import Deadlines, wait_for
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _status_path(pack_dir: Path, i: int) -> Path:
+    return pack_dir / f"{i}.status.json"
+
+
+def _log_path(pack_dir: Path, i: int) -> Path:
+    return pack_dir / f"{i}.log"
+
+
+def _cancel_path(pack_dir: Path, i: int) -> Path:
+    return pack_dir / f"{i}.cancel"
+
+
+def _die_with_parent() -> None:
+    """Linux: this (forked) run gets SIGTERM if the pack's process dies (cancelled, killed)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class PackRun(Checkpointable):
+    """The job side of a pack: every run in `<pack>/runs.json`, one after another (module docstring).
+    `command` is the CLI (aftbench.cli.Command); its `preload(argv)`, if any, imports what a run needs
+    before the first fork, so every run shares it."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __call__(self, pack_dir: str) -> list[int]:
+        pdir = Path(pack_dir)
+        runs = json.loads((pdir / "runs.json").read_text())
+        preload = getattr(self.command, "preload", None)
+        if preload is not None:
+            preload(runs[0]["argv"])
+        codes = []
+        for i, run in enumerate(runs):
+            done = _read_json(_status_path(pdir, i))
+            if done and "rc" in done:  # a requeued pack: this run finished before
+                codes.append(done["rc"])
+                continue
+            if _cancel_path(pdir, i).exists():
+                _write_json(_status_path(pdir, i), {"rc": 128 + signal.SIGTERM, "cancelled": True})
+                codes.append(128 + signal.SIGTERM)
+                continue
+            codes.append(self._one(pdir, i, run))
+        return codes
+
+    def _one(self, pdir: Path, i: int, run: dict) -> int:
+        started = time.time()
+        child: list[int] = []
+
+        def on_start(pid: int) -> None:
+            child.append(pid)
+            _write_json(_status_path(pdir, i), {"pid": pid, "host": os.uname().nodename, "started": started})
+
+        def look(signum, frame):  # every second: was this run cancelled?
+            if child and _cancel_path(pdir, i).exists():
+                try:
+                    os.kill(child[0], signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+        def work():
+            _die_with_parent()
+            return self.command(run["argv"])
+
+        before = signal.signal(signal.SIGALRM, look)
+        signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
+        usage: dict = {}
+        try:
+            rc = run_logged(work, run["what"], str(_log_path(pdir, i)), usage=usage, on_start=on_start)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, before)
+        _write_json(_status_path(pdir, i), {"rc": rc, "started": started, **usage})
+        return rc
+
+
+class PackedRun:
+    """A Ticket (aftbench.launch.waiting) for one run handed to a pack: queued, then claimed."""
+
+    def __init__(self, launcher: str, job: dict, argv: list[str], command, status: SharedStatus | None):
+        self.launcher, self.job, self.command, self.status = launcher, job, command, status
+        self.kind_dir = Path(JOBS_DIR) / job["kind"]
+        self.queue = self.kind_dir / "queue"
+        self.queue.mkdir(parents=True, exist_ok=True)
+        self.entry = self.queue / f"{time.time():.6f}-{uuid.uuid4().hex[:8]}.json"
+        self.claim: dict | None = None
+        self.label = f"{launcher} pack run ({job['name']}, queued)"
+        what = f"{job['kind']} {job['name'].split(':', 2)[-1]}"
+        _write_json(self.entry, {"argv": argv, "what": what, "name": job["name"], "pid": os.getpid()})
+
+    # --- queued: wait to be claimed, or claim a pack
+    def _claimed(self) -> bool:
+        if self.claim is None:
+            claim_file = self.entry.with_suffix(".claim")
+            self.claim = _read_json(claim_file)
+            if self.claim is not None:
+                claim_file.unlink(missing_ok=True)
+            if self.claim is not None and "error" not in self.claim:
+                i, n = self.claim["index"], self.claim["runs"]
+                self.label = (
+                    f"{self.launcher} job {self.claim['job_id']} (pack of {n}, run {i + 1}: {self.job['name']})"
+                )
+                print(f"packed into {self.label}; pack folder {self.claim['pack']}", flush=True)
+        return self.claim is not None
+
+    def _lead(self) -> None:
+        with _locked(self.queue / ".lock"):
+            if self._claimed():
+                return
+            entries = []
+            for e in sorted(self.queue.glob("*.json")):  # named by the time they were queued
+                if alive((_read_json(e) or {}).get("pid", -1)):
+                    entries.append(e)
+                else:  # its waiting process is gone (killed with an earlier Snakemake): nobody wants it
+                    e.unlink(missing_ok=True)
+            n = self.job["pack"]
+            if not entries or (len(entries) < n and time.time() - _queued_at(entries[0]) < self.job["pack_wait_s"]):
+                return
+            take = entries[:n]
+            runs = [_read_json(e) for e in take]
+            pdir = self.kind_dir / "packs" / take[0].stem
+            pdir.mkdir(parents=True, exist_ok=True)
+            _write_json(pdir / "runs.json", runs)
+            try:
+                ex = make_executor(self.launcher, self.job, pdir, f"aftbench:{self.job['kind']}:pack", runs=len(take))
+                sub = ex.submit(PackRun(self.command), str(pdir))
+                claim = {"pack": str(pdir), "job_id": str(sub.job_id), "runs": len(take)}
+                claim.update(stdout=str(sub.paths.stdout), stderr=str(sub.paths.stderr))
+                if self.status is not None:
+                    self.status.register(sub.job_id)
+            except Exception as err:  # sbatch refused it: every run of the pack hears why
+                claim = {"error": f"submitting a pack of {len(take)} runs failed: {type(err).__name__}: {err}"}
+            for i, e in enumerate(take):
+                _write_json(e.with_suffix(".claim"), {**claim, "index": i})
+                e.unlink()
+
+    # --- the Ticket
+    def state(self) -> str | None:
+        if not self._claimed():
+            self._lead()
+            if not self._claimed():
+                return None
+        if "error" in self.claim:
+            return "FAILED"
+        if self.status is not None:
+            return self.status.state(self.claim["job_id"])
+        return "RUNNING" if alive(int(self.claim["job_id"])) else "FINISHED"  # a local pack: its pid
+
+    def ended(self, state: str | None) -> bool:
+        if self.claim is None:
+            return False
+        return "error" in self.claim or (is_final(state) if self.status is not None else state == "FINISHED")
+
+    def _pack(self) -> Path:
+        return Path(self.claim["pack"])
+
+    def _status(self) -> dict | None:
+        return (
+            _read_json(_status_path(self._pack(), self.claim["index"]))
+            if self._claimed() and "error" not in self.claim
+            else None
+        )
+
+    def ready(self) -> bool:
+        s = self._status()
+        return s is not None and "rc" in s
+
+    def logs(self) -> str:
+        if not self.claim or "error" in self.claim:
+            return "(not submitted yet)"
+        return f"{_log_path(self._pack(), self.claim['index'])} {self.claim['stdout']} {self.claim['stderr']}"
+
+    def outcome(self, state: str | None) -> int:
+        if "error" in self.claim:
+            raise JobFailed(f"{self.job['name']}: {self.claim['error']}")
+        log = _log_path(self._pack(), self.claim["index"])
+        print(f"== {self.label}: its log {log}", flush=True)
+        if log.exists():
+            sys.stdout.write(log.read_text(errors="replace"))
+            sys.stdout.flush()
+        s = self._status()
+        if s is None or "rc" not in s:
+            raise JobFailed(
+                f"{self.label} ended {state} before this run finished. Logs: {self.logs()}\n"
+                f"last lines of the pack's stderr:\n{tail(Path(self.claim['stderr']))}"
+            )
+        self._account(s)
+        if s["rc"] != 0:
+            last = tail(log, 1) or f"exit status {s['rc']}"
+            raise JobFailed(f"{self.label} failed: {last}")
+        return 0
+
+    def _account(self, s: dict) -> None:
+        if self.job.get("accounting") and "elapsed_s" in s:
+            acct = {**s, "state": "COMPLETED" if s["rc"] == 0 else "FAILED"}
+            write_accounting(self.job["accounting"], self.claim["job_id"], acct, source="pack (wait4)")
+
+    def cancel(self) -> None:
+        with _locked(self.queue / ".lock"):
+            if not self._claimed():  # never handed to a pack: just leave the queue
+                self.entry.unlink(missing_ok=True)
+                return
+        if "error" in self.claim:
+            return
+        pdir, n = self._pack(), self.claim["runs"]
+        with _locked(pdir / ".lock"):
+            _cancel_path(pdir, self.claim["index"]).touch()
+            over = all(
+                _cancel_path(pdir, i).exists() or "rc" in (_read_json(_status_path(pdir, i)) or {}) for i in range(n)
+            )
+        if over:  # nothing of this pack is wanted any more
+            if self.status is not None:
+                import subprocess
+
+                subprocess.call(["scancel", self.claim["job_id"]])
+            else:
+                try:
+                    os.kill(int(self.claim["job_id"]), signal.SIGINT)  # what submitit's LocalJob.cancel sends
+                except ProcessLookupError:
+                    pass
+
+
+def _queued_at(entry: Path) -> float:
+    return float(entry.stem.split("-")[0])
+
+
+def join_and_wait(
+    launcher: str, job: dict, argv: list[str], command, status: SharedStatus | None, tick_s: float
+) -> int:
+    """Queue this run for a pack and wait for its outcome (module docstring)."""
+    ticket = PackedRun(launcher, job, argv, command, status)
+    limit = job["time_s"] * job["pack"] + job["grace_s"]
+    return wait_for(ticket, Deadlines(job["pending_s"], limit), min(tick_s, 0.5) if job["pack_wait_s"] < 5 else tick_s)

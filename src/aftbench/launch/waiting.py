@@ -1,0 +1,103 @@
+"""The waiting process of a submitted job: how long it may wait, and the loop that waits.
+
+Two clocks, because on a busy cluster a job may sit in the queue far longer than it runs:
+- PENDING (queued, held, requeued and waiting again): `launch.pending_max_h` (72 h by default;
+  null = no limit), counted from the moment the job (re-)entered the queue;
+- RUNNING: the job's own time limit (`launch.resources.<kind>.time_min`, × the runs of a pack)
+  plus `launch.running_grace_min`, counted from the moment it started running. SLURM ends a job at
+  its time limit itself; this clock only catches a job whose end never reaches accounting.
+A requeued job starts both clocks afresh. Past either limit the job is cancelled and the rule fails
+naming the state and the job's logs.
+
+The loop also cancels the job on SIGINT, SIGTERM or SIGHUP (Ctrl-C and `kill -TERM` reach the whole
+process group) and when the Snakemake that started it is gone (aftbench.launch.lifeline).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from typing import Protocol
+
+from aftbench.launch.executor import JobFailed
+from aftbench.launch.lifeline import alive, watched_ancestors
+from aftbench.launch.slurm_status import RUNNING_STATES, bare_state
+
+
+class Ticket(Protocol):
+    """What a waiting process waits on: one submitit job, or one run inside a pack."""
+
+    label: str  # e.g. "slurm job 123 (aftbench:train:<run id>)"
+
+    def state(self) -> str | None: ...  # the scheduler's state (None: not known yet, i.e. queued)
+
+    def ended(self, state: str | None) -> bool: ...  # the scheduler says nothing more will happen
+
+    def ready(self) -> bool: ...  # this run's outcome is available
+
+    def outcome(self, state: str | None) -> int: ...  # its exit code, or JobFailed naming why
+
+    def cancel(self) -> None: ...
+
+    def logs(self) -> str: ...  # where to look, for messages
+
+
+class Deadlines:
+    """The PENDING and RUNNING clocks (module docstring)."""
+
+    def __init__(self, pending_s: float | None, running_s: float, clock=time.monotonic):
+        self.pending_s, self.running_s, self._clock = pending_s, running_s, clock
+        self.phase: str | None = None
+        self.since = clock()
+
+    def overdue(self, state: str | None) -> str | None:
+        """None while within the current phase's limit; else what is overdue, in words."""
+        phase = "running" if bare_state(state) in RUNNING_STATES else "pending"
+        now = self._clock()
+        if phase != self.phase:
+            self.phase, self.since = phase, now
+        limit = self.running_s if phase == "running" else self.pending_s
+        if limit is None or now - self.since <= limit:
+            return None
+        key = "its time limit + launch.running_grace_min" if phase == "running" else "launch.pending_max_h"
+        return (
+            f"still {state or 'PENDING'} after {(now - self.since) / 60:.0f} min {phase} ({key}: {limit / 60:.0f} min)"
+        )
+
+
+def wait_for(ticket: Ticket, deadlines: Deadlines, tick_s: float) -> int:
+    """Wait until `ticket` has an outcome and return it (module docstring)."""
+    caught: list[int] = []
+
+    def on_signal(signum, frame):
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        ancestors = watched_ancestors()
+        while True:
+            if ticket.ready():
+                state = None
+                break
+            state = ticket.state()
+            if ticket.ended(state):
+                break
+            if not all(alive(p) for p in ancestors):
+                ticket.cancel()
+                raise JobFailed(f"the Snakemake that launched {ticket.label} is gone (Snakemake killed?): cancelled it")
+            late = deadlines.overdue(state)
+            if late:
+                ticket.cancel()
+                raise JobFailed(f"{ticket.label} {late}: cancelled it. Logs: {ticket.logs()}")
+            time.sleep(tick_s)
+        return ticket.outcome(state)
+    except KeyboardInterrupt:
+        ticket.cancel()
+        name = signal.Signals(caught[0]).name if caught else "SIGINT"
+        print(f"cancelled {ticket.label} on signal {name}", flush=True)
+        sys.exit(128 + (caught[0] if caught else signal.SIGINT))
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

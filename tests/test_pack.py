@@ -1,0 +1,158 @@
+"""Packing without a cluster (`launch.pack`, aftbench.launch.pack, through submitit_local): runs
+queued together share one job; each keeps its own outcome, log and accounting; a failing or
+killed run fails only itself; a cancelled waiter stops its run; a requeued pack skips what
+finished. The same on a real SLURM cluster: tests/test_slurm.py."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_launcher import long_train_argv
+
+from aftbench.launch.launcher import job_spec, name_job
+from aftbench.launch.pack import PackRun
+
+WAIT = (
+    "import sys, json; from aftbench.launch.launcher import submit_and_wait; from aftbench.cli import Command; "
+    "sys.exit(submit_and_wait(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), Command()))"
+)
+
+
+def split_argv(tmp_path, text_tsv, k, path=None):
+    spec = {"loader": "tsv", "modality": "text", "args": {"path": path or text_tsv}}
+    spec.update(n_train=20, n_val=10, n_test=10, split_seed=0)
+    out = tmp_path / "results" / "splits" / f"s{k}"
+    return ["split", "--dataset", "d", "--spec", json.dumps(spec), "--out", f"{out}.npz", "--out-json", f"{out}.json"]
+
+
+def start(tmp_path, argv, name, launcher="submitit_local", **launch):
+    job = name_job(job_spec({"launch": launch}, "probe"), f"results/runs/{name}/metrics.json")
+    cmd = [sys.executable, "-c", WAIT, launcher, json.dumps(job), json.dumps(argv)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def packs(tmp_path) -> list[Path]:
+    return sorted((tmp_path / "results" / "logs" / "jobs" / "probe" / "packs").glob("*"))
+
+
+@pytest.mark.slow
+def test_runs_share_jobs_and_a_failure_fails_only_its_run(tmp_path, text_tsv):
+    ps = []
+    for k in range(4):
+        argv = split_argv(tmp_path, text_tsv, k, path=str(tmp_path / "missing.tsv") if k == 1 else None)
+        ps.append(start(tmp_path, argv, f"r{k}", pack=3, pack_wait_s=3))
+        time.sleep(0.2)
+    outs = [p.communicate(timeout=120)[0] for p in ps]
+    codes = [p.returncode for p in ps]
+    assert codes == [0, 1, 0, 0], outs
+    assert "missing.tsv" in outs[1] and "(pack of 3, run 2: aftbench:probe:r1) failed" in outs[1]
+    assert len(packs(tmp_path)) == 2  # four runs, two submissions: 3 + the one left over after pack_wait_s
+    for k in (0, 2, 3):
+        assert (tmp_path / "results" / "splits" / f"s{k}.npz").exists()
+        acct = (tmp_path / "results" / "benchmarks" / "runs" / f"r{k}.slurm.tsv").read_text().splitlines()
+        row = dict(zip(acct[0].split("\t"), acct[1].split("\t"), strict=True))
+        assert row["state"] == "COMPLETED" and row["source"] == "pack (wait4)" and float(row["s"]) > 0
+        assert float(row["max_rss"]) > 10  # the run's own peak memory, from wait4
+    assert not list((tmp_path / "results" / "logs" / "jobs" / "probe" / "queue").glob("*.json"))
+
+
+def _status(pack: Path, i: int) -> dict:
+    for _ in range(600):
+        try:
+            s = json.loads((pack / f"{i}.status.json").read_text())
+            if "pid" in s or "rc" in s:
+                return s
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"run {i} of {pack} never started")
+
+
+@pytest.mark.slow
+def test_a_killed_run_inside_a_pack_fails_only_that_run(tmp_path, text_tsv, digits_split):
+    long = start(tmp_path, long_train_argv(tmp_path, digits_split), "long", pack=2, pack_wait_s=60)
+    time.sleep(0.3)
+    short = start(tmp_path, split_argv(tmp_path, text_tsv, 0), "short", pack=2, pack_wait_s=60)
+    for _ in range(100):
+        if packs(tmp_path):
+            break
+        time.sleep(0.1)
+    [pack] = packs(tmp_path)
+    os.kill(_status(pack, 0)["pid"], signal.SIGKILL)  # what the out-of-memory killer does to one run
+    out = long.communicate(timeout=60)[0]
+    assert long.returncode == 1 and "killed by SIGKILL" in out, out[-2000:]
+    out = short.communicate(timeout=60)[0]
+    assert short.returncode == 0, out[-2000:]
+    assert (tmp_path / "results" / "splits" / "s0.npz").exists()
+
+
+@pytest.mark.slow
+def test_a_cancelled_waiter_stops_its_run_and_its_pack(tmp_path, digits_split):
+    p = start(tmp_path, long_train_argv(tmp_path, digits_split), "long", pack=4, pack_wait_s=0.5)
+    for _ in range(100):
+        if packs(tmp_path):
+            break
+        time.sleep(0.1)
+    [pack] = packs(tmp_path)
+    child = _status(pack, 0)["pid"]
+    p.send_signal(signal.SIGTERM)
+    out = p.communicate(timeout=30)[0]
+    assert p.returncode == 128 + signal.SIGTERM and "cancelled submitit_local job" in out, out[-2000:]
+    for _ in range(100):
+        gone = subprocess.run(["pgrep", "-f", str(pack)], capture_output=True).returncode != 0
+        if gone and not Path(f"/proc/{child}").exists():
+            break
+        time.sleep(0.1)
+    assert gone and not Path(f"/proc/{child}").exists(), "the pack or its run outlived the cancelled waiter"
+
+
+class Tally:
+    """A stand-in command that records each call in a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, argv):
+        with open(self.path, "a") as f:
+            f.write(argv[0] + "\n")
+        return 3 if argv[0] == "bad" else 0
+
+
+def test_a_requeued_pack_skips_the_runs_that_finished(tmp_path):
+    runs = [{"argv": [w], "what": w, "name": w} for w in ("first", "bad", "third")]
+    (tmp_path / "runs.json").write_text(json.dumps(runs))
+    (tmp_path / "0.status.json").write_text(json.dumps({"rc": 0}))  # finished before the requeue
+    (tmp_path / "1.status.json").write_text(json.dumps({"pid": 1, "started": 0}))  # interrupted by it
+    tally = tmp_path / "calls.txt"
+    assert PackRun(Tally(tally))(str(tmp_path)) == [0, 3, 0]
+    assert tally.read_text().split() == ["bad", "third"]
+    assert json.loads((tmp_path / "2.status.json").read_text())["rc"] == 0
+    assert PackRun(Tally(tally))(str(tmp_path)) == [0, 3, 0] and tally.read_text().split() == ["bad", "third"]
+
+
+def test_a_queued_run_whose_waiter_is_gone_is_dropped(tmp_path, monkeypatch):
+    from aftbench.launch import pack
+
+    monkeypatch.chdir(tmp_path)
+    job = {**name_job(job_spec({"launch": {"pack": 2, "pack_wait_s": 0}}, "probe"), "results/runs/r/metrics.json")}
+    queue = tmp_path / "results" / "logs" / "jobs" / "probe" / "queue"
+    queue.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (queue / "0000000001.000000-deadbeef.json").write_text(
+        json.dumps({"argv": ["x"], "what": "x", "name": "x", "pid": dead.pid})
+    )
+    submitted = []
+    monkeypatch.setattr(
+        pack, "make_executor", lambda *a, **k: submitted.append(a) or (_ for _ in ()).throw(OSError("no"))
+    )
+    ticket = pack.PackedRun("submitit_local", {**job, "pack_wait_s": 0.0}, ["y"], object(), None)
+    ticket.state()
+    assert not (queue / "0000000001.000000-deadbeef.json").exists()  # an earlier sweep's killed waiter
+    assert len(submitted) == 1 and ticket.claim["error"].startswith("submitting a pack of 1 runs failed")
