@@ -413,8 +413,8 @@ def test_8_the_dag_build_refuses_a_nan_beta_and_a_missing_root(tmp_path, text_ts
 
 def test_8_numbers_are_read_as_a_person_writes_them(text_tsv):
     """`lr: 1e-3` is the text '1e-3' to PyYAML (YAML 1.1, as Snakemake reads config files): where the
-    schema wants a number it is that number; a backend argument says how to write it; a grid's bad
-    element is named by its index."""
+    schema wants a number it is that number (so is a number inside a `--config` mapping, text to
+    Snakemake); a backend argument says how to write it; a grid's bad element is named by its index."""
     cfg = tiny_config(text_tsv)
     cfg["train"] |= yaml.safe_load("lr: 1e-3\nweight_decay: 5E-4")
     cfg["methods"]["aft"]["beta"] = yaml.safe_load("[5e-1, 2]")
@@ -422,6 +422,10 @@ def test_8_numbers_are_read_as_a_person_writes_them(text_tsv):
     resolved = validate_config(cfg)
     assert resolved["train"]["lr"] == 0.001 and resolved["train"]["weight_decay"] == 0.0005
     assert resolved["methods"]["aft"]["beta"] == [0.5, 2]
+    # `--config 'launch={"pack": 8, "pending_max_h": 1.5}'`: Snakemake hands nested values over as text
+    cfg["launch"] = {"pack": "8", "pending_max_h": "1.5", "resources": {"train": {"time_min": "30"}}}
+    launch = validate_config(cfg)["launch"]
+    assert launch["pack"] == 8 and launch["pending_max_h"] == 1.5 and launch["resources"]["train"]["time_min"] == 30
     for _what, change, message in [
         (
             "grid",

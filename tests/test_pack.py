@@ -16,6 +16,7 @@ from test_launcher import long_train_argv
 
 from aftbench.launch.launcher import job_spec, name_job
 from aftbench.launch.pack import PackRun
+from aftbench.launch.waiting import Deadlines
 
 WAIT = (
     "import sys, json; from aftbench.launch.launcher import submit_and_wait; from aftbench.cli import Command; "
@@ -41,13 +42,25 @@ def packs(tmp_path) -> list[Path]:
     return sorted((tmp_path / "results" / "logs" / "jobs" / "probe" / "packs").glob("*"))
 
 
+def wait_queued(tmp_path, n, timeout=60):
+    """Until `n` runs were queued (waiting in the queue or handed to a pack): the next waiter then
+    queues after them, whatever the interpreters' start-up times."""
+    queue = tmp_path / "results" / "logs" / "jobs" / "probe" / "queue"
+    for _ in range(timeout * 20):
+        handed = sum(len(json.loads(r.read_text())) for p in packs(tmp_path) if (r := p / "runs.json").exists())
+        if len(list(queue.glob("*.json"))) + handed >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{n} runs never queued")
+
+
 @pytest.mark.slow
 def test_runs_share_jobs_and_a_failure_fails_only_its_run(tmp_path, text_tsv):
     ps = []
     for k in range(4):
         argv = split_argv(tmp_path, text_tsv, k, path=str(tmp_path / "missing.tsv") if k == 1 else None)
         ps.append(start(tmp_path, argv, f"r{k}", pack=3, pack_wait_s=3))
-        time.sleep(0.2)
+        wait_queued(tmp_path, k + 1)
     outs = [p.communicate(timeout=120)[0] for p in ps]
     codes = [p.returncode for p in ps]
     assert codes == [0, 1, 0, 0], outs
@@ -77,7 +90,7 @@ def _status(pack: Path, i: int) -> dict:
 @pytest.mark.slow
 def test_a_killed_run_inside_a_pack_fails_only_that_run(tmp_path, text_tsv, digits_split):
     long = start(tmp_path, long_train_argv(tmp_path, digits_split), "long", pack=2, pack_wait_s=60)
-    time.sleep(0.3)
+    wait_queued(tmp_path, 1)
     short = start(tmp_path, split_argv(tmp_path, text_tsv, 0), "short", pack=2, pack_wait_s=60)
     for _ in range(100):
         if packs(tmp_path):
@@ -121,6 +134,8 @@ class Tally:
     def __call__(self, argv):
         with open(self.path, "a") as f:
             f.write(argv[0] + "\n")
+        if argv[0] == "preempted":  # SLURM stops the pack under this run
+            os.kill(os.getpid(), signal.SIGTERM)
         return 3 if argv[0] == "bad" else 0
 
 
@@ -134,6 +149,17 @@ def test_a_requeued_pack_skips_the_runs_that_finished(tmp_path):
     assert tally.read_text().split() == ["bad", "third"]
     assert json.loads((tmp_path / "2.status.json").read_text())["rc"] == 0
     assert PackRun(Tally(tally))(str(tmp_path)) == [0, 3, 0] and tally.read_text().split() == ["bad", "third"]
+
+
+def test_a_run_stopped_with_its_pack_is_left_to_the_requeued_pack(tmp_path):
+    runs = [{"argv": [w], "what": w, "name": w} for w in ("first", "preempted", "third")]
+    (tmp_path / "runs.json").write_text(json.dumps(runs))
+    tally = tmp_path / "calls.txt"
+    assert PackRun(Tally(tally))(str(tmp_path)) == [0]  # SIGTERM not from its waiter: the pack stops there
+    assert tally.read_text().split() == ["first", "preempted"]
+    assert "rc" not in json.loads((tmp_path / "1.status.json").read_text())  # not recorded as finished
+    (tmp_path / "1.cancel").touch()  # ... but a run its waiter cancelled is finished for good
+    assert PackRun(Tally(tally))(str(tmp_path)) == [0, 143, 0]
 
 
 def test_a_queued_run_whose_waiter_is_gone_is_dropped(tmp_path, monkeypatch):
@@ -152,7 +178,8 @@ def test_a_queued_run_whose_waiter_is_gone_is_dropped(tmp_path, monkeypatch):
     monkeypatch.setattr(
         pack, "make_executor", lambda *a, **k: submitted.append(a) or (_ for _ in ()).throw(OSError("no"))
     )
-    ticket = pack.PackedRun("submitit_local", {**job, "pack_wait_s": 0.0}, ["y"], object(), None)
+    ticket = pack.PackedRun("submitit_local", {**job, "pack_wait_s": 0.0}, ["y"], object(), None, Deadlines(None, 1))
+    ticket.start()
     ticket.state()
     assert not (queue / "0000000001.000000-deadbeef.json").exists()  # an earlier sweep's killed waiter
     assert len(submitted) == 1 and ticket.claim["error"].startswith("submitting a pack of 1 runs failed")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_launcher import long_train_argv
-from test_pack import WAIT, _status, packs, split_argv, start
+from test_pack import WAIT, _status, packs, split_argv, start, wait_queued
 from test_pipeline import tiny_config
 
 from aftbench.launch.launcher import job_spec, name_job
@@ -281,7 +281,7 @@ def test_a_killed_job_fails_its_rule_within_seconds(tmp_path, text_tsv):
 
 def test_a_run_killed_inside_a_pack_fails_only_that_run(tmp_path, text_tsv, digits_split):
     long = start(tmp_path, long_train_argv(tmp_path, digits_split), "long", "slurm", pack=2, pack_wait_s=30, poll_s=1)
-    time.sleep(0.3)
+    wait_queued(tmp_path, 1)
     short = start(tmp_path, split_argv(tmp_path, text_tsv, 0), "short", "slurm", pack=2, pack_wait_s=30, poll_s=1)
     for _ in range(300):
         if packs(tmp_path):
@@ -330,6 +330,8 @@ def test_100_waiting_jobs_share_one_status_query(tmp_path):
     window = 120
     time.sleep(window)
     n = len(calls.read_text().splitlines())
+    seen = json.loads((tmp_path / "results" / "logs" / "jobs" / "slurm_status.json").read_text())["jobs"]
+    assert sum(v["state"] == "PENDING" for v in seen.values()) == 100  # the batched query saw every job
     for w in waiters:
         w.send_signal(signal.SIGTERM)
     outs = [w.communicate(timeout=60)[0] for w in waiters]
@@ -349,7 +351,6 @@ def test_a_job_queued_longer_than_its_running_limit_is_not_cancelled(tmp_path, t
     job = name_job(job_spec({"launch": launch}, "probe"), "results/runs/held/metrics.json")
     cmd = [sys.executable, "-c", WAIT, "slurm", json.dumps(job), json.dumps(split_argv(tmp_path, text_tsv, 0))]
     w = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    t0 = time.monotonic()
     for _ in range(120):
         held = [line.split()[0] for line in squeue() if "aftbench:probe:held" in line]
         if held:
@@ -359,5 +360,5 @@ def test_a_job_queued_longer_than_its_running_limit_is_not_cancelled(tmp_path, t
     assert w.poll() is None, w.communicate()[0][-2000:]
     subprocess.run(["scontrol", "release", held[0]], check=True)
     out = w.communicate(timeout=180)[0]
-    assert w.returncode == 0 and time.monotonic() - t0 > 60, out[-3000:]
+    assert w.returncode == 0, out[-3000:]
     assert settled(held) == ["COMPLETED"]

@@ -10,10 +10,10 @@ import pytest
 from aftbench.launch.slurm_status import SharedStatus, megabytes, parse_sacct, seconds, settle_accounting
 from aftbench.launch.waiting import Deadlines
 
-# What `sacct -n -P -o JobID,State,Elapsed,TotalCPU,MaxRSS -j 169,170,171` printed on the local cluster.
+# What `sacct -n -P -o JobID,State,Elapsed,TotalCPU,MaxRSS[,Start] -j 169,170,171` printed on the local cluster.
 SACCT = """169|PENDING|00:00:01|00:00:00|
 169.batch|RUNNING|00:00:01|00:00:00|
-170|COMPLETED|00:00:35|00:00.210|
+170|COMPLETED|00:00:35|00:00.210||2026-12-06T21:21:00
 170.batch|COMPLETED|00:00:35|00:00.210|219980K
 170.extern|COMPLETED|00:00:35|00:00:00|1024K
 171|CANCELLED by 0|1-02:03:04|01:02:03|
@@ -24,6 +24,7 @@ def test_sacct_lines_become_states_and_accounting():
     jobs = parse_sacct(SACCT)
     assert jobs["169"]["state"] == "RUNNING"  # its batch step runs although the allocation line lags
     assert jobs["170"] == {
+        "start": "2026-12-06T21:21:00",
         "state": "COMPLETED",
         "elapsed_s": 35.0,
         "cpu_s": 0.21,
@@ -145,6 +146,12 @@ def test_pending_is_not_held_to_the_running_limit():
     clock.t += 2
     assert "running" in d.overdue("RUNNING")
     assert d.overdue("REQUEUED") is None  # a requeue starts the clocks afresh
+    r = Deadlines(pending_s=3600, running_s=60, clock=clock)
+    assert r.overdue("RUNNING", attempt="2026-12-06T10:00:00") is None
+    clock.t += 50
+    assert r.overdue("RUNNING", attempt="2026-12-06T10:00:00") is None
+    clock.t += 50  # requeued and running again between two looks: its new Start restarts the running clock
+    assert r.overdue("RUNNING", attempt="2026-12-06T10:01:30") is None
     clock.t += 3601
     assert "launch.pending_max_h" in d.overdue("PENDING")
     assert Deadlines(pending_s=None, running_s=60, clock=clock).overdue("PENDING") is None

@@ -62,9 +62,11 @@ class ConfigError(ValueError):
         )
 
 
-# What YAML 1.2 reads as a number but PyYAML (YAML 1.1, which Snakemake uses) leaves as text: an
-# exponent without a dot, `1e-3`. Where the schema expects a number, such a string is that number.
-YAML11_TEXT_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
+# Numbers that arrive as text: what YAML 1.2 reads as a number but PyYAML (YAML 1.1, which Snakemake
+# uses) leaves as text, an exponent without a dot (`1e-3`); and every number inside a mapping given on
+# the command line (`--config 'launch={"pack": 8}'`: Snakemake reads its nested values as text).
+# Where the schema expects a number, such a string is that number.
+YAML11_TEXT_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 
 
 def _key_path(path) -> str:
@@ -91,8 +93,8 @@ def _text_numbers(err):
 
 
 def yaml12_numbers(config: dict) -> dict:
-    """`config`, or a copy of it in which every `1e-3` written where the schema expects a number
-    (PyYAML reads it as the text '1e-3') is that number."""
+    """`config`, or a copy of it in which every number that arrived as text where the schema
+    expects a number (`1e-3` to PyYAML, `8` inside a `--config` mapping) is that number."""
     import jsonschema
 
     if not isinstance(config, dict):

@@ -16,13 +16,13 @@ from aftbench.cost.bill import Estimate, markdown_table
 def measured_seconds(benchmark: Path) -> tuple[float, bool] | None:
     """A finished job's wall seconds, and whether they were measured where it ran: the job's own
     accounting (`<benchmark>.slurm.tsv`: SLURM's Elapsed, or its run's time inside a pack) when
-    there is one, else the rule's `benchmark:` file (the local process: on a cluster that is the
+    there is one and the job COMPLETED, else the rule's `benchmark:` file (the local process: on a cluster that is the
     waiting process, queue time included)."""
     for f, job_side in ((Path(accounting_path(str(benchmark))), True), (benchmark, False)):
         if f.is_file():
-            s = pd.read_csv(f, sep="\t")["s"].iloc[-1]
-            if pd.notna(s):
-                return float(s), job_side
+            row = pd.read_csv(f, sep="\t").iloc[-1]
+            if pd.notna(row["s"]) and (not job_side or row.get("state") == "COMPLETED"):
+                return float(row["s"]), job_side
     return None
 
 

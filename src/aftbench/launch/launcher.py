@@ -33,6 +33,7 @@ Nothing here imports torch: the waiting processes stay light on a login node (~0
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from aftbench.core.layout import JOBS_DIR, accounting_path, benchmark_path, job_name
 from aftbench.core.schema import defaults
@@ -115,14 +116,28 @@ def tick_s(job: dict) -> float:
 class SubmittedJob:
     """A Ticket (aftbench.launch.waiting) for one submitit job running one command."""
 
-    def __init__(self, sub, launcher: str, name: str, status: SharedStatus | None):
-        self.sub, self.launcher, self.status = sub, launcher, status
-        self.label = f"{launcher} job {sub.job_id} ({name})"
+    def __init__(self, launcher: str, job: dict, argv: list[str], command, status: SharedStatus | None):
+        self.launcher, self.job, self.argv, self.command, self.status = launcher, job, argv, command, status
+        self.sub = None
+        self.label = f"{launcher} job ({job['name']}, not submitted yet)"
+
+    def start(self) -> None:
+        job = self.job
+        if job.get("accounting"):  # an earlier attempt's numbers are not this one's
+            Path(job["accounting"]).unlink(missing_ok=True)
+        self.sub = sub = make_executor(self.launcher, job, job["folder"], job["name"]).submit(self.command, self.argv)
+        self.label = f"{self.launcher} job {sub.job_id} ({job['name']})"
+        print(f"submitted {self.label}; submitit folder {sub.paths.folder}", flush=True)
+        if self.status is not None:
+            self.status.register(sub.job_id, job.get("accounting"))
 
     def state(self) -> str | None:
         if self.status is not None:
             return self.status.state(self.sub.job_id)
         return self.sub.state  # LocalJob: RUNNING | FINISHED | INTERRUPTED
+
+    def attempt(self) -> str | None:
+        return self.status.start(self.sub.job_id) if self.status is not None else None
 
     def ended(self, state: str | None) -> bool:
         return is_final(state) if self.status is not None else state != "RUNNING"
@@ -134,7 +149,8 @@ class SubmittedJob:
         return f"{self.sub.paths.stdout} {self.sub.paths.stderr}"
 
     def cancel(self) -> None:
-        self.sub.cancel(check=False)
+        if self.sub is not None:
+            self.sub.cancel(check=False)
 
     def _echo(self, state: str | None) -> None:
         """The job's own logs into this process's stdout, i.e. into the rule's log."""
@@ -172,9 +188,5 @@ def submit_and_wait(launcher: str, job: dict, argv: list[str], command) -> int:
     status = shared_status(launcher, job)
     if job["pack"] > 1:
         return pack.join_and_wait(launcher, job, argv, command, status, tick_s(job))
-    sub = make_executor(launcher, job, job["folder"], job["name"]).submit(command, argv)
-    print(f"submitted {launcher} job {sub.job_id} ({job['name']}); submitit folder {sub.paths.folder}", flush=True)
-    if status is not None:
-        status.register(sub.job_id, job.get("accounting"))
-    ticket = SubmittedJob(sub, launcher, job["name"], status)
+    ticket = SubmittedJob(launcher, job, argv, command, status)
     return wait_for(ticket, Deadlines(job["pending_s"], job["time_s"] + job["grace_s"]), tick_s(job))

@@ -41,7 +41,7 @@ from aftbench.launch.console import run_logged
 from aftbench.launch.executor import JobFailed, make_executor, tail
 from aftbench.launch.lifeline import alive
 from aftbench.launch.slurm_status import SharedStatus, is_final, write_accounting
-from aftbench.launch.waiting import Deadlines, wait_for
+from aftbench.launch.waiting import Deadlines, signals_held, wait_for
 
 
 @contextmanager
@@ -80,7 +80,7 @@ def _cancel_path(pack_dir: Path, i: int) -> Path:
     return pack_dir / f"{i}.cancel"
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Linux: this (forked) run gets SIGTERM if the pack's process dies (cancelled, killed)."""
     try:
         import ctypes
@@ -88,6 +88,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(128 + signal.SIGTERM)
 
 
 class PackRun(Checkpointable):
@@ -114,10 +116,16 @@ class PackRun(Checkpointable):
                 _write_json(_status_path(pdir, i), {"rc": 128 + signal.SIGTERM, "cancelled": True})
                 codes.append(128 + signal.SIGTERM)
                 continue
-            codes.append(self._one(pdir, i, run))
+            rc = self._one(pdir, i, run)
+            if rc is None:  # SLURM stopped the pack (preemption, requeue, scancel): the rest waits for its next start
+                break
+            codes.append(rc)
         return codes
 
-    def _one(self, pdir: Path, i: int, run: dict) -> int:
+    def _one(self, pdir: Path, i: int, run: dict) -> int | None:
+        """Run `run` in a forked child; its exit code, or None when the pack itself was stopped
+        under it (SIGTERM that was not this run's cancel): then nothing is recorded, and a requeued
+        pack runs it again, resuming from its checkpoint."""
         started = time.time()
         child: list[int] = []
 
@@ -132,8 +140,11 @@ class PackRun(Checkpointable):
                 except ProcessLookupError:
                     pass
 
+        parent = os.getpid()
+
         def work():
-            _die_with_parent()
+            _die_with_parent(parent)
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # submitit's timeout signal: the pack's to handle, once
             return self.command(run["argv"])
 
         before = signal.signal(signal.SIGALRM, look)
@@ -144,6 +155,8 @@ class PackRun(Checkpointable):
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, before)
+        if rc == 128 + signal.SIGTERM and not _cancel_path(pdir, i).exists():
+            return None
         _write_json(_status_path(pdir, i), {"rc": rc, "started": started, **usage})
         return rc
 
@@ -151,16 +164,22 @@ class PackRun(Checkpointable):
 class PackedRun:
     """A Ticket (aftbench.launch.waiting) for one run handed to a pack: queued, then claimed."""
 
-    def __init__(self, launcher: str, job: dict, argv: list[str], command, status: SharedStatus | None):
+    def __init__(self, launcher: str, job: dict, argv: list[str], command, status: SharedStatus | None, deadlines):
         self.launcher, self.job, self.command, self.status = launcher, job, command, status
+        self.deadlines = deadlines  # its running limit becomes the pack's once the pack is known
+        if job.get("accounting"):  # an earlier attempt's numbers are not this one's
+            Path(job["accounting"]).unlink(missing_ok=True)
         self.kind_dir = Path(JOBS_DIR) / job["kind"]
         self.queue = self.kind_dir / "queue"
         self.queue.mkdir(parents=True, exist_ok=True)
         self.entry = self.queue / f"{time.time():.6f}-{uuid.uuid4().hex[:8]}.json"
         self.claim: dict | None = None
         self.label = f"{launcher} pack run ({job['name']}, queued)"
-        what = f"{job['kind']} {job['name'].split(':', 2)[-1]}"
-        _write_json(self.entry, {"argv": argv, "what": what, "name": job["name"], "pid": os.getpid()})
+        self.argv = argv
+
+    def start(self) -> None:
+        what = f"{self.job['kind']} {self.job['name'].split(':', 2)[-1]}"
+        _write_json(self.entry, {"argv": self.argv, "what": what, "name": self.job["name"], "pid": os.getpid()})
 
     # --- queued: wait to be claimed, or claim a pack
     def _claimed(self) -> bool:
@@ -171,6 +190,7 @@ class PackedRun:
                 claim_file.unlink(missing_ok=True)
             if self.claim is not None and "error" not in self.claim:
                 i, n = self.claim["index"], self.claim["runs"]
+                self.deadlines.running_s = self.job["time_s"] * n + self.job["grace_s"]
                 self.label = (
                     f"{self.launcher} job {self.claim['job_id']} (pack of {n}, run {i + 1}: {self.job['name']})"
                 )
@@ -191,22 +211,26 @@ class PackedRun:
             if not entries or (len(entries) < n and time.time() - _queued_at(entries[0]) < self.job["pack_wait_s"]):
                 return
             take = entries[:n]
-            runs = [_read_json(e) for e in take]
-            pdir = self.kind_dir / "packs" / take[0].stem
-            pdir.mkdir(parents=True, exist_ok=True)
-            _write_json(pdir / "runs.json", runs)
-            try:
-                ex = make_executor(self.launcher, self.job, pdir, f"aftbench:{self.job['kind']}:pack", runs=len(take))
-                sub = ex.submit(PackRun(self.command), str(pdir))
-                claim = {"pack": str(pdir), "job_id": str(sub.job_id), "runs": len(take)}
-                claim.update(stdout=str(sub.paths.stdout), stderr=str(sub.paths.stderr))
-                if self.status is not None:
-                    self.status.register(sub.job_id)
-            except Exception as err:  # sbatch refused it: every run of the pack hears why
-                claim = {"error": f"submitting a pack of {len(take)} runs failed: {type(err).__name__}: {err}"}
-            for i, e in enumerate(take):
-                _write_json(e.with_suffix(".claim"), {**claim, "index": i})
-                e.unlink()
+            with signals_held():  # submitted and handed out, or neither
+                self._submit(take)
+
+    def _submit(self, take: list[Path]) -> None:
+        runs = [_read_json(e) for e in take]
+        pdir = (self.kind_dir / "packs" / take[0].stem).resolve()
+        pdir.mkdir(parents=True, exist_ok=True)
+        _write_json(pdir / "runs.json", runs)
+        try:
+            ex = make_executor(self.launcher, self.job, pdir, f"aftbench:{self.job['kind']}:pack", runs=len(take))
+            sub = ex.submit(PackRun(self.command), str(pdir))
+            claim = {"pack": str(pdir), "job_id": str(sub.job_id), "runs": len(take)}
+            claim.update(stdout=str(sub.paths.stdout), stderr=str(sub.paths.stderr))
+            if self.status is not None:
+                self.status.register(sub.job_id)
+        except Exception as err:  # sbatch refused it: every run of the pack hears why
+            claim = {"error": f"submitting a pack of {len(take)} runs failed: {type(err).__name__}: {err}"}
+        for i, e in enumerate(take):
+            _write_json(e.with_suffix(".claim"), {**claim, "index": i})
+            e.unlink()
 
     # --- the Ticket
     def state(self) -> str | None:
@@ -219,6 +243,11 @@ class PackedRun:
         if self.status is not None:
             return self.status.state(self.claim["job_id"])
         return "RUNNING" if alive(int(self.claim["job_id"])) else "FINISHED"  # a local pack: its pid
+
+    def attempt(self) -> str | None:
+        if self.status is None or not self.claim or "error" in self.claim:
+            return None
+        return self.status.start(self.claim["job_id"])
 
     def ended(self, state: str | None) -> bool:
         if self.claim is None:
@@ -253,6 +282,12 @@ class PackedRun:
             sys.stdout.write(log.read_text(errors="replace"))
             sys.stdout.flush()
         s = self._status()
+        for _ in range(60 if self.status is not None else 0):  # written on a compute node: NFS may show it late
+            if s is not None and "rc" in s:
+                break
+            time.sleep(1)
+            self._pack().chmod(self._pack().stat().st_mode)  # refreshes an NFS client's view of the folder
+            s = self._status()
         if s is None or "rc" not in s:
             raise JobFailed(
                 f"{self.label} ended {state} before this run finished. Logs: {self.logs()}\n"
@@ -302,6 +337,6 @@ def join_and_wait(
     launcher: str, job: dict, argv: list[str], command, status: SharedStatus | None, tick_s: float
 ) -> int:
     """Queue this run for a pack and wait for its outcome (module docstring)."""
-    ticket = PackedRun(launcher, job, argv, command, status)
-    limit = job["time_s"] * job["pack"] + job["grace_s"]
-    return wait_for(ticket, Deadlines(job["pending_s"], limit), min(tick_s, 0.5) if job["pack_wait_s"] < 5 else tick_s)
+    deadlines = Deadlines(job["pending_s"], job["time_s"] * job["pack"] + job["grace_s"])
+    ticket = PackedRun(launcher, job, argv, command, status, deadlines)
+    return wait_for(ticket, deadlines, min(tick_s, 0.5) if job["pack_wait_s"] < 5 else tick_s)

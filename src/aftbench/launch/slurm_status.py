@@ -10,8 +10,10 @@ file (`results/logs/jobs/slurm_status.json`) and a lock beside it:
   `sacct -j id,id,...` for every registered job not yet finished and rewrites the file; the others
   find it fresh once they get the lock and do nothing;
 - back-off: the interval starts at `launch.poll_s` and grows 1.5× after each query that saw no
-  change (up to `4 × poll_s`), back to `poll_s` when something changed; a failing `sacct` (slurmdbd
-  down) doubles it, up to 10 minutes, and the waiters keep the last known states meanwhile;
+  change (up to `4 × poll_s`), back to `poll_s` when something changed; when `sacct` fails
+  (slurmdbd down, accounting off) the same interval asks `squeue` instead (a job gone from the
+  queue has ended), and when both fail the interval doubles, up to 10 minutes, and the waiters keep
+  the last known states meanwhile;
 - a finished job stays in the query until its accounting (Elapsed, TotalCPU, MaxRSS) is complete
   or it has been finished for `ACCOUNTING_WAIT_S`; its accounting is written beside the rule's
   benchmark file (`<benchmark>.slurm.tsv`, aftbench.core.layout.accounting_path) by whichever
@@ -37,7 +39,7 @@ from pathlib import Path
 
 FINAL_WAIT_S = 600.0  # longest interval after failing queries
 ACCOUNTING_WAIT_S = 120.0  # how long a finished job's missing MaxRSS is waited for
-SACCT_FIELDS = "JobID,State,Elapsed,TotalCPU,MaxRSS"
+SACCT_FIELDS = "JobID,State,Elapsed,TotalCPU,MaxRSS,Start"
 
 # Scheduler states after which a job will not produce anything more.
 WAITING_STATES = frozenset(
@@ -75,19 +77,20 @@ def megabytes(text: str) -> float | None:
 
 
 def parse_sacct(text: str) -> dict[str, dict]:
-    """`sacct -n -P -o JobID,State,Elapsed,TotalCPU,MaxRSS` (allocation and step lines) -> per job
-    id: state, elapsed_s, cpu_s, max_rss_mb (the largest over its steps; None when not sampled).
-    Accounting may show the allocation PENDING while its batch step already runs: then RUNNING."""
+    """`sacct -n -P -o JobID,State,Elapsed,TotalCPU,MaxRSS,Start` (allocation and step lines) -> per
+    job id: state, elapsed_s, cpu_s, max_rss_mb (the largest over its steps; None when not sampled)
+    and start (when this attempt started: a requeued job starts again). Accounting may show the
+    allocation PENDING while its batch step already runs: then RUNNING."""
     jobs: dict[str, dict] = {}
     for line in text.splitlines():
-        parts = line.split("|")
-        if len(parts) < 5:
+        parts = line.split("|") + [""]
+        if len(parts) < 6:
             continue
-        jid, state, elapsed, cpu, rss = parts[:5]
+        jid, state, elapsed, cpu, rss, start = parts[:6]
         base, _, step = jid.partition(".")
         job = jobs.setdefault(base, {"state": None, "elapsed_s": None, "cpu_s": None, "max_rss_mb": None})
         if not step:
-            job.update(state=state, elapsed_s=seconds(elapsed), cpu_s=seconds(cpu))
+            job.update(state=state, elapsed_s=seconds(elapsed), cpu_s=seconds(cpu), start=start or None)
             continue
         mb = megabytes(rss) if rss else None
         if mb is not None:
@@ -97,16 +100,34 @@ def parse_sacct(text: str) -> dict[str, dict]:
     return jobs
 
 
-def _sacct(ids: list[str]) -> dict[str, dict]:
-    out = subprocess.run(
-        ["sacct", "-n", "-P", "-o", SACCT_FIELDS, "-j", ",".join(ids)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def _run(cmd: list[str]) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
-        raise OSError(f"sacct exited {out.returncode}: {out.stderr.strip()[-300:]}")
-    return parse_sacct(out.stdout)
+        raise OSError(f"{cmd[0]} exited {out.returncode}: {out.stderr.strip()[-300:]}")
+    return out.stdout
+
+
+def _sacct(ids: list[str]) -> dict[str, dict]:
+    return parse_sacct(_run(["sacct", "-n", "-P", "-o", SACCT_FIELDS, "-j", ",".join(ids)]))
+
+
+def _squeue(ids: list[str]) -> dict[str, dict]:
+    """Without accounting (sacct failing): the queue's view. A watched job no longer in the queue
+    has ended; whether it left a result is for the waiter to see."""
+    listed = {}
+    for line in _run(["squeue", "-h", "-o", "%i|%T", "--me"]).splitlines():
+        jid, _, state = line.partition("|")
+        listed[jid.strip()] = state.strip()
+    empty = {"elapsed_s": None, "cpu_s": None, "max_rss_mb": None, "start": None}
+    return {j: {**empty, "state": listed.get(j, "ENDED (left the queue; sacct unavailable)")} for j in ids}
+
+
+def _query(ids: list[str]) -> dict[str, dict]:
+    """sacct; squeue when sacct fails (slurmdbd down, accounting off): one of them per interval."""
+    try:
+        return _sacct(ids)
+    except (OSError, subprocess.SubprocessError):
+        return _squeue(ids)
 
 
 def write_accounting(path: str | os.PathLike, job_id: str, acct: dict, source: str = "sacct") -> None:
@@ -135,17 +156,17 @@ def write_accounting(path: str | os.PathLike, job_id: str, acct: dict, source: s
 class SharedStatus:
     """The states of this folder's SLURM jobs, shared by every waiting process (module docstring)."""
 
-    def __init__(self, folder: str | os.PathLike, poll_s: float, query=_sacct, clock=time.time):
+    def __init__(self, folder: str | os.PathLike, poll_s: float, query=_query, clock=time.time):
         self.file = Path(folder) / "slurm_status.json"
         self.lock = self.file.with_suffix(".lock")
         self.poll_s = float(poll_s)
         self.max_s = 4 * self.poll_s
         self._query = query
         self._clock = clock
-        self.file.parent.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
     def _locked(self):
+        self.file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.lock, "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
@@ -168,6 +189,9 @@ class SharedStatus:
         """Watch `job_id` from the next query on; its accounting goes to `accounting` once known."""
         with self._locked():
             data = self._read()
+            for w in data["watch"].values():  # an earlier attempt of the same rule writes there no more
+                if accounting and w["accounting"] == accounting:
+                    w["accounting"] = None
             data["watch"][str(job_id)] = {"accounting": accounting, "finished_at": None}
             self._write(data)
 
@@ -178,8 +202,9 @@ class SharedStatus:
             data = self._refresh()
         return (data["jobs"].get(str(job_id)) or {}).get("state")
 
-    def accounting(self, job_id: str) -> dict | None:
-        return self._read()["jobs"].get(str(job_id))
+    def start(self, job_id: str) -> str | None:
+        """When the job's current attempt started (changes when it is requeued), if known."""
+        return (self._read()["jobs"].get(str(job_id)) or {}).get("start")
 
     def _refresh(self) -> dict:
         with self._locked():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from typing import Protocol
 
 from aftbench.launch.executor import JobFailed
@@ -29,6 +30,8 @@ class Ticket(Protocol):
     """What a waiting process waits on: one submitit job, or one run inside a pack."""
 
     label: str  # e.g. "slurm job 123 (aftbench:train:<run id>)"
+
+    def start(self) -> None: ...  # submit it (or queue it for a pack)
 
     def state(self) -> str | None: ...  # the scheduler's state (None: not known yet, i.e. queued)
 
@@ -42,6 +45,35 @@ class Ticket(Protocol):
 
     def logs(self) -> str: ...  # where to look, for messages
 
+    def attempt(self) -> str | None: ...  # when the job's current attempt started (SLURM), if known
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_held = 0  # > 0 inside signals_held()
+_caught: list[int] = []  # the stop signals this waiting process received
+
+
+def _on_signal(signum, frame):
+    _caught.append(signum)
+    if not _held:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def signals_held():
+    """Inside wait_for: Ctrl-C, SIGTERM and SIGHUP wait until the block is done (a job submitted and
+    recorded as one step, never submitted and forgotten), then stop the wait, which cancels the job.
+    (Blocking them with the signal mask instead would leave them blocked in the job that submitit
+    starts as a local subprocess.)"""
+    global _held
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if _caught and not _held:
+            raise KeyboardInterrupt
+
 
 class Deadlines:
     """The PENDING and RUNNING clocks (module docstring)."""
@@ -49,14 +81,17 @@ class Deadlines:
     def __init__(self, pending_s: float | None, running_s: float, clock=time.monotonic):
         self.pending_s, self.running_s, self._clock = pending_s, running_s, clock
         self.phase: str | None = None
+        self.attempt: str | None = None
         self.since = clock()
 
-    def overdue(self, state: str | None) -> str | None:
-        """None while within the current phase's limit; else what is overdue, in words."""
+    def overdue(self, state: str | None, attempt: str | None = None) -> str | None:
+        """None while within the current phase's limit; else what is overdue, in words. `attempt`
+        (SLURM's Start of the job) tells a requeued job that is running again from one that never
+        stopped, when no look fell between its two runs."""
         phase = "running" if bare_state(state) in RUNNING_STATES else "pending"
         now = self._clock()
-        if phase != self.phase:
-            self.phase, self.since = phase, now
+        if phase != self.phase or (attempt is not None and attempt != self.attempt):
+            self.phase, self.since, self.attempt = phase, now, attempt
         limit = self.running_s if phase == "running" else self.pending_s
         if limit is None or now - self.since <= limit:
             return None
@@ -67,15 +102,13 @@ class Deadlines:
 
 
 def wait_for(ticket: Ticket, deadlines: Deadlines, tick_s: float) -> int:
-    """Wait until `ticket` has an outcome and return it (module docstring)."""
-    caught: list[int] = []
-
-    def on_signal(signum, frame):
-        caught.append(signum)
-        raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    """Start `ticket` (submit, or queue for a pack), wait until it has an outcome and return it
+    (module docstring)."""
+    _caught.clear()
+    previous = {s: signal.signal(s, _on_signal) for s in SIGNALS}
     try:
+        with signals_held():
+            ticket.start()
         ancestors = watched_ancestors()
         while True:
             if ticket.ready():
@@ -87,17 +120,24 @@ def wait_for(ticket: Ticket, deadlines: Deadlines, tick_s: float) -> int:
             if not all(alive(p) for p in ancestors):
                 ticket.cancel()
                 raise JobFailed(f"the Snakemake that launched {ticket.label} is gone (Snakemake killed?): cancelled it")
-            late = deadlines.overdue(state)
+            late = deadlines.overdue(state, ticket.attempt())
             if late:
                 ticket.cancel()
                 raise JobFailed(f"{ticket.label} {late}: cancelled it. Logs: {ticket.logs()}")
             time.sleep(tick_s)
-        return ticket.outcome(state)
+        try:
+            return ticket.outcome(state)
+        except JobFailed:
+            if state is not None:  # ended without its result (NODE_FAIL...): were it requeued, no one would wait
+                ticket.cancel()
+            raise
     except KeyboardInterrupt:
+        for s in SIGNALS:  # a second signal must not interrupt the cancel
+            signal.signal(s, signal.SIG_IGN)
         ticket.cancel()
-        name = signal.Signals(caught[0]).name if caught else "SIGINT"
-        print(f"cancelled {ticket.label} on signal {name}", flush=True)
-        sys.exit(128 + (caught[0] if caught else signal.SIGINT))
+        sig = _caught[0] if _caught else signal.SIGINT
+        print(f"cancelled {ticket.label} on signal {signal.Signals(sig).name}", flush=True)
+        sys.exit(128 + sig)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
