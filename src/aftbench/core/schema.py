@@ -62,11 +62,13 @@ class ConfigError(ValueError):
         )
 
 
-# Numbers that arrive as text: what YAML 1.2 reads as a number but PyYAML (YAML 1.1, which Snakemake
-# uses) leaves as text, an exponent without a dot (`1e-3`); and every number inside a mapping given on
-# the command line (`--config 'launch={"pack": 8}'`: Snakemake reads its nested values as text).
-# Where the schema expects a number, such a string is that number.
-YAML11_TEXT_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+# What YAML 1.2 reads as a number but PyYAML (YAML 1.1, which Snakemake uses) leaves as text: an
+# exponent without a dot, `1e-3`.
+YAML11_TEXT_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
+# Numbers that arrive as text: those, and every number inside a mapping given on the command line
+# (`--config 'launch={"pack": 8}'`: Snakemake reads nested values as text). Where the schema expects
+# a number, such a string is that number.
+TEXT_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 
 
 def _key_path(path) -> str:
@@ -84,7 +86,7 @@ def _text_numbers(err):
         err.validator == "type"
         and {"number", "integer"} & set(wanted)
         and isinstance(err.instance, str)
-        and YAML11_TEXT_NUMBER.fullmatch(err.instance.strip())
+        and TEXT_NUMBER.fullmatch(err.instance.strip())
     ):
         value = float(err.instance)
         yield list(err.absolute_path), int(value) if "number" not in wanted and value.is_integer() else value
