@@ -17,7 +17,7 @@ from submitit.helpers import Checkpointable
 from aftbench.core.layout import RESULTS, job_name
 from aftbench.launch.console import run_logged
 from aftbench.launch.launcher import LAUNCHERS, name_job, submit_and_wait
-from aftbench.launch.lifeline import stop_when_orphaned
+from aftbench.launch.lifeline import stop_when_orphaned, watched_ancestors
 
 from . import __version__
 
@@ -378,20 +378,23 @@ def main(argv=None) -> int:
     c.add_argument("--csv", help="also write one row per job (kind, ids, FLOPs, seconds, done) here")
     c.set_defaults(fn=_cmd_cost)
     a = p.parse_args(argv)
+    # The Snakemake this job runs under, found now: a child forked below might look only after a
+    # kill -9 of Snakemake had already cut it from its ancestors, and so never notice.
+    owners = watched_ancestors() if as_process and getattr(a, "launcher", None) == "local" else None
     if as_process and a.log:
         out = getattr(a, "out", None) or getattr(a, "out_dir", None)
         what = f"{a.cmd} {job_name(out)}" if out else a.cmd
-        return run_logged(lambda: _run(p, a, argv, as_process), what, a.log)
-    return _run(p, a, argv, as_process)
+        return run_logged(lambda: _run(p, a, argv, owners), what, a.log)
+    return _run(p, a, argv, owners)
 
 
-def _run(p, a, argv: list[str], as_process: bool) -> int:
+def _run(p, a, argv: list[str], owners: list[int] | None) -> int:
     if getattr(a, "launcher", "local") != "local":
         if a.job is None:
             p.error(f"--launcher {a.launcher} needs --job (the job spec from aftbench.launch.launcher.job_spec)")
         return submit_and_wait(a.launcher, name_job(a.job, a.out), _without_launch_options(argv), Command())
-    if as_process and getattr(a, "launcher", None) == "local":
-        stop_when_orphaned()  # Snakemake killed (even -9): this job stops too, instead of running unowned
+    if owners is not None:
+        stop_when_orphaned(owners)  # Snakemake killed (even -9): this job stops too, instead of running unowned
     return a.fn(a) or 0
 
 

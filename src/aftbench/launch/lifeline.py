@@ -113,11 +113,12 @@ def watched_ancestors() -> list[int]:
     return next(([pid] for pid in _ancestors() if _is_snakemake(pid)), [])
 
 
-def stop_when_orphaned(poll_s: float = 1.0) -> None:
-    """Send this process SIGTERM as soon as the Snakemake it runs under is gone (checked every
-    `poll_s` in a daemon thread; nothing is watched outside Snakemake). Outputs are written atomically and training checkpoints, so a
-    job stopped this way leaves nothing half-written and resumes on the next run."""
-    ancestors = watched_ancestors()
+def stop_when_orphaned(ancestors: list[int] | None = None, poll_s: float = 1.0) -> None:
+    """Send this process SIGTERM as soon as the Snakemake it runs under (`ancestors`, default
+    watched_ancestors() now) is gone, checked every `poll_s` in a daemon thread; nothing is watched
+    outside Snakemake. Outputs are written atomically and training checkpoints, so a job stopped
+    this way leaves nothing half-written and resumes on the next run."""
+    ancestors = watched_ancestors() if ancestors is None else ancestors
     if not ancestors or not os.path.exists(f"/proc/{os.getpid()}/stat"):
         return
 
