@@ -182,3 +182,14 @@ def test_the_running_limit_cancels_a_job_that_runs_too_long(tmp_path, digits_spl
     assert p.returncode != 0 and "min running" in out and "cancelled it" in out, out[-2000:]
     time.sleep(2)
     assert not _job_pids(job["folder"])
+
+
+def test_a_short_slurm_job_is_not_warned_of_its_time_limit_at_its_start(tmp_path):
+    """submitit asks SLURM for USR2 90 s before the time limit and requeues the job when it comes: a
+    1-minute job would be told it timed out as it starts (seen on the local cluster). The warning
+    comes at most half the limit early."""
+    from aftbench.launch.executor import make_executor
+
+    short = job_spec({"launch": {"resources": {"default": {"time_min": 1}}}}, "probe")
+    assert make_executor("slurm", short, tmp_path, "n")._executor.parameters["signal_delay_s"] == 30
+    assert make_executor("slurm", job_spec({}, "probe"), tmp_path, "n")._executor.parameters["signal_delay_s"] == 90

@@ -30,6 +30,10 @@ def make_executor(launcher: str, job: dict, folder: str | Path, name: str, runs:
     if r["gpus"]:
         params["gpus_per_node"] = int(r["gpus"])
     if launcher == "slurm":
+        # SLURM warns a job this long before its time limit (submitit checkpoints and requeues it then):
+        # 90 s, submitit's default, but never more than half the limit, or a short job would be told
+        # at its start that it timed out, and requeue itself until max_requeues ran out.
+        params["slurm_signal_delay_s"] = min(90, 30 * params["timeout_min"])
         for key in ("partition", "account", "qos"):
             if r[key]:
                 params[f"slurm_{key}"] = r[key]
