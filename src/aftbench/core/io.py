@@ -59,6 +59,21 @@ def write_json(path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+@contextlib.contextmanager
+def locked(path: str | os.PathLike):
+    """An exclusive lock (flock) on the file `path`, created if missing, held for the block: one
+    process at a time among those that take it (aftbench.launch: the shared SLURM status, the pack queue)."""
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def read_json(path):
     path = Path(path)
     try:

@@ -24,41 +24,23 @@ finished or cancelled, the pack's job is cancelled too.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from submitit.helpers import Checkpointable
 
+from aftbench.core.io import locked, write_json
 from aftbench.core.layout import JOBS_DIR
 from aftbench.launch.console import run_logged
 from aftbench.launch.executor import JobFailed, make_executor, tail
 from aftbench.launch.lifeline import alive
 from aftbench.launch.slurm_status import SharedStatus, is_final, write_accounting
 from aftbench.launch.waiting import Deadlines, signals_held, wait_for
-
-
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -113,7 +95,7 @@ class PackRun(Checkpointable):
                 codes.append(done["rc"])
                 continue
             if _cancel_path(pdir, i).exists():
-                _write_json(_status_path(pdir, i), {"rc": 128 + signal.SIGTERM, "cancelled": True})
+                write_json(_status_path(pdir, i), {"rc": 128 + signal.SIGTERM, "cancelled": True})
                 codes.append(128 + signal.SIGTERM)
                 continue
             rc = self._one(pdir, i, run)
@@ -131,7 +113,7 @@ class PackRun(Checkpointable):
 
         def on_start(pid: int) -> None:
             child.append(pid)
-            _write_json(_status_path(pdir, i), {"pid": pid, "host": os.uname().nodename, "started": started})
+            write_json(_status_path(pdir, i), {"pid": pid, "host": os.uname().nodename, "started": started})
 
         def look(signum, frame):  # every second: was this run cancelled?
             if child and _cancel_path(pdir, i).exists():
@@ -157,7 +139,7 @@ class PackRun(Checkpointable):
             signal.signal(signal.SIGALRM, before)
         if rc == 128 + signal.SIGTERM and not _cancel_path(pdir, i).exists():
             return None
-        _write_json(_status_path(pdir, i), {"rc": rc, "started": started, **usage})
+        write_json(_status_path(pdir, i), {"rc": rc, "started": started, **usage})
         return rc
 
 
@@ -179,7 +161,7 @@ class PackedRun:
 
     def start(self) -> None:
         what = f"{self.job['kind']} {self.job['name'].split(':', 2)[-1]}"
-        _write_json(self.entry, {"argv": self.argv, "what": what, "name": self.job["name"], "pid": os.getpid()})
+        write_json(self.entry, {"argv": self.argv, "what": what, "name": self.job["name"], "pid": os.getpid()})
 
     # --- queued: wait to be claimed, or claim a pack
     def _claimed(self) -> bool:
@@ -198,7 +180,7 @@ class PackedRun:
         return self.claim is not None
 
     def _lead(self) -> None:
-        with _locked(self.queue / ".lock"):
+        with locked(self.queue / ".lock"):
             if self._claimed():
                 return
             entries = []
@@ -218,7 +200,7 @@ class PackedRun:
         runs = [_read_json(e) for e in take]
         pdir = (self.kind_dir / "packs" / take[0].stem).resolve()
         pdir.mkdir(parents=True, exist_ok=True)
-        _write_json(pdir / "runs.json", runs)
+        write_json(pdir / "runs.json", runs)
         try:
             ex = make_executor(self.launcher, self.job, pdir, f"aftbench:{self.job['kind']}:pack", runs=len(take))
             sub = ex.submit(PackRun(self.command), str(pdir))
@@ -229,7 +211,7 @@ class PackedRun:
         except Exception as err:  # sbatch refused it: every run of the pack hears why
             claim = {"error": f"submitting a pack of {len(take)} runs failed: {type(err).__name__}: {err}"}
         for i, e in enumerate(take):
-            _write_json(e.with_suffix(".claim"), {**claim, "index": i})
+            write_json(e.with_suffix(".claim"), {**claim, "index": i})
             e.unlink()
 
     # --- the Ticket
@@ -305,14 +287,14 @@ class PackedRun:
             write_accounting(self.job["accounting"], self.claim["job_id"], acct, source="pack (wait4)")
 
     def cancel(self) -> None:
-        with _locked(self.queue / ".lock"):
+        with locked(self.queue / ".lock"):
             if not self._claimed():  # never handed to a pack: just leave the queue
                 self.entry.unlink(missing_ok=True)
                 return
         if "error" in self.claim:
             return
         pdir, n = self._pack(), self.claim["runs"]
-        with _locked(pdir / ".lock"):
+        with locked(pdir / ".lock"):
             _cancel_path(pdir, self.claim["index"]).touch()
             over = all(
                 _cancel_path(pdir, i).exists() or "rc" in (_read_json(_status_path(pdir, i)) or {}) for i in range(n)

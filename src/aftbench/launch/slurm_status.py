@@ -28,14 +28,14 @@ waiting. Nothing here imports torch or submitit.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from aftbench.core.io import locked, write_json, write_text
 
 FINAL_WAIT_S = 600.0  # longest interval after failing queries
 ACCOUNTING_WAIT_S = 120.0  # how long a finished job's missing MaxRSS is waited for
@@ -135,7 +135,6 @@ def write_accounting(path: str | os.PathLike, job_id: str, acct: dict, source: s
     seconds the job ran), `cpu_time` (seconds), `max_rss` (MB; empty when not sampled), the
     job id, its final state and where the numbers come from."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
 
     def cell(v):
         return "" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
@@ -148,9 +147,7 @@ def write_accounting(path: str | os.PathLike, job_id: str, acct: dict, source: s
         "state": bare_state(acct.get("state")) or "",
         "source": source,
     }
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text("\t".join(cols) + "\n" + "\t".join(cell(v) for v in cols.values()) + "\n")
-    os.replace(tmp, p)
+    write_text(p, "\t".join(cols) + "\n" + "\t".join(cell(v) for v in cols.values()) + "\n")
 
 
 class SharedStatus:
@@ -164,15 +161,8 @@ class SharedStatus:
         self._query = query
         self._clock = clock
 
-    @contextmanager
     def _locked(self):
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        return locked(self.lock)
 
     def _read(self) -> dict:
         try:
@@ -181,9 +171,7 @@ class SharedStatus:
             return {"at": 0.0, "interval": self.poll_s, "watch": {}, "jobs": {}}
 
     def _write(self, data: dict) -> None:
-        tmp = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.file)
+        write_json(self.file, data)
 
     def register(self, job_id: str, accounting: str | None = None) -> None:
         """Watch `job_id` from the next query on; its accounting goes to `accounting` once known."""
