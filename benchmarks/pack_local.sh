@@ -2,8 +2,8 @@
 # Packing under submitit_local on the offline default sweep: the training part of the sweep (every
 # job after feature extraction and teacher scores) run twice from the same extracted features,
 #   A: launcher submitit_local, pack 1, snakemake --cores 2    (two jobs at a time, one start-up each)
-#   B: launcher submitit_local, pack 8, snakemake --cores 16   (two packs of 8 at a time, one start-up per pack)
-# Both use two cores for the work; B needs 16 waiting processes so that 8 runs can be packed together.
+#   B: launcher submitit_local, pack 8, snakemake --cores 2    (two packs at a time, each taking the next
+#                                                                queued run when free: one start-up per 8 runs)
 # Prints each wall time and checks the two sweeps' metrics are identical.
 #   bash benchmarks/pack_local.sh [WORKDIR]      (from the project root, with .venv set up)
 set -euo pipefail
@@ -19,11 +19,12 @@ echo "extraction and scores: $(( $(date +%s) - t0 )) s"
 for variant in A B; do
   rm -rf "$W/$variant" && cp -a "$W/base" "$W/$variant" && cd "$W/$variant"
   if [ $variant = A ]; then args=(--cores 2 --config launcher=submitit_local)
-  else args=(--cores 16 --config launcher=submitit_local 'launch={"pack": 8}'); fi
+  else args=(--cores 2 --config launcher=submitit_local 'launch={"pack": 8}'); fi
   t0=$(date +%s.%N)
   snakemake --quiet rules "${args[@]}" > "$W/$variant.log" 2>&1
   t1=$(date +%s.%N)
   jobs=$(find results/logs/jobs -name '*_submitted.pkl' | wc -l)
+  [ $variant = B ] && echo "B: runs per pack: $(for r in results/logs/jobs/*/packs/*/runs.json; do python -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$r"; done | sort -n | uniq -c | tr '\n' ' ')"
   echo "$variant (${args[*]}): $(python -c "print(f'{$t1 - $t0:.0f}')") s, $jobs submitit jobs, load after $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 python - "$W" <<'PY'

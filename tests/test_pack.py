@@ -1,7 +1,8 @@
-"""Packing without a cluster (`launch.pack`, aftbench.launch.pack, through submitit_local): runs
-queued together share one job; each keeps its own outcome, log and accounting; a failing or
-killed run fails only itself; a cancelled waiter stops its run; a requeued pack skips what
-finished. The same on a real SLURM cluster: tests/test_slurm.py."""
+"""Packing without a cluster (`launch.pack`, aftbench.launch.pack, through submitit_local): a pack
+takes the runs queued after its own until it ran N; runs queued while every pack is busy get a new
+pack; each run keeps its own outcome, log and accounting; a failing or killed run fails only
+itself; a cancelled waiter stops its run; a requeued pack skips what finished. The same on a real
+SLURM cluster (runs handed to a pack N at a time): tests/test_slurm.py."""
 
 import json
 import os
@@ -54,18 +55,40 @@ def wait_queued(tmp_path, n, timeout=60):
     raise AssertionError(f"{n} runs never queued")
 
 
+def _status(pack: Path, i: int, key: str = "pid") -> dict:
+    for _ in range(600):
+        try:
+            s = json.loads((pack / f"{i}.status.json").read_text())
+            if key in s or "rc" in s:
+                return s
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"run {i} of {pack} never started")
+
+
+def _one_pack(tmp_path) -> Path:
+    for _ in range(100):
+        if packs(tmp_path):
+            break
+        time.sleep(0.1)
+    [pack] = packs(tmp_path)
+    return pack
+
+
 @pytest.mark.slow
-def test_runs_share_jobs_and_a_failure_fails_only_its_run(tmp_path, text_tsv):
-    ps = []
-    for k in range(4):
+def test_a_pack_takes_the_next_runs_and_a_failure_fails_only_its_run(tmp_path, text_tsv):
+    ps, outs = [], []
+    for k in range(4):  # one after another, as Snakemake with --cores 1 starts them
         argv = split_argv(tmp_path, text_tsv, k, path=str(tmp_path / "missing.tsv") if k == 1 else None)
-        ps.append(start(tmp_path, argv, f"r{k}", pack=3, pack_wait_s=3))
-        wait_queued(tmp_path, k + 1)
-    outs = [p.communicate(timeout=120)[0] for p in ps]
+        ps.append(start(tmp_path, argv, f"r{k}", pack=3, pack_wait_s=30))
+        outs.append(ps[-1].communicate(timeout=120)[0])
     codes = [p.returncode for p in ps]
     assert codes == [0, 1, 0, 0], outs
-    assert "missing.tsv" in outs[1] and "(pack of 3, run 2: aftbench:probe:r1) failed" in outs[1]
-    assert len(packs(tmp_path)) == 2  # four runs, two submissions: 3 + the one left over after pack_wait_s
+    assert "missing.tsv" in outs[1] and "(pack run 2: aftbench:probe:r1) failed" in outs[1]
+    first, second = packs(tmp_path)  # four runs, two submissions: the first pack ran 3 (its N), then a new one
+    assert len(json.loads((first / "runs.json").read_text())) == 3
+    assert [r["name"] for r in json.loads((second / "runs.json").read_text())] == ["aftbench:probe:r3"]
     for k in (0, 2, 3):
         assert (tmp_path / "results" / "splits" / f"s{k}.npz").exists()
         acct = (tmp_path / "results" / "benchmarks" / "runs" / f"r{k}.slurm.tsv").read_text().splitlines()
@@ -75,44 +98,35 @@ def test_runs_share_jobs_and_a_failure_fails_only_its_run(tmp_path, text_tsv):
     assert not list((tmp_path / "results" / "logs" / "jobs" / "probe" / "queue").glob("*.json"))
 
 
-def _status(pack: Path, i: int) -> dict:
-    for _ in range(600):
-        try:
-            s = json.loads((pack / f"{i}.status.json").read_text())
-            if "pid" in s or "rc" in s:
-                return s
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"run {i} of {pack} never started")
+@pytest.mark.slow
+def test_runs_queued_while_every_pack_is_busy_get_their_own_pack(tmp_path, text_tsv, digits_split):
+    long = start(tmp_path, long_train_argv(tmp_path, digits_split), "long", pack=4, pack_wait_s=30)
+    _status(_one_pack(tmp_path), 0)  # the first pack is busy with the long run
+    short = start(tmp_path, split_argv(tmp_path, text_tsv, 0), "short", pack=4, pack_wait_s=30)
+    out = short.communicate(timeout=60)[0]
+    assert short.returncode == 0, out[-2000:]
+    assert len(packs(tmp_path)) == 2  # not queued behind the long run
+    long.send_signal(signal.SIGTERM)
+    long.communicate(timeout=60)
 
 
 @pytest.mark.slow
 def test_a_killed_run_inside_a_pack_fails_only_that_run(tmp_path, text_tsv, digits_split):
     long = start(tmp_path, long_train_argv(tmp_path, digits_split), "long", pack=2, pack_wait_s=60)
-    wait_queued(tmp_path, 1)
-    short = start(tmp_path, split_argv(tmp_path, text_tsv, 0), "short", pack=2, pack_wait_s=60)
-    for _ in range(100):
-        if packs(tmp_path):
-            break
-        time.sleep(0.1)
-    [pack] = packs(tmp_path)
+    pack = _one_pack(tmp_path)
     os.kill(_status(pack, 0)["pid"], signal.SIGKILL)  # what the out-of-memory killer does to one run
     out = long.communicate(timeout=60)[0]
     assert long.returncode == 1 and "killed by SIGKILL" in out, out[-2000:]
+    short = start(tmp_path, split_argv(tmp_path, text_tsv, 0), "short", pack=2, pack_wait_s=60)
     out = short.communicate(timeout=60)[0]
     assert short.returncode == 0, out[-2000:]
-    assert (tmp_path / "results" / "splits" / "s0.npz").exists()
+    assert packs(tmp_path) == [pack] and (tmp_path / "results" / "splits" / "s0.npz").exists()  # the same pack went on
 
 
 @pytest.mark.slow
 def test_a_cancelled_waiter_stops_its_run_and_its_pack(tmp_path, digits_split):
     p = start(tmp_path, long_train_argv(tmp_path, digits_split), "long", pack=4, pack_wait_s=0.5)
-    for _ in range(100):
-        if packs(tmp_path):
-            break
-        time.sleep(0.1)
-    [pack] = packs(tmp_path)
+    pack = _one_pack(tmp_path)
     child = _status(pack, 0)["pid"]
     p.send_signal(signal.SIGTERM)
     out = p.communicate(timeout=30)[0]
@@ -183,3 +197,29 @@ def test_a_queued_run_whose_waiter_is_gone_is_dropped(tmp_path, monkeypatch):
     ticket.state()
     assert not (queue / "0000000001.000000-deadbeef.json").exists()  # an earlier sweep's killed waiter
     assert len(submitted) == 1 and ticket.claim["error"].startswith("submitting a pack of 1 runs failed")
+
+
+def test_a_queued_run_is_left_to_an_idle_pack_and_an_over_pack_takes_none(tmp_path, monkeypatch):
+    from aftbench.launch import pack
+
+    monkeypatch.chdir(tmp_path)
+    job = {**name_job(job_spec({"launch": {"pack": 2, "pack_wait_s": 0}}, "probe"), "results/runs/r/metrics.json")}
+    queue = tmp_path / "results" / "logs" / "jobs" / "probe" / "queue"
+    (queue / "idle").mkdir(parents=True)
+    idle = queue / "idle" / "p.json"
+    idle.write_text(json.dumps({"until": time.time() + 60, "host": pack.HOST, "pid": os.getpid()}))
+    submitted = []
+    monkeypatch.setattr(pack, "make_executor", lambda *a, **k: submitted.append(a) or 1 / 0)
+    ticket = pack.PackedRun("submitit_local", {**job, "pack_wait_s": 0.0}, ["y"], object(), None, Deadlines(None, 1))
+    ticket.start()
+    assert ticket.state() is None and not submitted  # the idle pack takes it
+    idle.write_text(json.dumps({"until": time.time() - 1, "host": pack.HOST, "pid": os.getpid()}))
+    ticket.state()  # that pack's wait ran out: a pack is submitted for it
+    assert len(submitted) == 1 and "error" in ticket.claim
+
+    pdir = tmp_path / "pack"
+    pdir.mkdir()
+    entry = queue / "1.0-x.json"
+    entry.write_text(json.dumps({"argv": ["x"], "what": "x", "name": "x", "pid": os.getpid()}))
+    (pdir / "over").touch()  # every run of this pack was finished or cancelled: it takes no more
+    assert pack.PackRun._claim(pdir, [{"argv": ["a"]}], entry, {}) == [{"argv": ["a"]}] and entry.exists()

@@ -45,7 +45,7 @@ from aftbench.launch.waiting import Deadlines, wait_for
 LAUNCHERS = ("local", "submitit_local", "slurm")
 KINDS = ("extract", "paraphraser", "probe", "score", "train")
 DEFAULT_POLL_S = {"slurm": 30.0, "submitit_local": 1.0}  # launch.poll_s: null
-DEFAULT_PACK_WAIT_S = {"slurm": 10.0, "submitit_local": 2.0}  # launch.pack_wait_s: null
+DEFAULT_PACK_WAIT_S = {"slurm": 10.0, "submitit_local": 5.0}  # launch.pack_wait_s: null
 
 __all__ = ["LAUNCHERS", "KINDS", "JobFailed", "job_spec", "name_job", "submit_and_wait"]
 

@@ -1,25 +1,33 @@
-"""Packing: runs that are ready together share one submitted job (`launch.pack: N`).
+"""Packing: many runs share one submitted job and its start-up (`launch.pack: N`).
 
 A paper-scale sweep is thousands of short jobs; one submission each hits a cluster's
 MaxSubmitJobs and pays the start-up (interpreter, torch, CUDA) every time. With `launch.pack` > 1
 for a kind, each Snakemake job still starts its own waiting process, but instead of submitting,
 the waiting process puts its command in the kind's queue folder (`results/logs/jobs/<kind>/queue/`).
-Under the queue's lock, whichever waiting process looks first hands the queued runs to ONE job as
-soon as N are queued or the oldest has waited `launch.pack_wait_s` (10 s on SLURM, 2 s locally), and
-tells each run which job and which place it got. Then each waits for its own run only.
+
+A pack is a worker that runs up to N runs, one after another. Under the queue's lock, whichever
+waiting process looks first leaves queued runs to the packs that are idle (started, with room,
+waiting for work) and submits a new pack for the rest: on SLURM one pack per N queued runs, handed
+to it at once, as soon as N are queued or the oldest has waited `launch.pack_wait_s` (10 s), since a
+pack may wait in the queue for hours; under submitit_local a pack starts at once, so each new pack
+is handed one run. A pack that finished the runs it was handed takes the next queued ones itself
+(oldest first), until it ran N, waiting up to `launch.pack_wait_s` for one (10 s SLURM, 5 s local):
+under submitit_local, with `snakemake --cores C`, C packs stay busy and each pays the start-up once
+per N runs. Each run is told which job and which place it got, and its waiting process waits for
+that run only.
 
 The job (PackRun) imports what the runs need once, then runs them one after another, each in a
 forked child (aftbench.launch.console.run_logged) with its own log: the start-up is shared, and a
 run that fails, or is killed (`kill -9`, the out-of-memory killer), fails only itself; the next run
 starts. After each run its exit code and its own wall time, CPU time and peak memory (from
-`wait4`) go to `<index>.status.json` in the pack's folder (`results/logs/jobs/<kind>/packs/<id>/`).
-A requeued pack (SLURM timeout or preemption) runs again with the same arguments: finished runs are
-skipped and the interrupted one resumes from its checkpoint. The pack asks for N × the kind's time
-limit.
+`wait4`) go to `<index>.status.json` in the pack's folder (`results/logs/jobs/<kind>/packs/<id>/`,
+its runs in `runs.json`). A requeued pack (SLURM timeout or preemption) runs again: finished runs
+are skipped and the interrupted one resumes from its checkpoint. The pack asks for N × the kind's
+time limit.
 
 A waiting process that is cancelled (Ctrl-C, SIGTERM, its Snakemake gone) marks its run cancelled:
 the pack stops that run (SIGTERM, within a second) or never starts it; when every run of a pack is
-finished or cancelled, the pack's job is cancelled too.
+finished or cancelled, the pack takes no more runs and its job is cancelled.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import signal
 import sys
 import time
 import uuid
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from submitit.helpers import Checkpointable
@@ -41,6 +50,8 @@ from aftbench.launch.executor import JobFailed, make_executor, tail
 from aftbench.launch.lifeline import alive
 from aftbench.launch.slurm_status import SharedStatus, is_final, write_accounting
 from aftbench.launch.waiting import Deadlines, signals_held, wait_for
+
+HOST = os.uname().nodename
 
 
 def _read_json(path: Path) -> dict | None:
@@ -62,6 +73,51 @@ def _cancel_path(pack_dir: Path, i: int) -> Path:
     return pack_dir / f"{i}.cancel"
 
 
+def _wanted(record: dict) -> bool:
+    """A queue entry or idle pack's record still stands: its process is alive where that can be
+    seen (this host); an idle pack's wait has not run out."""
+    if record.get("until", float("inf")) < time.time():
+        return False
+    return record.get("host", HOST) != HOST or alive(record.get("pid", -1))
+
+
+def _queued(queue: Path) -> list[Path]:
+    """The queue's entries, oldest first (named by the time they were queued); those whose waiting
+    process is gone (killed with an earlier Snakemake: nobody wants them) are dropped. Under the lock."""
+    entries = []
+    for e in sorted(queue.glob("*.json")):
+        if _wanted(_read_json(e) or {}):
+            entries.append(e)
+        else:
+            e.unlink(missing_ok=True)
+    return entries
+
+
+def _idle_packs(queue: Path) -> int:
+    """How many packs are waiting for a run (their markers under `queue/idle/`). Under the lock."""
+    return sum(_wanted(_read_json(m) or {}) for m in (queue / "idle").glob("*.json"))
+
+
+@contextmanager
+def _output_to(path: Path):
+    """stdout and stderr of what starts inside (submitit_local's controller inherits them) go to
+    `path`: a local pack outlives the waiting process that started it, and must not hold or write to
+    that process's log (a rule's log, the pipe a caller reads to its end)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (fd, *saved):
+            os.close(f)
+
+
 def _die_with_parent(parent: int) -> None:
     """Linux: this (forked) run gets SIGTERM if the pack's process dies (cancelled, killed)."""
     try:
@@ -75,12 +131,12 @@ def _die_with_parent(parent: int) -> None:
 
 
 class PackRun(Checkpointable):
-    """The job side of a pack: every run in `<pack>/runs.json`, one after another (module docstring).
-    `command` is the CLI (aftbench.cli.Command); its `preload(argv)`, if any, imports what a run needs
-    before the first fork, so every run shares it."""
+    """The job side of a pack: the runs in `<pack>/runs.json`, one after another, then runs taken
+    from `queue` until `capacity` ran (module docstring). `command` is the CLI (aftbench.cli.Command);
+    its `preload(argv)`, if any, imports what a run needs before the first fork, so every run shares it."""
 
-    def __init__(self, command):
-        self.command = command
+    def __init__(self, command, queue: str | None = None, capacity: int = 0, wait_s: float = 0.0):
+        self.command, self.queue, self.capacity, self.wait_s = command, queue, capacity, wait_s
 
     def __call__(self, pack_dir: str) -> list[int]:
         pdir = Path(pack_dir)
@@ -88,21 +144,60 @@ class PackRun(Checkpointable):
         preload = getattr(self.command, "preload", None)
         if preload is not None:
             preload(runs[0]["argv"])
-        codes = []
-        for i, run in enumerate(runs):
-            done = _read_json(_status_path(pdir, i))
-            if done and "rc" in done:  # a requeued pack: this run finished before
-                codes.append(done["rc"])
-                continue
-            if _cancel_path(pdir, i).exists():
-                write_json(_status_path(pdir, i), {"rc": 128 + signal.SIGTERM, "cancelled": True})
-                codes.append(128 + signal.SIGTERM)
-                continue
-            rc = self._one(pdir, i, run)
+        codes: list[int] = []
+        i = 0
+        while i < len(runs) or i < len(runs := self._take(pdir, runs)):
+            rc = self._next(pdir, i, runs[i])
             if rc is None:  # SLURM stopped the pack (preemption, requeue, scancel): the rest waits for its next start
                 break
             codes.append(rc)
+            i += 1
         return codes
+
+    def _take(self, pdir: Path, runs: list[dict]) -> list[dict]:
+        """`runs` and the oldest queued run, once one is queued (waiting up to wait_s while idle,
+        announced by a marker under `queue/idle/`); `runs` alone when full, over or nothing came."""
+        if self.queue is None or len(runs) >= self.capacity:
+            return runs
+        import submitit
+
+        env = submitit.JobEnvironment()
+        me = {"pack": str(pdir), "job_id": str(env.job_id), "stdout": str(env.paths.stdout)}
+        me["stderr"] = str(env.paths.stderr)
+        queue = Path(self.queue)
+        marker = queue / "idle" / f"{pdir.name}.json"
+        until = time.time() + self.wait_s
+        try:
+            while True:
+                with locked(queue / ".lock"):
+                    entries = _queued(queue)
+                    if entries or time.time() >= until:
+                        marker.unlink(missing_ok=True)
+                        return self._claim(pdir, runs, entries[0], me) if entries else runs
+                    write_json(marker, {"until": until, "host": HOST, "pid": os.getpid()})
+                time.sleep(0.2)
+        finally:
+            marker.unlink(missing_ok=True)
+
+    @staticmethod
+    def _claim(pdir: Path, runs: list[dict], entry: Path, me: dict) -> list[dict]:
+        with locked(pdir / ".lock"):  # a waiter's cancel sees the pack's runs before or after, never between
+            if (pdir / "over").exists():
+                return runs
+            runs = [*runs, _read_json(entry)]
+            write_json(pdir / "runs.json", runs)
+        write_json(entry.with_suffix(".claim"), {**me, "runs": len(runs), "index": len(runs) - 1})
+        entry.unlink()
+        return runs
+
+    def _next(self, pdir: Path, i: int, run: dict) -> int | None:
+        done = _read_json(_status_path(pdir, i))
+        if done and "rc" in done:  # a requeued pack: this run finished before
+            return done["rc"]
+        if _cancel_path(pdir, i).exists():
+            write_json(_status_path(pdir, i), {"rc": 128 + signal.SIGTERM, "cancelled": True})
+            return 128 + signal.SIGTERM
+        return self._one(pdir, i, run)
 
     def _one(self, pdir: Path, i: int, run: dict) -> int | None:
         """Run `run` in a forked child; its exit code, or None when the pack itself was stopped
@@ -161,7 +256,8 @@ class PackedRun:
 
     def start(self) -> None:
         what = f"{self.job['kind']} {self.job['name'].split(':', 2)[-1]}"
-        write_json(self.entry, {"argv": self.argv, "what": what, "name": self.job["name"], "pid": os.getpid()})
+        record = {"argv": self.argv, "what": what, "name": self.job["name"], "pid": os.getpid(), "host": HOST}
+        write_json(self.entry, record)
 
     # --- queued: wait to be claimed, or claim a pack
     def _claimed(self) -> bool:
@@ -171,11 +267,8 @@ class PackedRun:
             if self.claim is not None:
                 claim_file.unlink(missing_ok=True)
             if self.claim is not None and "error" not in self.claim:
-                i, n = self.claim["index"], self.claim["runs"]
-                self.deadlines.running_s = self.job["time_s"] * n + self.job["grace_s"]
-                self.label = (
-                    f"{self.launcher} job {self.claim['job_id']} (pack of {n}, run {i + 1}: {self.job['name']})"
-                )
+                i = self.claim["index"]
+                self.label = f"{self.launcher} job {self.claim['job_id']} (pack run {i + 1}: {self.job['name']})"
                 print(f"packed into {self.label}; pack folder {self.claim['pack']}", flush=True)
         return self.claim is not None
 
@@ -183,18 +276,14 @@ class PackedRun:
         with locked(self.queue / ".lock"):
             if self._claimed():
                 return
-            entries = []
-            for e in sorted(self.queue.glob("*.json")):  # named by the time they were queued
-                if alive((_read_json(e) or {}).get("pid", -1)):
-                    entries.append(e)
-                else:  # its waiting process is gone (killed with an earlier Snakemake): nobody wants it
-                    e.unlink(missing_ok=True)
-            n = self.job["pack"]
-            if not entries or (len(entries) < n and time.time() - _queued_at(entries[0]) < self.job["pack_wait_s"]):
-                return
-            take = entries[:n]
-            with signals_held():  # submitted and handed out, or neither
-                self._submit(take)
+            waiting = _queued(self.queue)[_idle_packs(self.queue) :]  # the oldest are the idle packs' next runs
+            hand = self.job["pack"] if self.launcher == "slurm" else 1  # a local pack starts at once
+            while waiting:
+                take, waiting = waiting[:hand], waiting[hand:]
+                if len(take) < hand and time.time() - _queued_at(take[0]) < self.job["pack_wait_s"]:
+                    return
+                with signals_held():  # submitted and handed out, or neither
+                    self._submit(take)
 
     def _submit(self, take: list[Path]) -> None:
         runs = [_read_json(e) for e in take]
@@ -202,8 +291,10 @@ class PackedRun:
         pdir.mkdir(parents=True, exist_ok=True)
         write_json(pdir / "runs.json", runs)
         try:
-            ex = make_executor(self.launcher, self.job, pdir, f"aftbench:{self.job['kind']}:pack", runs=len(take))
-            sub = ex.submit(PackRun(self.command), str(pdir))
+            n = self.job["pack"]
+            ex = make_executor(self.launcher, self.job, pdir, f"aftbench:{self.job['kind']}:pack", runs=n)
+            with _output_to(pdir / "controller.log") if self.launcher != "slurm" else nullcontext():
+                sub = ex.submit(PackRun(self.command, str(self.queue), n, self.job["pack_wait_s"]), str(pdir))
             claim = {"pack": str(pdir), "job_id": str(sub.job_id), "runs": len(take)}
             claim.update(stdout=str(sub.paths.stdout), stderr=str(sub.paths.stderr))
             if self.status is not None:
@@ -293,12 +384,15 @@ class PackedRun:
                 return
         if "error" in self.claim:
             return
-        pdir, n = self._pack(), self.claim["runs"]
+        pdir = self._pack()
         with locked(pdir / ".lock"):
             _cancel_path(pdir, self.claim["index"]).touch()
+            n = len(_read_json(pdir / "runs.json") or [])
             over = all(
                 _cancel_path(pdir, i).exists() or "rc" in (_read_json(_status_path(pdir, i)) or {}) for i in range(n)
             )
+            if over:  # it takes no more runs
+                (pdir / "over").touch()
         if over:  # nothing of this pack is wanted any more
             if self.status is not None:
                 import subprocess
