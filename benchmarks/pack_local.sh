@@ -6,6 +6,7 @@
 #                                                                queued run when free: one start-up per 8 runs)
 # Prints each wall time and checks the two sweeps' metrics are identical.
 #   bash benchmarks/pack_local.sh [WORKDIR]      (from the project root, with .venv set up)
+#   VARIANTS="B A" bash benchmarks/pack_local.sh  (the other order: a drift in machine speed shows)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 W="${1:-$(mktemp -d)}"
@@ -16,7 +17,7 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 t0=$(date +%s)
 snakemake --cores 2 --quiet rules --until extract_features score_teachers > "$W/extract.log" 2>&1
 echo "extraction and scores: $(( $(date +%s) - t0 )) s"
-for variant in A B; do
+for variant in ${VARIANTS:-A B}; do
   rm -rf "$W/$variant" && cp -a "$W/base" "$W/$variant" && cd "$W/$variant"
   if [ $variant = A ]; then args=(--cores 2 --config launcher=submitit_local)
   else args=(--cores 2 --config launcher=submitit_local 'launch={"pack": 8}'); fi
