@@ -31,14 +31,16 @@ STUDENTS = {
 METHOD_ARGS = {"aft": {"rho_lr": 0.01}}
 
 
-def fake_split(kind: str, n: int, n_classes: int = 10) -> Split:
+def fake_split(kind: str, n: int, n_classes: int = 10, image_size: int = 28, words: int = 12) -> Split:
+    """`n` random examples: grey `image_size` px images (RGB from 64 px on), or texts of `words` words."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, n_classes, n)
     if kind == "image":
-        pool = Pool(labels, images=rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8))
+        shape = (n, image_size, image_size, 3 if image_size >= 64 else 1)
+        pool = Pool(labels, images=rng.integers(0, 256, shape, dtype=np.uint8))
     else:
-        words = "the a of small large animal tool food made used for with and that".split()
-        pool = Pool(labels, texts=np.asarray([" ".join(rng.choice(words, 12)) for _ in range(n)]))
+        vocab = "the a of small large animal tool food made used for with and that".split()
+        pool = Pool(labels, texts=np.asarray([" ".join(rng.choice(vocab, words)) for _ in range(n)]))
     return Split("bench", kind, [str(i) for i in range(n_classes)], {"train": pool, "val": pool, "test": pool}, "")
 
 

@@ -134,3 +134,42 @@ def test_open_clip_extraction_on_gpu_matches_cpu(tmp_path, digits_split, tiny_op
     for s in ("train", "val", "test"):
         rel = np.linalg.norm(feats["cuda"][s] - feats["cpu"][s]) / np.linalg.norm(feats["cpu"][s])
         assert rel < 1e-3, f"{tower} tower: GPU features {rel:.2g} from CPU ones"
+
+
+def _cnn_run(digits_split, feats, **train):
+    return RunSpec.from_dict(
+        {
+            "run_id": "gpu/aft",
+            "dataset": "digits",
+            "student_id": "cnn",
+            "student": {"arch": "cnn", "args": {"width": 8, "depth": 2, "image_size": 16}},
+            "method_id": "aft",
+            "method": {"kind": "train", "penalty": "aft", "beta": 1.0, "args": {"rho_lr": 0.01}},
+            "teacher_set": "rp",
+            "teachers": ["rp"],
+            "seed": 0,
+            "train": {"steps": 30, "batch_size": 16, "lr": 1e-3, "log_every": 5, "device": "cuda", **train},
+        }
+    )
+
+
+def test_streamed_batches_train_exactly_as_resident_ones(tmp_path, digits_split, feats):
+    """aftbench.train.feed: a split too large for the device (resident_gb: 0) is gathered in
+    page-locked memory and uploaded on a side stream, in the same order: the same run."""
+    common = {"tf32": False, "channels_last": False}
+    resident = train_run(_cnn_run(digits_split, feats, **common), digits_split, [feats], str(tmp_path / "r" / "m.json"))
+    streamed = _cnn_run(digits_split, feats, resident_gb=0, **common)
+    s = train_run(streamed, digits_split, [feats], str(tmp_path / "s" / "m.json"))
+    assert resident["inputs_resident_on_device"] and not s["inputs_resident_on_device"]
+    for a, b in zip(resident["history"], s["history"], strict=True):
+        assert a["step"] == b["step"] and a["ce"] == pytest.approx(b["ce"], rel=1e-5, abs=1e-6)
+
+
+def test_fast_paths_stay_within_tolerance(tmp_path, digits_split, feats):
+    """TF32 and channels_last (their CUDA defaults) against float32 NCHW: the same run within 2%."""
+    off = train_run(
+        _cnn_run(digits_split, feats, tf32=False, channels_last=False), digits_split, [feats], str(tmp_path / "a.json")
+    )
+    on = train_run(_cnn_run(digits_split, feats), digits_split, [feats], str(tmp_path / "b.json"))
+    assert on["fast_paths"] == {"tf32": True, "channels_last": True, "compile": False}
+    assert abs(on["final_ce"] - off["final_ce"]) <= 0.02 * abs(off["final_ce"])

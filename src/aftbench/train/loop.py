@@ -15,15 +15,13 @@ import hashlib
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from aftbench.core.device import autocast, resolve_device
+from aftbench.core.device import resolve_device
 from aftbench.core.records import divergence_check, divergence_window, encode_predictions, run_inputs, write_run_record
 from aftbench.core.roles import NO_PENALTY, method_role, penalty_of
 from aftbench.core.schema import PER_DATASET_TRAIN_KEYS, defaults
@@ -31,8 +29,11 @@ from aftbench.data.splits import SPLITS, load_split
 from aftbench.methods.registry import build_penalty, penalty_class
 from aftbench.students.registry import build_student
 from aftbench.teachers.features import CachedFeatures, load_features, rms_scale
+from aftbench.train import fast
+from aftbench.train.feed import Feed
 from aftbench.train.kept import keep_record, restore_unchanged
 from aftbench.train.state import TrainState, checkpoint_path_for
+from aftbench.train.steps import run_steps
 
 
 @dataclass
@@ -52,6 +53,10 @@ class TrainConfig:
     amp: bool  # bf16 autocast of the student's forward pass on GPUs (losses stay float32)
     schedule: str  # "constant" | "cosine": every parameter group's lr over the run (lr_factor)
     fit_on: str  # "train" | "train+val": the examples the student is fitted on
+    resident_gb: float  # on a GPU, the fitted examples live on the device if they fit (aftbench.train.feed)
+    tf32: bool | str  # the step's fast paths, true | false | auto (aftbench.train.fast)
+    channels_last: bool | str
+    compile: bool | str
 
     @classmethod
     def resolve(cls, settings: dict | None = None) -> TrainConfig:
@@ -95,34 +100,32 @@ class RunSpec:
         return cls(**d)
 
 
-def _to(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _slice(x: dict, idx) -> dict:
-    return {k: v[idx] for k, v in x.items()}
+def _batches(x: dict, bs: int, device):
+    """`x` in batches of `bs` rows on `device` (uploads from page-locked memory on a GPU)."""
+    n = len(next(iter(x.values())))
+    for i in range(0, n, bs):
+        batch = {k: v[i : i + bs] for k, v in x.items()}
+        if device.type == "cuda":
+            batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+        yield batch
 
 
 @torch.no_grad()
 def predict(model, x: dict, bs: int, device) -> np.ndarray:
-    """The predicted class of every example of `x`, in eval mode."""
+    """The predicted class of every example of `x`, in eval mode (read back once, at the end)."""
     model.eval()
-    n = len(next(iter(x.values())))
-    out = [model(_to(_slice(x, slice(i, i + bs)), device))[0].argmax(1).cpu() for i in range(0, n, bs)]
+    out = [model(batch)[0].argmax(1) for batch in _batches(x, bs, device)]
     model.train()
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 @torch.no_grad()
 def features_of(model, x: dict, bs: int, device) -> np.ndarray:
     """The student's features h of every example of `x`, in eval mode (no statistics updated)."""
     model.eval()
-    out = [
-        model.features(_to(_slice(x, slice(i, i + bs)), device)).float().cpu()
-        for i in range(0, len(next(iter(x.values()))), bs)
-    ]
+    out = [model.features(batch).float() for batch in _batches(x, bs, device)]
     model.train()
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 def rho_summary(rho: np.ndarray, teachers: list[str], dims: list[int]) -> dict:
@@ -163,32 +166,10 @@ def spec_fingerprint(spec: RunSpec) -> str:
         "train": {
             k: v
             for k, v in spec.train.__dict__.items()
-            if k not in ("log_every", "eval_batch_size", "checkpoint_every", "threads")
+            if k not in ("log_every", "eval_batch_size", "checkpoint_every", "threads", "resident_gb")
         },
     }
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def non_finite_message(spec: RunSpec, step: int, ce: float, pen: float, beta: float) -> str:
-    """Which term went non-finite, and what that points to (the features were checked at load)."""
-    if not np.isfinite(ce):
-        why = (
-            "the cross-entropy went non-finite: the student's updates are too large (lower train.lr), or its "
-            "inputs are not finite"
-        )
-    elif not np.isfinite(pen) and beta == 0:
-        why = (
-            f"the {spec.method.get('penalty')} penalty went non-finite (β = 0 here, so it cannot be β): the "
-            f"penalty's own lr or its inputs"
-        )
-    elif not np.isfinite(pen):
-        why = (
-            f"the {spec.method.get('penalty')} penalty went non-finite: lower the method's beta or its own lr "
-            f"(the teacher features were checked finite when loaded)"
-        )
-    else:
-        why = f"beta × penalty overflowed (beta={beta}): lower the method's beta"
-    return f"run {spec.run_id}: non-finite loss at step {step} (ce={ce:.4g}, penalty={pen:.4g}, beta={beta}): {why}"
 
 
 def make_optimizer(student: torch.nn.Module, penalty, cfg: TrainConfig) -> torch.optim.Adam:
@@ -284,50 +265,6 @@ def start_state(spec: RunSpec, student, penalty, n: int, device) -> TrainState:
     )
 
 
-def run_steps(spec: RunSpec, state: TrainState, data: FitData, phi, device, checkpoint: str) -> float:
-    """The steps from where `state` is to the end; returns the run's seconds in the loop
-    (those before a resume included)."""
-    cfg, beta = spec.train, float(spec.method["beta"])
-    smoothing = float(spec.method.get("label_smoothing", 0.0))  # the baseline's own tuned knob
-    student, penalty, opt, sched = state.student, state.penalty, state.optimizer, state.scheduler
-    x_fit, y_fit, n, bs = data.x_fit, data.y_fit, len(data.y_fit), cfg.batch_size
-    window, fingerprint = divergence_window(cfg.steps), spec_fingerprint(spec)
-    t0 = time.time()
-    student.train()
-    for step in range(state.step + 1, cfg.steps + 1):
-        if state.pos + bs > n:  # new epoch; drop the ragged tail so every batch has bs rows
-            state.perm, state.pos = torch.randperm(n, generator=state.sampler), 0
-        idx = state.perm[state.pos : state.pos + bs]
-        state.pos += bs
-        with autocast(device, cfg.amp):
-            logits, h = student(_to(_slice(x_fit, idx), device))
-        logits, h = logits.float(), h.float()
-        ce = F.cross_entropy(logits, y_fit[idx].to(device), label_smoothing=smoothing)
-        if penalty is None:
-            pen = torch.zeros((), device=device)
-        else:  # logit distillation compares logits; every other penalty compares features
-            pen = penalty(logits if penalty.uses_logits else h, phi[idx].to(device))
-        loss = ce + beta * pen
-        if not torch.isfinite(loss):
-            raise FloatingPointError(non_finite_message(spec, step, ce.item(), pen.item(), beta))
-        if state.first_ce is None:
-            state.first_ce = ce.item()
-        if step > cfg.steps - window:
-            state.window_ce += ce.detach()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        lrs = [g["lr"] for g in opt.param_groups]  # what this step ran at (student first, then the penalty's)
-        opt.step()
-        sched.step()
-        state.step = step
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            state.history.append({"step": step, "ce": ce.item(), "penalty": pen.item(), "lr": lrs})
-            print(f"[{spec.run_id}] step {step}/{cfg.steps} ce {ce.item():.4f} penalty {pen.item():.4f}", flush=True)
-        if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            state.save(checkpoint, fingerprint, state.train_seconds + time.time() - t0)
-    return state.train_seconds + time.time() - t0
-
-
 def train_run(
     spec: RunSpec, split_path: str, feature_paths: list[str], out_json: str, targets_path: str | None = None
 ) -> dict:
@@ -346,6 +283,8 @@ def train_run(
     student = build_student(spec.student, split)
     data = FitData.encode(student, split, cfg.fit_on)
     student.to(device)
+    switches = fast.resolve(cfg, device, student)
+    step_model = fast.apply(student, switches)
     target = penalty_target(spec, split, data, feature_paths, targets_path)
     phi, cached = target.phi, target.cached
     penalty = build_penalty(
@@ -363,11 +302,12 @@ def train_run(
         state.resume(checkpoint, spec_fingerprint(spec), spec.run_id)
 
     # the loop
-    train_seconds = run_steps(spec, state, data, phi, device, checkpoint)
+    feed = Feed(data.x_fit, data.y_fit, phi, cfg.batch_size, device, cfg.resident_gb)
+    train_seconds = run_steps(spec, state, feed, step_model, checkpoint, spec_fingerprint(spec))
 
     # evaluation: the final step's weights (fitted on val too: its accuracy there says nothing)
     window = divergence_window(cfg.steps)
-    divergence = divergence_check(state.first_ce, float(state.window_ce) / window, window)
+    divergence = divergence_check(float(state.first_ce), float(state.window_ce) / window, window)
     if divergence["diverged"]:
         print(f"[{spec.run_id}] DIVERGED: {divergence['rule']}", flush=True)
     x, y = data.x, data.y
@@ -409,6 +349,8 @@ def train_run(
         final_penalty=state.history[-1]["penalty"],
         history=state.history,
         device=str(device),
+        fast_paths=switches,
+        inputs_resident_on_device=feed.resident,
         resumed_from_steps=state.resumed_from,
         diverged=divergence["diverged"],
         divergence=divergence,

@@ -55,7 +55,9 @@ class TrainState:
     history: list = field(default_factory=list)  # one entry every log_every steps
     resumed_from: list = field(default_factory=list)  # the steps each resume started after
     train_seconds: float = 0.0  # spent in the loop before this process started
-    first_ce: float | None = None  # the first step's cross-entropy (the divergence rule's reference)
+    first_ce: float | torch.Tensor | None = (
+        None  # the first step's cross-entropy (the divergence rule's reference; on the device while the loop runs)
+    )
     window_ce: torch.Tensor | None = None  # sum of the last steps' cross-entropy (float64, on the device)
 
     def to_dict(self, fingerprint: str, train_seconds: float) -> dict:
@@ -74,7 +76,7 @@ class TrainState:
             "history": self.history,
             "resumed_from": self.resumed_from,
             "train_seconds": train_seconds,
-            "first_ce": self.first_ce,
+            "first_ce": None if self.first_ce is None else float(self.first_ce),
             "window_ce": float(self.window_ce),
         }
 
