@@ -174,7 +174,7 @@ def test_sweep_runs_as_slurm_jobs_with_local_results(tmp_path, text_tsv):
     assert p.returncode == 0, p.stderr[-4000:]
     pack_ids = set()
     for log in (packed / "results" / "logs").rglob("*.log"):
-        pack_ids |= set(re.findall(r"packed into slurm job (\d+) \(pack of", log.read_text()))
+        pack_ids |= set(re.findall(r"packed into slurm job (\d+) \(pack run", log.read_text()))
     assert 0 < len(pack_ids) < len(ids), (len(pack_ids), len(ids))
     assert set(settled(sorted(pack_ids))) == {"COMPLETED"}
     in_packs = metrics(packed)
