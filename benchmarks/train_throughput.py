@@ -21,7 +21,6 @@ speed affects all alike), the median of --repeats blocks of --steps steps.
 from __future__ import annotations
 
 import argparse
-import copy
 import platform
 import statistics
 import sys
@@ -70,34 +69,39 @@ STUDENTS = {
 METHODS = {"stl": ("none", 0.0, {}), "kd": ("kd", 1.0, {}), "aft": ("aft", 1.0, {"rho_lr": 0.01})}
 
 
-def synthetic(student_spec, kind, size, n, d_phi, method):
+def synthetic(kind, size, n, d_phi, method):
     split = fake_split(kind, n, image_size=size, words=300)
-    torch.manual_seed(0)
-    student = build_student(student_spec, split)
-    x = student.encode_inputs(split.parts["train"])
-    y = torch.from_numpy(split.parts["train"].labels)
     penalty_name, beta, args = METHODS[method]
+    torch.manual_seed(1)
     phi = None if penalty_name == "none" else torch.randn(n, d_phi)
-    return split, student, x, y, phi, penalty_name, beta, args
+    return split, phi, penalty_name, beta, args
+
+
+def fresh(student_spec, split, pname, phi, args, device):
+    """The same initial student and penalty each call (a copy.deepcopy would not do: a student's
+    hooks may hold the original)."""
+    torch.manual_seed(0)
+    student = build_student(student_spec, split).to(device)
+    switches = fast.resolve(argparse.Namespace(tf32="auto", channels_last="auto", compile=False), device, student)
+    model = fast.apply(student, switches)
+    penalty = build_penalty(pname, student.head.in_features, phi.shape[1] if phi is not None else 0, args)
+    return student, penalty, model
 
 
 def build(student_spec, kind, size, method, batch, batches, d_phi, device, amp):
     """The three loops of one (student, method), each a function running k steps."""
     n = batch * batches
-    split, student, x, y, phi, pname, beta, args = synthetic(student_spec, kind, size, n, d_phi, method)
-    student.to(device)
-    d_h = student.head.in_features
-    switches = fast.resolve(argparse.Namespace(tf32="auto", channels_last="auto", compile=False), device, student)
-    model = fast.apply(student, switches)
-    penalty = build_penalty(pname, d_h, phi.shape[1] if phi is not None else 0, args)
+    split, phi, pname, beta, args = synthetic(kind, size, n, d_phi, method)
+    student, penalty, model = fresh(student_spec, split, pname, phi, args, device)
+    x = student.encode_inputs(split.parts["train"])
+    y = torch.from_numpy(split.parts["train"].labels)
     train = {"steps": 1, "batch_size": batch, "log_every": 50, "checkpoint_every": 0, "device": str(device), "amp": amp}
-    spec = RunSpec.from_dict(
-        {
-            "run_id": f"bench/{method}", "dataset": "bench", "student_id": "s", "student": student_spec,
-            "method_id": method, "method": {"kind": "train", "penalty": pname, "beta": beta, "args": args},
-            "teacher_set": "t", "teachers": ["t"], "seed": 0, "train": train,
-        }
-    )  # fmt: skip
+    run = {
+        "run_id": f"bench/{method}", "dataset": "bench", "student_id": "s", "student": student_spec,
+        "method_id": method, "method": {"kind": "train", "penalty": pname, "beta": beta, "args": args},
+        "teacher_set": "t", "teachers": ["t"], "seed": 0, "train": train,
+    }  # fmt: skip
+    spec = RunSpec.from_dict(run)
     state = start_state(spec, student, penalty, n, device)
     feed = Feed(x, y, phi, batch, device, resident_gb=16.0)
 
@@ -105,25 +109,25 @@ def build(student_spec, kind, size, method, batch, batches, d_phi, device, amp):
         spec.train.steps = state.step + k
         run_steps(spec, state, feed, model, "/dev/null", "bench")
 
-    legacy_spec, legacy_state = copy.deepcopy(spec), None
+    legacy_spec, legacy_state = RunSpec.from_dict(run), None
 
     def legacy(k):
         nonlocal legacy_state
-        if legacy_state is None:  # its own copy of everything, so the loops do not share Adam's state
-            s2, p2 = copy.deepcopy(student), copy.deepcopy(penalty)
+        if legacy_state is None:  # its own student, penalty and Adam
+            s2, p2, _ = fresh(student_spec, split, pname, phi, args, device)
             legacy_state = start_state(legacy_spec, s2, p2, n, device)
         legacy_spec.train.steps = legacy_state.step + k
         legacy_run_steps(legacy_spec, legacy_state, x, y, phi, device)
 
-    bare_student, bare_pen = copy.deepcopy(student), copy.deepcopy(penalty)
-    groups = [{"params": list(bare_student.parameters())}] + (bare_pen.param_groups() if bare_pen else [])
+    _, bare_pen, bare_model = fresh(student_spec, split, pname, phi, args, device)
+    groups = [{"params": list(bare_model.parameters())}] + (bare_pen.param_groups() if bare_pen else [])
     opt = torch.optim.Adam(groups, lr=1e-3, fused=True)
     xb = {k: v[:batch].to(device) for k, v in x.items()}
     yb, pb = y[:batch].to(device), phi[:batch].to(device) if phi is not None else None
 
     def bare_step():
         with autocast(device, amp):
-            logits, h = bare_student(xb)
+            logits, h = bare_model(xb)
         logits, h = logits.float(), h.float()
         loss = F.cross_entropy(logits, yb)
         if bare_pen is not None:
