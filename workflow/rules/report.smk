@@ -21,10 +21,20 @@ rule aggregate:
                 f"{report_dir(SWEEP)}/figures/{d}_difference.png",
                 caption="../report/difference_figure.rst",
                 category="3. Per dataset",
-                labels={"dataset": d},
+                labels={"dataset": d, "figure": "difference to STL"},
             )
             for d in DATASETS
         ],
+        curves=[
+            report(
+                f"{report_dir(SWEEP)}/figures/{d}_curves.png",
+                caption="../report/curves_figure.rst",
+                category="3. Per dataset",
+                labels={"dataset": d, "figure": "training curves"},
+            )
+            for d in DATASETS
+        ],
+        curves_csv=f"{report_dir(SWEEP)}/tables/curves.csv",
         claims=[
             report(
                 f"{report_dir(SWEEP)}/figures/{f}.png",

@@ -16,6 +16,7 @@ from aftbench.core.io import atomic_path
 from aftbench.core.layout import NO_TEACHERS, RESULTS, SCORE_FIGURES
 from aftbench.core.tuning import pick_on_val
 from aftbench.report.claims import write_claims
+from aftbench.report.curves import write_curves
 from aftbench.report.drawable import figure_gaps
 from aftbench.report.knowledge import write_knowledge
 from aftbench.report.paper_error import write_paper_error
@@ -61,8 +62,13 @@ SELECTION_KEYS = ["dataset", "student", "method", "teacher_set", "seed"]
 
 def collect_runs(metrics_paths: list[str]) -> pd.DataFrame:
     """The runs table of these records, each verified first (aftbench.report.verify)."""
+    return runs_table(verified_records(metrics_paths))
+
+
+def runs_table(records: list[dict]) -> pd.DataFrame:
+    """The runs table (RUN_COLUMNS) of verified run records, β selected per cell."""
     rows = []
-    for m in verified_records(metrics_paths):
+    for m in records:
         rho = m.get("rho")
         rows.append(
             {
@@ -122,7 +128,8 @@ def build_report(
     delta: float = 0.5,
     figures: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_difference.{png,pdf} and the claim
+    """Write runs.csv, tables/main.{md,tex,csv}, figures/<dataset>_difference.{png,pdf},
+    tables/curves.csv and figures/<dataset>_curves.{png,pdf} (aftbench.report.curves), the claim
     figures (aftbench.report.stat_figures.CLAIM_FIGURES), tables/claims.{md,csv,tex} (aftbench.report.claims),
     tables/knowledge_gain.{md,csv} (aftbench.report.knowledge), tables/paper_error.{md,csv}
     (aftbench.report.paper_error, on the `headline` teacher sets; `delta`: the claims' equivalence
@@ -132,12 +139,14 @@ def build_report(
     out = Path(out_dir)
     if not metrics_paths:
         raise FileNotFoundError("no finished runs to aggregate: run the sweep first (snakemake --cores N)")
-    runs = collect_runs(metrics_paths)
+    records = verified_records(metrics_paths)
+    runs = runs_table(records)
     with atomic_path(out / "runs.csv") as tmp:
         runs.to_csv(tmp, index=False)
     write_tables(runs, out)
     for ds in sorted(runs.dataset.unique()):
         difference_figure(runs, ds, str(out / "figures" / f"{ds}_difference.png"))
+    write_curves(records, runs, out)
     # the figures the sweep supports (the workflow names those it planned); the others are named
     # in the claims table with the reason, never drawn as placeholders
     gaps = figure_gaps(runs, headline)

@@ -72,6 +72,7 @@ def run_steps(spec, state, feed, model, checkpoint: str, fingerprint: str) -> fl
     window = divergence_window(cfg.steps)
     watch = NonFinite(device, state.step)
     no_penalty = torch.zeros((), device=device)
+    rho = getattr(penalty, "rho", None)
     t0 = time.time()
     student.train()
     for step in range(state.step + 1, cfg.steps + 1):
@@ -98,9 +99,12 @@ def run_steps(spec, state, feed, model, checkpoint: str, fingerprint: str) -> fl
         saved = cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and step < cfg.steps
         if logged or saved:
             watch.check(spec, beta)
-        if logged:
-            c, p = torch.stack([ce.detach().double(), pen.detach().double()]).tolist()
-            state.history.append({"step": step, "ce": c, "penalty": p, "lr": lrs})
+        if logged:  # one read-back: the losses (and ρ's mean, for a penalty that learns ρ)
+            read = [ce.detach().double(), pen.detach().double()]
+            if rho is not None:
+                read.append(penalty.rho.detach().double().mean())
+            c, p, *r = torch.stack(read).tolist()
+            state.history.append({"step": step, "ce": c, "penalty": p, "lr": lrs, **({"rho_mean": r[0]} if r else {})})
             print(f"[{spec.run_id}] step {step}/{cfg.steps} ce {c:.4f} penalty {p:.4f}", flush=True)
         if saved:
             state.save(checkpoint, fingerprint, state.train_seconds + time.time() - t0)
