@@ -8,7 +8,9 @@ backends give aftbench.cost.flops to count FLOPs with: nothing allocated, nothin
 from __future__ import annotations
 
 import importlib
+import logging
 import re
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -159,6 +161,23 @@ def minilm_dir() -> Path:
 # ----------------------------------------------------------------------------- architectures without weights
 class FlopCountError(ValueError):
     """A model whose FLOPs cannot be counted offline (names the model and the fix)."""
+
+
+@contextmanager
+def weightless_builds():
+    """Inside: the libraries' "No pretrained weights loaded ... initialized randomly" notices are
+    dropped (open_clip logs one for every model built without weights). A FLOP count builds its
+    models without weights on purpose: true, and no news in a bill."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def meta_device():

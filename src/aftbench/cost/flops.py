@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from aftbench.core.weights import FlopCountError, meta_device
+from aftbench.core.weights import FlopCountError, meta_device, weightless_builds
 from aftbench.data.sources import Pool
 from aftbench.data.splits import Split
 from aftbench.students.registry import ARCHS
@@ -60,7 +60,8 @@ def teacher_flops(spec: dict | str) -> TeacherFlops:
     if not cls.counts_flops:
         return TeacherFlops(0, int(build_teacher(spec).dim))
     try:
-        forward = cls.meta_forward(**args)
+        with weightless_builds():
+            forward = cls.meta_forward(**args)
     except NotImplementedError as err:
         raise FlopCountError(f"teacher backend {spec['backend']!r}: {err}") from None
     out = []
@@ -119,20 +120,23 @@ def student_flops(
     arch declares (`Student.meta_forward`), else from the arch built without weights on the meta
     device (on the CPU where its code needs real values)."""
     arch, args = spec["arch"], spec.get("args", {})
-    declared = ARCHS.entry(arch).meta_forward(args, n_classes, COUNT_BATCH)
-    if declared is not None:  # the arch builds its own weightless forward
-        step, evaluation = _student_counts(declared)
-    else:
-        try:
-            forward = _built_student(arch, args, n_classes, COUNT_BATCH, modality, image_size, meta_device())
-            step, evaluation = _student_counts(forward)
-        except Exception:  # data-dependent code (a check on values, a library that moves its model
-            # to the CPU itself) cannot run on meta: count the same model at random init on the CPU
+    with weightless_builds():
+        declared = ARCHS.entry(arch).meta_forward(args, n_classes, COUNT_BATCH)
+        if declared is not None:  # the arch builds its own weightless forward
+            step, evaluation = _student_counts(declared)
+        else:
             try:
-                forward = _built_student(arch, args, n_classes, COUNT_BATCH, modality, image_size, torch.device("cpu"))
+                forward = _built_student(arch, args, n_classes, COUNT_BATCH, modality, image_size, meta_device())
                 step, evaluation = _student_counts(forward)
-            except Exception as err:
-                raise FlopCountError(
-                    f"student arch {arch!r}: FLOPs not countable ({type(err).__name__}: {err})"
-                ) from err
+            except Exception:  # data-dependent code (a check on values, a library that moves its model
+                # to the CPU itself) cannot run on meta: count the same model at random init on the CPU
+                try:
+                    forward = _built_student(
+                        arch, args, n_classes, COUNT_BATCH, modality, image_size, torch.device("cpu")
+                    )
+                    step, evaluation = _student_counts(forward)
+                except Exception as err:
+                    raise FlopCountError(
+                        f"student arch {arch!r}: FLOPs not countable ({type(err).__name__}: {err})"
+                    ) from err
     return StudentFlops(step * batch_size // COUNT_BATCH, evaluation // COUNT_BATCH, batch_size)
