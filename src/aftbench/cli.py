@@ -219,6 +219,17 @@ def _cmd_validate(a):
     return 0
 
 
+def _cmd_list(a):
+    from aftbench.config.catalog import REGISTRIES, catalog
+
+    unknown = [k for k in a.kinds if k not in REGISTRIES]
+    if unknown:
+        print(f"aftbench list: unknown {unknown}; choose from {list(REGISTRIES)}", file=sys.stderr)
+        return 2
+    print(catalog(a.kinds))
+    return 0
+
+
 def main(argv=None) -> int:
     as_process = argv is None  # `python -m aftbench ...` (a rule's job), not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -357,6 +368,9 @@ def main(argv=None) -> int:
         "arguments, before any job (exit 1 listing every problem)",
     )
     s.set_defaults(fn=_cmd_validate)
+    s = sub.add_parser("list", help="what is registered (teachers, students, methods, datasets) and what each accepts")
+    s.add_argument("kinds", nargs="*", metavar="KIND", help="teachers | students | methods | datasets (default: all)")
+    s.set_defaults(fn=_cmd_list)
     c = sub.add_parser(
         "cost",
         parents=[configs],
