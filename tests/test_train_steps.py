@@ -114,3 +114,17 @@ def test_a_run_records_its_fast_paths_and_where_its_data_lived(tmp_path, digits_
     m = train_run(spec("stl", "none", train={"steps": 4}), digits_split, [], str(tmp_path / "m.json"))
     assert m["fast_paths"] == {"tf32": False, "channels_last": False, "compile": False}
     assert m["inputs_resident_on_device"] is True
+
+
+@pytest.mark.slow
+def test_a_compiled_student_trains_to_the_eager_result(tmp_path, digits_split):
+    """`train.compile: true` (torch.compile of the student's forward for the steps; evaluation eager):
+    the same run within float tolerance of eager."""
+    eager = train_run(spec("stl", "none", train={"steps": 10}), digits_split, [], str(tmp_path / "e.json"))
+    compiled = train_run(
+        spec("stl", "none", train={"steps": 10, "compile": True}), digits_split, [], str(tmp_path / "c.json")
+    )
+    assert compiled["fast_paths"]["compile"] is True
+    for a, b in zip(eager["history"], compiled["history"], strict=True):
+        assert a["ce"] == pytest.approx(b["ce"], rel=1e-4, abs=1e-5)
+    assert compiled["test_acc"] == pytest.approx(eager["test_acc"], abs=0.02)
