@@ -223,3 +223,15 @@ def test_a_queued_run_is_left_to_an_idle_pack_and_an_over_pack_takes_none(tmp_pa
     entry.write_text(json.dumps({"argv": ["x"], "what": "x", "name": "x", "pid": os.getpid()}))
     (pdir / "over").touch()  # every run of this pack was finished or cancelled: it takes no more
     assert pack.PackRun._claim(pdir, [{"argv": ["a"]}], entry, {}) == [{"argv": ["a"]}] and entry.exists()
+
+
+def test_a_queue_entry_being_written_is_left_alone(tmp_path):
+    """core.io's atomic write goes through `.<name>.XXXX.json` beside the entry: a look at the queue
+    meanwhile (a waiter, an idle pack on another node) must neither take it nor delete it."""
+    from aftbench.launch.pack import _queued
+
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    writing = queue / ".1.0-x.json.tmp1234.json"
+    writing.write_text("")  # not yet written
+    assert _queued(queue) == [] and writing.exists()

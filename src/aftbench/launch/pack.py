@@ -85,7 +85,7 @@ def _queued(queue: Path) -> list[Path]:
     """The queue's entries, oldest first (named by the time they were queued); those whose waiting
     process is gone (killed with an earlier Snakemake: nobody wants them) are dropped. Under the lock."""
     entries = []
-    for e in sorted(queue.glob("*.json")):
+    for e in sorted(queue.glob("[!.]*.json")):  # not a writer's temporary file (core.io.atomic_path: .name.XXXX.json)
         if _wanted(_read_json(e) or {}):
             entries.append(e)
         else:
@@ -95,7 +95,7 @@ def _queued(queue: Path) -> list[Path]:
 
 def _idle_packs(queue: Path) -> int:
     """How many packs are waiting for a run (their markers under `queue/idle/`). Under the lock."""
-    return sum(_wanted(_read_json(m) or {}) for m in (queue / "idle").glob("*.json"))
+    return sum(_wanted(_read_json(m) or {}) for m in (queue / "idle").glob("[!.]*.json"))
 
 
 @contextmanager
