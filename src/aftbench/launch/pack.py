@@ -174,7 +174,8 @@ class PackRun(Checkpointable):
                     if entries or time.time() >= until:
                         marker.unlink(missing_ok=True)
                         return self._claim(pdir, runs, entries[0], me) if entries else runs
-                    write_json(marker, {"until": until, "host": HOST, "pid": os.getpid()})
+                    if not marker.exists():  # announced once, under the lock, for the whole wait
+                        write_json(marker, {"until": until, "host": HOST, "pid": os.getpid()})
                 time.sleep(0.2)
         finally:
             marker.unlink(missing_ok=True)
@@ -186,7 +187,7 @@ class PackRun(Checkpointable):
                 return runs
             runs = [*runs, _read_json(entry)]
             write_json(pdir / "runs.json", runs)
-        write_json(entry.with_suffix(".claim"), {**me, "runs": len(runs), "index": len(runs) - 1})
+        write_json(entry.with_suffix(".claim"), {**me, "index": len(runs) - 1})
         entry.unlink()
         return runs
 
@@ -208,7 +209,7 @@ class PackRun(Checkpointable):
 
         def on_start(pid: int) -> None:
             child.append(pid)
-            write_json(_status_path(pdir, i), {"pid": pid, "host": os.uname().nodename, "started": started})
+            write_json(_status_path(pdir, i), {"pid": pid, "host": HOST, "started": started})
 
         def look(signum, frame):  # every second: was this run cancelled?
             if child and _cancel_path(pdir, i).exists():
@@ -295,7 +296,7 @@ class PackedRun:
             ex = make_executor(self.launcher, self.job, pdir, f"aftbench:{self.job['kind']}:pack", runs=n)
             with _output_to(pdir / "controller.log") if self.launcher != "slurm" else nullcontext():
                 sub = ex.submit(PackRun(self.command, str(self.queue), n, self.job["pack_wait_s"]), str(pdir))
-            claim = {"pack": str(pdir), "job_id": str(sub.job_id), "runs": len(take)}
+            claim = {"pack": str(pdir), "job_id": str(sub.job_id)}
             claim.update(stdout=str(sub.paths.stdout), stderr=str(sub.paths.stderr))
             if self.status is not None:
                 self.status.register(sub.job_id)

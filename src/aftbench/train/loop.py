@@ -273,7 +273,8 @@ def train_run(
     torch.manual_seed(spec.seed)
     np.random.seed(spec.seed)
     device = resolve_device(cfg.device)
-    restored = restore_unchanged(out_json, spec_fingerprint(spec))
+    fingerprint = spec_fingerprint(spec)  # what a checkpoint, a kept record and the run's record are matched on
+    restored = restore_unchanged(out_json, fingerprint)
     if restored is not None:  # a rerun caused by an input rebuilt or touched, byte-identical (aftbench.train.kept)
         print(f"[{spec.run_id}] its inputs are unchanged since it was trained: record restored, not retrained")
         return restored
@@ -299,11 +300,11 @@ def train_run(
     state = start_state(spec, student, penalty, len(data.y_fit), device)
     checkpoint = checkpoint_path_for(out_json)
     if cfg.checkpoint_every > 0:
-        state.resume(checkpoint, spec_fingerprint(spec), spec.run_id)
+        state.resume(checkpoint, fingerprint, spec.run_id)
 
     # the loop
     feed = Feed(data.x_fit, data.y_fit, phi, cfg.batch_size, device, cfg.resident_gb)
-    train_seconds = run_steps(spec, state, feed, step_model, checkpoint, spec_fingerprint(spec))
+    train_seconds = run_steps(spec, state, feed, step_model, checkpoint, fingerprint)
 
     # evaluation: the final step's weights (fitted on val too: its accuracy there says nothing)
     window = divergence_window(cfg.steps)
@@ -369,7 +370,7 @@ def train_run(
     metrics.update({k: v for k, v in optional.items() if v is not None})
     digests = cached.digests if cached is not None else ()
     inputs = run_inputs(split_path, split.sha256, feature_paths[: len(digests)], digests, targets_path)
-    metrics = write_run_record(out_json, inputs, spec_sha256=spec_fingerprint(spec), **metrics)
+    metrics = write_run_record(out_json, inputs, spec_sha256=fingerprint, **metrics)
     keep_record(out_json)
     if os.path.exists(checkpoint):
         os.unlink(checkpoint)  # the metrics are the result; a finished run needs no resume point

@@ -72,7 +72,7 @@ def run_steps(spec, state, feed, model, checkpoint: str, fingerprint: str) -> fl
     window = divergence_window(cfg.steps)
     watch = NonFinite(device, state.step)
     no_penalty = torch.zeros((), device=device)
-    rho = getattr(penalty, "rho", None)
+    learns_rho = penalty is not None and hasattr(penalty, "rho")
     t0 = time.time()
     student.train()
     for step in range(state.step + 1, cfg.steps + 1):
@@ -101,7 +101,7 @@ def run_steps(spec, state, feed, model, checkpoint: str, fingerprint: str) -> fl
             watch.check(spec, beta)
         if logged:  # one read-back: the losses (and ρ's mean, for a penalty that learns ρ)
             read = [ce.detach().double(), pen.detach().double()]
-            if rho is not None:
+            if learns_rho:
                 read.append(penalty.rho.detach().double().mean())
             c, p, *r = torch.stack(read).tolist()
             state.history.append({"step": step, "ce": c, "penalty": p, "lr": lrs, **({"rho_mean": r[0]} if r else {})})
