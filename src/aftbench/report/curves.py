@@ -55,7 +55,8 @@ def _cells(runs: pd.DataFrame) -> list[tuple[str, str]]:
     with_sets = runs[runs.teacher_set != NO_TEACHERS]
     cells = list(dict.fromkeys(zip(with_sets.student, with_sets.teacher_set, strict=True)))
     # a student trained without teachers only (STL alone) still gets its row
-    cells += [(s, NO_TEACHERS) for s in dict.fromkeys(runs.student) if s not in {c[0] for c in cells}]
+    with_a_set = {student for student, _ in cells}
+    cells += [(s, NO_TEACHERS) for s in dict.fromkeys(runs.student) if s not in with_a_set]
     return cells
 
 
