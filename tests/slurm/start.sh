@@ -214,6 +214,14 @@ if ! ours slurmd >/dev/null; then
   # -N: the node's name as slurm.conf has it, whatever the host name resolves to
   launch slurmd slurmd -D -N "$NODE"
 fi
+# slurmctld also keeps jobs across restarts: those of a run that was killed before its stop.sh
+# (a session ended mid-suite) would come back pending, hold the node and delay every test.
+# This cluster has no other users: cancel them.
+left="$(squeue -h -o %A 2>/dev/null | tr '\n' ' ')"
+if [ -n "${left// /}" ]; then
+  say "cancelling jobs left from an earlier run: $left"
+  scancel $left || true
+fi
 # Wait for the node to be usable. slurmctld keeps node states across restarts, so a node that
 # a failed job drained in an earlier run would stay drained for good: resume it once (this
 # cluster has no other users). If the cause is still there, slurmctld drains it again.
@@ -239,7 +247,8 @@ done
 # ------------------------------------------------------------------ 6. smoke check
 # Compare the output, not only the exit status: srun exits 0 even when slurmstepd could not
 # launch the task (seen with proctrack/cgroup here: "task 0 launch failed").
-out="$(timeout 60 srun -N1 -n1 -t 1 hostname 2>&1)" && [ "$out" = "$(hostname)" ] \
+# --quiet: no "job N queued and waiting for resources" line in the output when the node is busy.
+out="$(timeout 60 srun --quiet -N1 -n1 -t 1 hostname 2>&1)" && [ "$out" = "$(hostname)" ] \
   || die "srun hostname printed \"$out\", not \"$(hostname)\"" slurmd slurmctld
 say "srun hostname -> $out"
 say "cluster up in $((SECONDS - T0)) s: $(sinfo -h -o '%P %a %D %t %N') (SLURM_CONF=$SLURM_CONF)"
