@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from submitit.helpers import Checkpointable
 
+from aftbench.core import plugins
 from aftbench.core.layout import RESULTS, job_name
 from aftbench.launch.console import run_logged
 from aftbench.launch.launcher import LAUNCHERS, name_job, submit_and_wait
 from aftbench.launch.lifeline import stop_when_orphaned, watched_ancestors
+from aftbench.project_commands import add_project_commands
 
 from . import __version__
 
@@ -35,8 +36,11 @@ class Command(Checkpointable):
         (aftbench.launch.pack): the runs then share the start-up."""
         import importlib
 
-        for module in PRELOAD.get(argv[0], ()):
+        plugin_names, command = _leading_plugins(argv)
+        for module in PRELOAD.get(command[0], ()):
             importlib.import_module(module)
+        plugins.activate(plugin_names)
+        plugins.import_active()
 
 
 # What each packable command imports (its _cmd_* function's imports, and torch below them).
@@ -47,6 +51,19 @@ PRELOAD = {
     "paraphraser": ("aftbench.train.paraphraser",),
     "score": ("aftbench.selection.scores",),
 }
+
+
+def _leading_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the plugins a job's command line names with a leading `--plugins a,b`, the rest)."""
+    if argv and argv[0] == "--plugins":
+        return _plugin_list(argv[1]), argv[2:]
+    if argv and argv[0].startswith("--plugins="):
+        return _plugin_list(argv[0].partition("=")[2]), argv[1:]
+    return [], argv
+
+
+def _plugin_list(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
 
 
 def _without_launch_options(argv: list[str]) -> list[str]:
@@ -152,84 +169,6 @@ def _cmd_report(a):
     print(f"aggregated {len(runs)} runs into {a.out_dir}/runs.csv, {a.out_dir}/tables/, {a.out_dir}/figures/")
 
 
-def _config_files(a) -> list[str]:
-    # As Snakemake does: the Snakefile's `configfile: config.yaml` (if present here, or if no file
-    # is given), then every --configfile merged over it, then --config.
-    return (["config.yaml"] if not a.configfile or Path("config.yaml").is_file() else []) + (a.configfile or [])
-
-
-def _cmd_cost(a):
-    from aftbench.config.check import validate_config
-    from aftbench.config.load import load_config
-    from aftbench.core.schema import ConfigError
-    from aftbench.cost.bill import estimate, render
-    from aftbench.cost.measured import compare
-
-    try:
-        resolved = validate_config(load_config(_config_files(a), a.config))
-    except ConfigError as err:
-        print("config not valid:\n" + "\n".join(f"  - {p}" for p in err.problems), file=sys.stderr)
-        return 1
-    est = estimate(resolved, a.device, a.root, everything=a.everything)
-    text = render(est, a.gpus) + (("\n" + compare(est, a.compare)) if a.compare else "")
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
-    if a.csv:
-        est.frame().to_csv(a.csv, index=False)
-    return 0
-
-
-def _cmd_validate(a):
-    from aftbench.config.check import validate_config
-    from aftbench.config.load import load_config
-    from aftbench.config.preflight import damaged_artifacts
-    from aftbench.core.schema import ConfigError
-    from aftbench.selection.adaptive import SelectionFileError, known_selections
-    from aftbench.sweep.expand import expand_sweep, planned_bound, refitted_datasets, tuning_budgets
-
-    files = _config_files(a)
-    try:
-        cfg = load_config(files, a.config)
-        resolved = validate_config(cfg)
-        if damaged := damaged_artifacts(resolved):
-            raise ConfigError(damaged, header="damaged inputs")
-        now = len(expand_sweep(resolved, selections=known_selections(resolved)))
-        bound = planned_bound(resolved)
-    except (ConfigError, SelectionFileError) as err:
-        where = " + ".join(files) + "".join(f" --config {c}" for c in a.config)
-        print(f"{where}: not valid", file=sys.stderr)
-        for problem in getattr(err, "problems", [str(err)]):
-            print(f"  - {problem}", file=sys.stderr)
-        return 1
-    more = f" now, at most {bound} once its teacher selections are made" if bound != now else ""
-    print(f"{' + '.join(files)}: valid; sweep {cfg['sweep']!r} has {now} runs{more}")
-    for i, (budget, refit) in enumerate(zip(tuning_budgets(resolved), refitted_datasets(resolved), strict=True)):
-        train = {m: n for m, n in budget.items() if resolved["methods"][m]["kind"] == "train"}
-        equal = "equal" if len(set(train.values())) <= 1 else "UNEQUAL"
-        listed = ", ".join(f"{m} {n}" for m, n in budget.items())
-        print(
-            f"  block {i + 1}: configurations chosen on validation per cell ({equal} across training methods): {listed}"
-        )
-        if refit:
-            print(
-                f"    tune-then-refit on {', '.join(refit)}: each value fitted on train, the one chosen on "
-                "validation (per seed) refitted on train + val"
-            )
-    return 0
-
-
-def _cmd_list(a):
-    from aftbench.config.catalog import REGISTRIES, catalog
-
-    unknown = [k for k in a.kinds if k not in REGISTRIES]
-    if unknown:
-        print(f"aftbench list: unknown {unknown}; choose from {list(REGISTRIES)}", file=sys.stderr)
-        return 2
-    print(catalog(a.kinds))
-    return 0
-
-
 def main(argv=None) -> int:
     as_process = argv is None  # `python -m aftbench ...` (a rule's job), not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -240,6 +179,12 @@ def main(argv=None) -> int:
         help="a rule's log: the command runs in a child process writing here, and how it ended (a failure's "
         "cause, a signal, the out-of-memory killer) reaches the console when the log cannot say it "
         "(aftbench.launch.console)",
+    )
+    p.add_argument(
+        "--plugins",
+        type=_plugin_list,
+        metavar="MODULE,...",
+        help="import these plugin modules first (config.yaml `plugins:`; the rules pass it to every job)",
     )
     launch = argparse.ArgumentParser(add_help=False)
     g = launch.add_argument_group("where the job runs (aftbench.launch.launcher)")
@@ -345,52 +290,7 @@ def main(argv=None) -> int:
         "--equivalence-margin", type=float, default=0.5, help="the claims' δ, points: config.yaml equivalence_margin"
     )
     s.set_defaults(fn=_cmd_report)
-    configs = argparse.ArgumentParser(add_help=False)
-    configs.add_argument(
-        "--configfile",
-        nargs="+",
-        action="extend",
-        metavar="FILE",
-        help="config file(s) merged over ./config.yaml in order, as Snakemake's --configfile",
-    )
-    configs.add_argument(
-        "--config",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="overrides, as Snakemake's --config (e.g. sweep=offline_full)",
-    )
-    s = sub.add_parser(
-        "validate",
-        parents=[configs],
-        help="check a config against the schema, the registries and every backend's "
-        "arguments, before any job (exit 1 listing every problem)",
-    )
-    s.set_defaults(fn=_cmd_validate)
-    s = sub.add_parser("list", help="what is registered (teachers, students, methods, datasets) and what each accepts")
-    s.add_argument("kinds", nargs="*", metavar="KIND", help="teachers | students | methods | datasets (default: all)")
-    s.set_defaults(fn=_cmd_list)
-    c = sub.add_parser(
-        "cost",
-        parents=[configs],
-        help="what a sweep will cost before it is submitted: jobs, FLOPs, device-hours, disk, wall time "
-        "on N GPUs (finished jobs are free); no weights are downloaded",
-    )
-    c.add_argument("--device", help="an entry of config.yaml's cost.devices (default: cost.device)")
-    c.add_argument(
-        "--gpus", type=int, nargs="+", default=[8, 64], help="wall time on these many GPUs (on a CPU device: cores)"
-    )
-    c.add_argument(
-        "--everything", action="store_true", help="price every job, finished or not (to compare with a finished sweep)"
-    )
-    c.add_argument("--root", default=".", help="the project folder whose results/ holds finished jobs")
-    c.add_argument(
-        "--compare", metavar="DIR", help="also compare with the jobs' measured benchmark files (results/benchmarks)"
-    )
-    c.add_argument("--out", help="also write the bill (markdown) here")
-    c.add_argument("--csv", help="also write one row per job (kind, ids, FLOPs, seconds, done) here")
-    c.set_defaults(fn=_cmd_cost)
+    add_project_commands(sub)
     a = p.parse_args(argv)
     # The Snakemake this job runs under, found now: a child forked below might look only after a
     # kill -9 of Snakemake had already cut it from its ancestors, and so never notice.
@@ -407,6 +307,9 @@ def _run(p, a, argv: list[str], owners: list[int] | None) -> int:
         if a.job is None:
             p.error(f"--launcher {a.launcher} needs --job (the job spec from aftbench.launch.launcher.job_spec)")
         return submit_and_wait(a.launcher, name_job(a.job, a.out), _without_launch_options(argv), Command())
+    if a.cmd != "list":  # the job's plugins (and installed ones) register their entries; list adds the config's
+        plugins.activate(a.plugins or [])
+        plugins.import_active()
     if owners is not None:
         stop_when_orphaned(owners)  # Snakemake killed (even -9): this job stops too, instead of running unowned
     return a.fn(a) or 0

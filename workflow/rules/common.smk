@@ -62,6 +62,12 @@ if workflow.is_main_process and (damaged := damaged_artifacts(CONFIG)):
 if workflow.is_main_process and (note := lock_note(os.getcwd())):
     print(note, file=sys.stderr)
 
+# The command every job runs: with the config's plugins (aftbench.core.plugins), so a job on any
+# host builds what the DAG planned.
+AFTBENCH = "python -m aftbench" + (
+    f" --plugins {shlex.quote(','.join(CONFIG['plugins']))}" if CONFIG.get("plugins") else ""
+)
+
 SWEEP = CONFIG["sweep"]
 # The runs known before any selection: every run of a fixed block, and an adaptive block's runs
 # without teachers. An adaptive block's other runs come only through its selection checkpoint

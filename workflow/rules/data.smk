@@ -13,5 +13,5 @@ rule split:
     params:
         spec=lambda w: shlex.quote(json.dumps(CONFIG["datasets"][w.dataset], sort_keys=True)),
     shell:
-        "python -m aftbench --log {log} split --dataset {wildcards.dataset} --spec {params.spec}"
+        AFTBENCH + " --log {log} split --dataset {wildcards.dataset} --spec {params.spec}"
         " --out {output.npz} --out-json {output.meta}"

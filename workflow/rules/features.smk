@@ -19,6 +19,6 @@ rule extract_features:
         spec=lambda w: shlex.quote(json.dumps(CONFIG["teachers"][w.teacher], sort_keys=True)),
         options=shlex.quote(json.dumps(CONFIG["extract"], sort_keys=True)),
     shell:
-        "python -m aftbench --log {log} extract --launcher {resources.launcher} --job {resources.job}"
+        AFTBENCH + " --log {log} extract --launcher {resources.launcher} --job {resources.job}"
         " --teacher {wildcards.teacher} --spec {params.spec} --split {input.split}"
         " --out {output.features} --out-json {output.meta} --options {params.options}"

@@ -19,7 +19,7 @@ rule score_teachers:
         teachers=lambda w: " ".join(teachers_of(CONFIG, w.tset)),
         options=shlex.quote(json.dumps(CONFIG.get("scores", {}), sort_keys=True)),
     shell:
-        "python -m aftbench --log {log} score --launcher {resources.launcher} --job {resources.job}"
+        AFTBENCH + " --log {log} score --launcher {resources.launcher} --job {resources.job}"
         " --dataset {wildcards.dataset} --teacher-set {wildcards.tset} --teachers {params.teachers}"
         " --split {input.split} --features {input.features} --options {params.options} --out {output.scores}"
 

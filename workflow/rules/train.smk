@@ -21,7 +21,7 @@ rule train:
     params:
         spec=run_spec,
     shell:
-        "python -m aftbench --log {log} train --launcher {resources.launcher} --job {resources.job}"
+        AFTBENCH + " --log {log} train --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split}"
         " --features {input.features} --targets {input.targets} --out {output.metrics}"
 
@@ -49,7 +49,7 @@ rule refit:
     params:
         spec=run_spec,
     shell:
-        "python -m aftbench --log {log} train --launcher {resources.launcher} --job {resources.job}"
+        AFTBENCH + " --log {log} train --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split} --tuned {input.tuned}"
         " --features {input.features} --targets {input.targets} --out {output.metrics}"
 
@@ -75,7 +75,7 @@ rule probe:
     params:
         spec=run_spec,
     shell:
-        "python -m aftbench --log {log} probe --launcher {resources.launcher} --job {resources.job}"
+        AFTBENCH + " --log {log} probe --launcher {resources.launcher} --job {resources.job}"
         " --spec {params.spec} --split {input.split}"
         " --features {input.features} --out {output.metrics} --logits-out {output.logits}"
 
@@ -102,6 +102,6 @@ rule train_paraphraser:
         teachers=lambda w: " ".join(teachers_of(CONFIG, w.tset)),
         args=lambda w: shlex.quote(json.dumps(CONFIG["methods"][w.method].get("args", {}), sort_keys=True)),
     shell:
-        "python -m aftbench --log {log} paraphraser --launcher {resources.launcher} --job {resources.job}"
+        AFTBENCH + " --log {log} paraphraser --launcher {resources.launcher} --job {resources.job}"
         " --teachers {params.teachers} --features {input.features}"
         " --split {input.split} --args {params.args} --out {output.factors} --out-json {output.meta}"

@@ -55,7 +55,9 @@ def describe(kind: str) -> str:
             lines.append(f"  {name}: builds nothing (no penalty)")
             continue
         doc = _summary_line(entry)
-        lines.append(f"  {name}: {doc}" if doc else f"  {name}")
+        module = getattr(entry, "__module__", "") or ""
+        origin = "" if module.split(".")[0] == "aftbench" else f" [plugin {module}]"
+        lines.append(f"  {name}{origin}: {doc}" if doc else f"  {name}{origin}")
         s = summaries[name]
         params = [_param(n, p, s) for n, p in s["params"].items()]
         lines.append("      accepts: " + ("; ".join(params) if params else "no arguments"))

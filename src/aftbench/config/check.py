@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 from aftbench.config.input_checks import batch_sizes, control_characters, embedded_code, non_finite_numbers
+from aftbench.core import plugins
 from aftbench.core.layout import NO_TEACHERS, NOISE_NULL_PREFIX, real_set_of
 from aftbench.core.roles import BASELINE, NO_PENALTY, method_role, penalty_of
 from aftbench.core.schema import ConfigError, defaults, schema_problems, yaml12_numbers
@@ -64,7 +65,11 @@ def check_config(config: dict) -> dict:
 
     config = copy.deepcopy(config)
 
-    reg = describe()  # the registries' names, arguments and modalities, without importing torch
+    try:  # the plugins' entries join the registries' (aftbench.core.plugins)
+        plugins.activate(config.get("plugins", []))
+        reg = describe()  # the registries' names, arguments and modalities, without importing torch
+    except plugins.PluginError as err:
+        raise ConfigError(str(err)) from None
     LOADERS, BACKENDS, ARCHS, PENALTIES = reg["loaders"], reg["backends"], reg["archs"], reg["penalties"]
     problems: list[str] = []
 
@@ -117,6 +122,8 @@ def check_config(config: dict) -> dict:
             entry_args(f"students.{sid}", ARCHS[s["arch"]]["args"], s.get("args", {}))
     for mid, m in config["methods"].items():
         if m["kind"] == "train" and known(f"methods.{mid}.penalty", penalty_of(m), PENALTIES):
+            if penalty_of(m) != NO_PENALTY:
+                entry_args(f"methods.{mid}", reg["penalty_args"][penalty_of(m)], m.get("args", {}))
             probe = distilled_probe(m)
             if probe is not None and config["methods"].get(probe, {}).get("kind") != "probe":
                 problems.append(f"methods.{mid}.args.probe: {probe!r} is not a method of kind probe")

@@ -31,6 +31,7 @@ PENALTIES = Registry(
         "logit_kd": LogitKD,  # target_source "probe_logits": Φ = the teacher set's probe logits
     },
     injected=("d_h", "d_phi", "dims"),
+    base=Penalty,
 )
 
 

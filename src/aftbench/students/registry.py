@@ -29,6 +29,7 @@ ARCHS = Registry(
         "clip_two_tower": ClipTwoTower,
     },
     injected=INJECTED_ARGS,
+    base=Student,
 )
 
 

@@ -5,8 +5,8 @@ and student reads, and where a penalty's Φ comes from.
 
 Those registries live in modules that import torch (~2.5 s). Building a 5,000-job DAG should
 not pay that, so this module reads a summary computed from the real registries and cached per
-package state (every source file's size and mtime): any edit to the package recomputes it,
-so it is never stale. The registries stay the one place where an entry is defined.
+package state (every source file's size and mtime) and plugin state (aftbench.core.plugins: the
+active plugins and their files): any edit to either recomputes it, so it is never stale. The registries stay the one place where an entry is defined.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from aftbench.core import plugins
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the whole aftbench package
 
 
@@ -25,6 +27,7 @@ def _cache_path() -> Path:
     for p in sorted(PACKAGE_DIR.rglob("*.py")):
         st = p.stat()
         h.update(f"{p.relative_to(PACKAGE_DIR)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    h.update(plugins.fingerprint().encode())
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "aftbench"
     return root / f"registries-{h.hexdigest()[:16]}.json"
 
@@ -36,6 +39,8 @@ def compute() -> dict:
     from aftbench.students.registry import ARCHS
     from aftbench.teachers.registry import BACKENDS
 
+    plugins.import_active()
+
     def backend(cls, args: dict) -> dict:  # a `modality` argument, where the backend takes one, decides its input
         arg = args["params"].get("modality", {}).get("default")
         return {"modality": cls.modality, "modality_arg_default": arg, "args": args, "pretrained": cls.pretrained}
@@ -46,11 +51,17 @@ def compute() -> dict:
         "backends": {name: backend(cls, backend_args[name]) for name, cls in BACKENDS.items()},
         "archs": {name: {"modality": cls.modality, "args": arch_args[name]} for name, cls in ARCHS.items()},
         "penalties": {name: cls.target_source if cls is not None else None for name, cls in PENALTIES.items()},
+        "penalty_args": PENALTIES.summary(),
     }
 
 
-@lru_cache(maxsize=1)
 def describe() -> dict:
+    """The summary for the active plugins (aftbench.core.plugins.activate)."""
+    return _describe(plugins.active())
+
+
+@lru_cache(maxsize=4)
+def _describe(active: tuple[str, ...]) -> dict:
     path = _cache_path()
     try:
         return json.loads(path.read_text())
@@ -65,6 +76,9 @@ def describe() -> dict:
     except OSError:
         pass
     return summary
+
+
+describe.cache_clear = _describe.cache_clear
 
 
 def teacher_modality(spec: dict) -> str:

@@ -30,6 +30,7 @@ BACKENDS = Registry(
         "random_projection": RandomProjection,
         "gaussian_noise": GaussianNoise,
     },
+    base=Teacher,
 )
 
 
