@@ -34,6 +34,7 @@ rule all:
         lost_runs(run_targets()),
         lambda w: lost_runs(selected_run_targets(w)),
         report_targets(),
+        track_targets(),
 
 
 # The last SLURM jobs' accounting (aftbench.launch.slurm_status): their waiters returned at their

@@ -169,6 +169,13 @@ def _cmd_report(a):
     print(f"aggregated {len(runs)} runs into {a.out_dir}/runs.csv, {a.out_dir}/tables/, {a.out_dir}/figures/")
 
 
+def _cmd_track(a):
+    from aftbench.report.track import track_runs
+
+    n = track_runs(a.metrics, a.sink, a.sweep, json.loads(a.options), a.out)
+    print(f"{a.sink}: sent {n['sent']} runs, {n['unchanged']} unchanged since last sent ({a.out})")
+
+
 def main(argv=None) -> int:
     as_process = argv is None  # `python -m aftbench ...` (a rule's job), not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -274,6 +281,13 @@ def main(argv=None) -> int:
     )
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_cmd_select)
+    s = sub.add_parser("track", help="send finished runs' settings, curves and final metrics to a tracker")
+    s.add_argument("--sink", required=True, choices=["tensorboard", "mlflow", "wandb"])
+    s.add_argument("--sweep", required=True, help="the sweep's id (the MLflow experiment, the W&B project)")
+    s.add_argument("--metrics", nargs="*", default=[])
+    s.add_argument("--options", default="{}", help="config.yaml's `track_options`, as JSON")
+    s.add_argument("--out", required=True, help="the manifest: what was sent, per run id")
+    s.set_defaults(fn=_cmd_track)
     s = sub.add_parser("report", help="aggregate finished runs into runs.csv, tables and figures")
     s.add_argument("--metrics", nargs="*", default=[])
     s.add_argument("--scores", nargs="*", default=[], help="teacher-set score files (the score step's)")

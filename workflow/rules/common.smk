@@ -16,7 +16,7 @@ from aftbench.launch.slurm_status import settle_accounting
 from aftbench.selection.adaptive import UNION_SEP, known_selections, related_sets, scored_sets, selection_requests
 from aftbench.config.check import validate_config
 from aftbench.config.preflight import damaged_artifacts, sweep_artifacts
-from aftbench.core.schema import ConfigError, setting
+from aftbench.core.schema import ConfigError, defaults, setting
 from aftbench.sweep.expand import expand_sweep
 from aftbench.sweep.runs import teachers_of, train_spec
 from aftbench.sweep.shape import planned_runs
@@ -46,6 +46,7 @@ from aftbench.core.layout import (
     sidecar,
     split_images_dir,
     split_path,
+    track_done,
 )
 
 # The schema, cross-references and every backend's arguments, all problems at once (the same check
@@ -105,6 +106,7 @@ wildcard_constraints:
     method=_alt(CONFIG["methods"]),
     tset=_tset_pattern(),
     sdigest=r"[0-9a-f]{8}",
+    sink="tensorboard|mlflow|wandb",
 
 
 def run_targets():
@@ -133,6 +135,12 @@ def lost_inputs():
     run whose inputs come back byte-identical restores its kept record (aftbench.train.kept)."""
     splits, caches = sweep_artifacts(CONFIG)
     return [p for p in splits + caches if not os.path.exists(p)]
+
+
+def track_targets():
+    """The tracker config.yaml's `track` names gets the sweep's runs (aftbench.report.track); none: nothing."""
+    sink = setting(CONFIG, "track")
+    return [] if sink == "none" else [track_done(sink, SWEEP)]
 
 
 def report_targets():

@@ -123,3 +123,25 @@ rule tables:
         "python -m aftbench --log {log} report --metrics {params.existing} --scores {params.scores}"
         " --selections {params.selections} --out-dir {params.out_dir} --headline {params.headline}"
         " --equivalence-margin {params.margin} --figures {params.figures}; cat {log}"
+
+
+rule track:
+    """Each finished run's settings, training curves and final metrics, sent to the tracker
+    config.yaml's `track` names (aftbench.report.track); only runs not already sent unchanged."""
+    input:
+        metrics=run_targets(),
+        selected=selected_run_targets,
+    output:
+        track_done("{sink}", SWEEP),
+    log:
+        f"{LOGS_DIR}/track/{{sink}}/{SWEEP}.log",
+    conda:
+        "../../envs/aftbench.yaml"
+    params:
+        sweep=SWEEP,
+        options=shlex.quote(
+            json.dumps({**defaults("track_options"), **CONFIG.get("track_options", {})}, sort_keys=True)
+        ),
+    shell:
+        AFTBENCH + " --log {log} track --sink {wildcards.sink} --sweep {params.sweep}"
+        " --metrics {input.metrics} {input.selected} --options {params.options} --out {output}"

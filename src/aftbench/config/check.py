@@ -14,6 +14,7 @@ from aftbench.core.layout import NO_TEACHERS, NOISE_NULL_PREFIX, real_set_of
 from aftbench.core.roles import BASELINE, NO_PENALTY, method_role, penalty_of
 from aftbench.core.schema import ConfigError, defaults, schema_problems, yaml12_numbers
 from aftbench.data.provenance import stale_splits
+from aftbench.report.track import missing_tracker
 from aftbench.selection.adaptive import block_teacher_sets, is_adaptive
 from aftbench.sweep.expand import adaptive_conflicts, distilled_probe
 
@@ -84,6 +85,8 @@ def check_config(config: dict) -> dict:
         found = found or missing_packages(summary, args, where)  # a bad value names no real package
         problems.extend(f"{p} (one-line spec {spec_line!r})" if spec_line else p for p in found)
 
+    if config.get("track", "none") != "none" and (fix := missing_tracker(config["track"])):
+        problems.append(f"track: {config['track']!r} is not installed here; {fix}, or set track: none")
     for did, d in config["datasets"].items():
         if known(f"datasets.{did}.loader", d["loader"], LOADERS):
             summary, args = LOADERS[d["loader"]], d.get("args", {})

@@ -30,6 +30,7 @@ SCORES_DIR = f"{RESULTS}/scores"  # transferability scores per (dataset, teacher
 SELECTIONS_DIR = f"{RESULTS}/selections"  # an adaptive block's choice of teacher sets, per dataset
 JOBS_DIR = f"{LOGS_DIR}/jobs"  # submitit's folders, per job kind and job name
 REPORTS_DIR = f"{RESULTS}/reports"  # one folder per sweep: runs.csv, tables/, figures/
+TRACK_DIR = f"{RESULTS}/track"  # experiment trackers' stores, one folder per tracker (aftbench.report.track)
 # Where each job kind's `benchmark:` file lives, under BENCHMARKS_DIR, named by its job name (job_name).
 BENCHMARK_FOLDERS = {
     "split": "split",
@@ -147,6 +148,18 @@ def selection_path(dataset: str, digest: str) -> str:
 
 def report_dir(sweep: str) -> str:
     return f"{REPORTS_DIR}/{sweep}"
+
+
+def track_manifest(sink: str, sweep: str) -> str:
+    """What the `track` rule sent to a tracker for a sweep, run id -> digest of its record: kept
+    across jobs (not a rule output, which Snakemake deletes before a job), so an unchanged run is
+    not sent twice."""
+    return f"{TRACK_DIR}/{sink}/{sweep}.sent.json"
+
+
+def track_done(sink: str, sweep: str) -> str:
+    """The `track` rule's output: how many runs its last job sent."""
+    return f"{TRACK_DIR}/{sink}/{sweep}.done.json"
 
 
 def runs_table_path(sweep: str) -> str:

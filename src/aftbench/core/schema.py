@@ -34,6 +34,7 @@ def defaults(section: str) -> dict:
         "launch": ["properties", "launch"],
         "scores": ["properties", "scores"],
         "cost": ["properties", "cost"],
+        "track_options": ["properties", "track_options"],
         "select": ["$defs", "select", "properties", "select"],
         "method": ["properties", "methods", "additionalProperties", "oneOf", 0],
     }[section]
