@@ -2,6 +2,7 @@
 #   snakemake --cores 2                      run the configured sweep (default: offline)
 #   snakemake --cores 2 --config sweep=NAME  run another named sweep of config.yaml
 #   snakemake tables --cores 1               rebuild runs.csv, tables and figures from finished runs only
+#   snakemake leaderboard --cores 1          one table over every finished run of every sweep (results/leaderboard/)
 # config.yaml is validated (workflow/schemas/config.schema.yaml + cross-references) before any job.
 
 from snakemake.utils import min_version
@@ -35,6 +36,7 @@ rule all:
         lambda w: lost_runs(selected_run_targets(w)),
         report_targets(),
         track_targets(),
+        f"{LEADERBOARD_DIR}/tables/main.md",
 
 
 # The last SLURM jobs' accounting (aftbench.launch.slurm_status): their waiters returned at their

@@ -194,7 +194,7 @@ def test_second_run_does_nothing(workdir):
 def test_deleting_one_run_reruns_only_it(workdir):
     m = workdir / "results/runs/dataset~digits/student~cnn_t/method~kd/teachers~a/beta~1/seed~1/metrics.json"
     m.unlink()
-    assert planned(workdir) == {"train": 1, "aggregate": 1, "all": 1}
+    assert planned(workdir) == {"train": 1, "aggregate": 1, "leaderboard": 1, "all": 1}
     smk(workdir)
     assert m.exists() and planned(workdir) == {}
 
@@ -204,7 +204,7 @@ def test_a_deleted_figure_is_made_again_without_training(workdir):
     job writes them all at once), so a lost table or figure makes the report again, alone."""
     fig = workdir / "results/reports/tiny/figures/digits_difference.png"
     fig.unlink()
-    assert planned(workdir) == {"aggregate": 1, "all": 1}
+    assert planned(workdir) == {"aggregate": 1, "leaderboard": 1, "all": 1}
     smk(workdir)
     assert fig.exists() and planned(workdir) == {}
 
@@ -225,7 +225,15 @@ def test_tables_target_reaggregates_without_training(workdir):
 
 # What adding one teacher to the digits block plans: its extraction, (kd + aft × 2 β) × 2 seeds,
 # its probe and its teacher scores; nothing of STL or tinytext.
-NEW_TEACHER_JOBS = {"extract_features": 1, "train": 6, "probe": 1, "score_teachers": 1, "aggregate": 1, "all": 1}
+NEW_TEACHER_JOBS = {
+    "extract_features": 1,
+    "train": 6,
+    "probe": 1,
+    "score_teachers": 1,
+    "aggregate": 1,
+    "leaderboard": 1,
+    "all": 1,
+}
 
 
 def test_adding_a_teacher_reruns_only_what_uses_it(workdir, text_tsv):
@@ -248,7 +256,7 @@ def test_renaming_stl_gives_the_same_tables_under_the_new_name(workdir, text_tsv
         block["methods"] = ["baseline" if m == "stl" else m for m in block["methods"]]
     (wd / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     # the 3 STL runs under their new name, and the tables; nothing else
-    assert planned(wd) == {"train": 3, "aggregate": 1, "all": 1}
+    assert planned(wd) == {"train": 3, "aggregate": 1, "leaderboard": 1, "all": 1}
     smk(wd)
     old, new = (
         pd.read_csv(workdir / "results/reports/tiny/tables/main.csv"),
@@ -337,3 +345,33 @@ def test_each_run_id_is_one_rule_s_run(rid, rule):
     ambiguity, or no rule at all)."""
     matches = {r for r in ("train", "refit", "probe") if re.fullmatch(run_wildcard_regex(r), rid)}
     assert matches == {rule}
+
+
+def test_the_leaderboard_merges_two_sweeps_with_each_sweep_s_numbers(workdir, text_tsv):
+    """A second sweep in the same folder (another student on digits, sharing the teacher set's
+    probe): the leaderboard holds both sweeps' rows, each equal to its sweep's own main table,
+    and names the sweeps each row's runs come from."""
+    cfg = tiny_config(text_tsv)
+    cfg["students"]["cnn_u"] = {"arch": "cnn", "args": {"width": 6, "depth": 2, "image_size": 8}}
+    cfg["sweeps"]["other"] = [
+        {"datasets": ["digits"], "students": ["cnn_u"], "methods": ["stl", "aft", "probe"], "teacher_sets": ["a"]}
+        | {"seeds": [0, 1]}
+    ]
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        p = smk(workdir, "--config", "sweep=other")
+        assert "rule probe:" not in p.stdout + p.stderr  # the shared probe run is not redone
+    finally:
+        (workdir / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(text_tsv), sort_keys=False))
+    board = pd.read_csv(workdir / "results/leaderboard/tables/main.csv")
+    keys = ["dataset", "student", "teacher_set"]
+    for sweep in ("tiny", "other"):
+        own = pd.read_csv(workdir / f"results/reports/{sweep}/tables/main.csv")
+        rows = own[keys].merge(board, on=keys, how="left")[own.columns]
+        pd.testing.assert_frame_equal(rows, own, check_dtype=False)
+    assert len(board) == 3
+    sources = dict(zip(board.student + "/" + board.teacher_set, board.sweeps, strict=True))
+    assert sources == {"cnn_t/a": "other+tiny", "cnn_u/a": "other+tiny", "bag_t/t": "tiny"}
+    md = (workdir / "results/leaderboard/tables/main.md").read_text()
+    assert "## Where each row's runs come from" in md and "## digits" in md and "## tinytext" in md
+    assert r"\begin{tabular}" in (workdir / "results/leaderboard/tables/main.tex").read_text()

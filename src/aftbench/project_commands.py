@@ -1,5 +1,6 @@
 """The commands about a whole project rather than one job: `validate` (a config, before any
-job), `list` (what the registries hold, with the config's plugins) and `cost` (a sweep's bill).
+job), `list` (what the registries hold, with the config's plugins), `cost` (a sweep's bill) and
+`leaderboard` (one table over every finished run, all sweeps).
 Each reads config.yaml and --configfile / --config as Snakemake would (aftbench.config.load)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from aftbench.core import plugins
+from aftbench.core.layout import LEADERBOARD_DIR, REPORTS_DIR, RUNS_DIR
 
 
 def config_files(a) -> list[str]:
@@ -99,6 +101,18 @@ def _cmd_list(a):
     return 0
 
 
+def _cmd_leaderboard(a):
+    from aftbench.report.leaderboard import build_leaderboard
+
+    runs, table, problems = build_leaderboard(a.runs, a.reports, a.out_dir)
+    sweeps = sorted({s for ss in runs.sweeps for s in ss.split("+") if s})
+    print(
+        f"leaderboard: {len(runs)} runs ({len(table)} rows) from sweeps {sweeps} into {a.out_dir}/tables/main.md"
+        + (f"; {len(problems)} record(s) left out (failed verification: listed there)" if problems else "")
+    )
+    return 0
+
+
 def add_project_commands(sub) -> None:
     """Add validate, list and cost to the `python -m aftbench` subcommands `sub`."""
     configs = argparse.ArgumentParser(add_help=False)
@@ -131,6 +145,15 @@ def add_project_commands(sub) -> None:
     )
     s.add_argument("kinds", nargs="*", metavar="KIND", help="teachers | students | methods | datasets (default: all)")
     s.set_defaults(fn=_cmd_list)
+    s = sub.add_parser(
+        "leaderboard",
+        help="one table over every finished run under results/ (all sweeps), each run once, with the sweeps "
+        "each row's runs come from (md, csv, tex)",
+    )
+    s.add_argument("--runs", default=RUNS_DIR, help="the runs folder (default %(default)s)")
+    s.add_argument("--reports", default=REPORTS_DIR, help="the sweeps' report folders (default %(default)s)")
+    s.add_argument("--out-dir", default=LEADERBOARD_DIR)
+    s.set_defaults(fn=_cmd_leaderboard)
     c = sub.add_parser(
         "cost",
         parents=[configs],

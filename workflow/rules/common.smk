@@ -1,5 +1,6 @@
 # Config validation, sweep expansion and target lists. Everything else lives in the aftbench package;
 # every path comes from aftbench.core.layout.
+import glob
 import inspect
 import json
 import os
@@ -28,8 +29,10 @@ from aftbench.core.layout import (
     FACTORS_TEMPLATE,
     GAIN_REPORTS,
     JOBS_DIR,
+    LEADERBOARD_DIR,
     LOGS_DIR,
     NO_TEACHERS,
+    REPORTS_DIR,
     RESULTS,
     SCORE_FIGURES,
     SCORE_TABLES,

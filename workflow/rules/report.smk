@@ -145,3 +145,26 @@ rule track:
     shell:
         AFTBENCH + " --log {log} track --sink {wildcards.sink} --sweep {params.sweep}"
         " --metrics {input.metrics} {input.selected} --options {params.options} --out {output}"
+
+
+rule leaderboard:
+    """One table over every finished run under results/, all sweeps, each run once
+    (aftbench.report.leaderboard): `snakemake leaderboard --cores 1` or `python -m aftbench leaderboard`.
+    Remade whenever any sweep's report changes."""
+    input:
+        reports=lambda w: sorted({runs_table_path(SWEEP), *glob.glob(f"{REPORTS_DIR}/*/runs.csv")}),
+    output:
+        md=report(
+            f"{LEADERBOARD_DIR}/tables/main.md",
+            caption="../report/leaderboard_table.rst",
+            category="6. Across sweeps",
+        ),
+        csv=f"{LEADERBOARD_DIR}/tables/main.csv",
+        tex=f"{LEADERBOARD_DIR}/tables/main.tex",
+        runs=f"{LEADERBOARD_DIR}/runs.csv",
+    log:
+        f"{LOGS_DIR}/leaderboard.log",
+    conda:
+        "../../envs/aftbench.yaml"
+    shell:
+        "python -m aftbench --log {log} leaderboard --out-dir " + LEADERBOARD_DIR

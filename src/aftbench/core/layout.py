@@ -30,6 +30,9 @@ SCORES_DIR = f"{RESULTS}/scores"  # transferability scores per (dataset, teacher
 SELECTIONS_DIR = f"{RESULTS}/selections"  # an adaptive block's choice of teacher sets, per dataset
 JOBS_DIR = f"{LOGS_DIR}/jobs"  # submitit's folders, per job kind and job name
 REPORTS_DIR = f"{RESULTS}/reports"  # one folder per sweep: runs.csv, tables/, figures/
+LEADERBOARD_DIR = (
+    f"{RESULTS}/leaderboard"  # one table over every finished run, all sweeps (aftbench.report.leaderboard)
+)
 TRACK_DIR = f"{RESULTS}/track"  # experiment trackers' stores, one folder per tracker (aftbench.report.track)
 # Where each job kind's `benchmark:` file lives, under BENCHMARKS_DIR, named by its job name (job_name).
 BENCHMARK_FOLDERS = {
