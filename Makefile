@@ -11,7 +11,7 @@ STAMP = $(VENV)/.installed
 # Rules run `python -m aftbench ...`: put the venv first on PATH for every recipe.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test test-fast test-unit test-slurm setup apt tables report clean-results
+.PHONY: run test test-fast test-unit test-slurm test-newest setup apt lock tables report clean-results
 
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES)
@@ -44,13 +44,31 @@ apt:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# The exact versions CI tests: requirements.lock (pyproject.toml has ranges), then the package itself.
+$(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade "pip==26.3"
-	# torch first, on its own line: pins the exact build (pip would otherwise pick any torch a dependency allows)
-	$(VENV)/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(VENV)/bin/pip install -q -e ".[test]"
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# Remake requirements.lock from pyproject.toml's ranges (uv, from PyPI), keeping the locked versions
+# where they still fit; `make lock UPGRADE=1` moves every package to the newest version allowed.
+lock:
+	$(VENV)/bin/pip install -q "uv==0.13.8"
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 --no-annotate \
+	  --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o requirements.lock
+
+# The newest versions pyproject.toml's ranges allow, in a venv of their own, and the unit tests on
+# them: a release that breaks aftbench shows here before anyone widens the lock. CI runs it after
+# `make test` and reports a failure without failing the build (it tests PyPI's latest, not this change).
+NEWEST ?= .venv-newest
+test-newest: apt
+	rm -rf $(NEWEST) && $(PY) -m venv $(NEWEST)
+	$(NEWEST)/bin/pip install -q --upgrade "pip==26.3"
+	$(NEWEST)/bin/pip install -q --upgrade --upgrade-strategy eager -e ".[test]"
+	$(NEWEST)/bin/pip list --format=freeze > $(NEWEST)/versions.txt
+	PATH=$(abspath $(NEWEST))/bin:$$PATH HF_HUB_OFFLINE=1 $(NEWEST)/bin/python -m pytest -q -m "not slow" -p no:cacheprovider
 
 clean-results:
 	rm -rf results/runs results/features results/splits results/logs results/benchmarks results/reports results/factors .snakemake
