@@ -39,6 +39,13 @@ rule all:
         f"{LEADERBOARD_DIR}/tables/main.md",
 
 
+# A clock on long work (aftbench.cost.clock): the estimate of the jobs about to run, from `cost`;
+# each job, when it ends, prints what is left, corrected by the jobs measured so far.
+onstart:
+    if line := clock_start(CONFIG, workflow.cores, {str(o) for j in workflow.dag.needrun_jobs() for o in j.output}):
+        print(line)
+
+
 # The last SLURM jobs' accounting (aftbench.launch.slurm_status): their waiters returned at their
 # results, before sacct had their end. One batched query settles them; nothing without SLURM jobs.
 onsuccess:

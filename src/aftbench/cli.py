@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from submitit.helpers import Checkpointable
 
 from aftbench.core import plugins
 from aftbench.core.layout import RESULTS, job_name
+from aftbench.cost import clock
 from aftbench.launch.console import run_logged
 from aftbench.launch.launcher import LAUNCHERS, name_job, submit_and_wait
 from aftbench.launch.lifeline import stop_when_orphaned, watched_ancestors
@@ -312,7 +314,12 @@ def main(argv=None) -> int:
     if as_process and a.log:
         out = getattr(a, "out", None) or getattr(a, "out_dir", None)
         what = f"{a.cmd} {job_name(out)}" if out else a.cmd
-        return run_logged(lambda: _run(p, a, argv, owners), what, a.log)
+        t0 = time.monotonic()
+        rc = run_logged(lambda: _run(p, a, argv, owners), what, a.log)
+        output = getattr(a, "out", None) or (f"{a.out_dir}/runs.csv" if getattr(a, "out_dir", None) else None)
+        if rc == 0 and (line := clock.tick(output, time.monotonic() - t0)):
+            print(line, flush=True)  # the console: what is left of the sweep (aftbench.cost.clock)
+        return rc
     return _run(p, a, argv, owners)
 
 

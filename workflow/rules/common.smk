@@ -11,6 +11,7 @@ import sys
 from snakemake.common import overwrite_function_params
 
 from aftbench.sweep import plan as jobs
+from aftbench.cost.clock import start as clock_start
 from aftbench.launch.launcher import job_spec
 from aftbench.launch.lifeline import lock_note
 from aftbench.launch.slurm_status import settle_accounting
