@@ -20,6 +20,9 @@ from aftbench.train.probe import probe_run
         ("btune", "btune"),
         ("rkd", "rkd"),
         ("aft_nokernel", "aft_nokernel"),
+        ("rcka", "rcka"),
+        ("cospress", "cospress"),
+        ("vkd", "vkd"),
     ],
 )
 def test_train_writes_metrics(tmp_path, digits_split, feats, method, penalty):
@@ -49,7 +52,14 @@ class Killed(BaseException):
 
 @pytest.mark.parametrize(
     "method, penalty, schedule",
-    [("stl", "none", "constant"), ("aft", "aft", "cosine"), ("kd", "kd", "constant"), ("btune", "btune", "constant")],
+    [
+        ("stl", "none", "constant"),
+        ("aft", "aft", "cosine"),
+        ("kd", "kd", "constant"),
+        ("btune", "btune", "constant"),
+        ("vkd", "vkd", "constant"),  # an orthogonal parametrisation: its state resumes too
+        ("cospress", "cospress", "cosine"),
+    ],
 )
 def test_killed_run_resumes_to_the_same_result(tmp_path, digits_split, feats, monkeypatch, method, penalty, schedule):
     """A job killed right after its step-12 checkpoint (as SLURM preemption would) and started

@@ -18,7 +18,7 @@ ROLE_ORDER = (BASELINE, TRANSFER, PROBE)
 NO_PENALTY = "none"  # the `penalty` of a training method without one: plain cross-entropy (STL)
 # Transfer methods in tables and legends: weakest link to the teacher first, AFT and its
 # ablations last; a penalty not listed here comes after these, by name.
-PENALTY_ORDER = ("kd", "logit_kd", "rkd", "btune", "ft", "aft_nokernel", "aft")
+PENALTY_ORDER = ("kd", "logit_kd", "rkd", "btune", "ft", "vkd", "rcka", "cospress", "aft_nokernel", "aft")
 
 
 def penalty_of(method: dict) -> str:

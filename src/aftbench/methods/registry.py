@@ -13,10 +13,13 @@ from aftbench.core.roles import NO_PENALTY
 from aftbench.methods.aft import AFT, AFTNoKernel, kernel_penalty, product_kernel_penalty, product_target_kernel
 from aftbench.methods.base import Penalty
 from aftbench.methods.btune import BTuning
+from aftbench.methods.cospress import CosPress
 from aftbench.methods.ft import FactorTransfer
 from aftbench.methods.kd import FeatureKD
 from aftbench.methods.logit_kd import LogitKD
+from aftbench.methods.rcka import RCKA
 from aftbench.methods.rkd import RKD
+from aftbench.methods.vkd import VkD
 
 PENALTIES = Registry(
     "penalty",
@@ -29,6 +32,9 @@ PENALTIES = Registry(
         "btune": BTuning,  # prepare_targets: its Φ is built from the cached features before training
         "ft": FactorTransfer,  # target_source "factors": Φ comes from the train_paraphraser step
         "logit_kd": LogitKD,  # target_source "probe_logits": Φ = the teacher set's probe logits
+        "rcka": RCKA,  # 1 − CKA of the batch Gram matrices (Zhou et al. 2024); args: center, l2_norm
+        "cospress": CosPress,  # cosine-preserving compression of Φ + angle loss (Mannix et al. 2025)
+        "vkd": VkD,  # orthogonal map, layer-normalised Φ, smooth L1 (Miles et al. 2024)
     },
     injected=("d_h", "d_phi", "dims"),
     base=Penalty,
@@ -51,12 +57,15 @@ __all__ = [
     "AFT",
     "AFTNoKernel",
     "BTuning",
+    "CosPress",
     "FactorTransfer",
     "FeatureKD",
     "LogitKD",
     "PENALTIES",
     "Penalty",
+    "RCKA",
     "RKD",
+    "VkD",
     "build_penalty",
     "kernel_penalty",
     "product_kernel_penalty",
