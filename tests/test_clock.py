@@ -39,15 +39,26 @@ def test_a_small_run_gets_no_clock_and_clears_an_old_plan(in_tmp, monkeypatch):
     assert not (in_tmp / clock.PLAN).exists()  # a job of this run is not clocked against the old plan
 
 
+def test_a_sweep_the_model_cannot_price_still_runs(in_tmp, monkeypatch):
+    """The clock never stops a run: a fault that breaks the estimate is the job's to name."""
+    from aftbench.cost import bill
+
+    monkeypatch.setattr(clock, "MIN_JOBS", 1)
+    monkeypatch.setattr(bill, "estimate", lambda config: (_ for _ in ()).throw(RuntimeError("no FLOPs")))
+    line = clock.start({"sweep": "s"}, 2, {"a", "b"})
+    assert line == "[clock] no estimate for this run (RuntimeError: no FLOPs); the jobs run without one"
+    assert clock.tick("a", 1.0) is None
+
+
 @pytest.mark.slow
 def test_a_sweep_prints_its_estimate_and_what_is_left(tmp_path, text_tsv, monkeypatch):
     monkeypatch.setenv("AFTBENCH_CLOCK_MIN_JOBS", "1")
     cfg = tiny_config(text_tsv)
-    cfg["sweeps"]["tiny"] = cfg["sweeps"]["tiny"][:1]  # digits: split, extraction, scores, 8 runs, probe, report
+    cfg["sweeps"]["tiny"] = cfg["sweeps"]["tiny"][:1]  # digits: split, extraction, scores, 8 runs, probe, report, leaderboard
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     out = smk(tmp_path).stdout
     [first] = [line for line in out.splitlines() if line.startswith("[clock] sweep")]
     n = int(first.split(": ")[1].split()[0])
-    assert "jobs to run, estimated" in first and n == 13  # every job the cost model prices (not `all`, leaderboard)
+    assert "jobs to run, estimated" in first and n == 14  # every job the cost model prices (not `all`)
     ticks = [line for line in out.splitlines() if line.startswith("[clock] ") and " jobs done; about " in line]
     assert len(ticks) == n and ticks[-1].startswith(f"[clock] {n} of {n} jobs done; about 0 s left")

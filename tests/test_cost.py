@@ -116,6 +116,8 @@ RULE_KIND = {
     "probe": "probe",
     "train_paraphraser": "paraphraser",
     "aggregate": "aggregate",
+    "leaderboard": "leaderboard",
+    "track": "track",
 }
 
 
@@ -138,7 +140,9 @@ def dry_run_jobs(output: str) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "variant", ["plain", "noise nulls", "tune-then-refit"], ids=["tiny", "tiny with noise nulls", "tiny refitted"]
+    "variant",
+    ["plain", "noise nulls", "tune-then-refit", "tracked"],
+    ids=["tiny", "tiny with noise nulls", "tiny refitted", "tiny tracked"],
 )
 def test_the_plan_is_the_dag_snakemake_builds(text_tsv, tmp_path, variant):
     """The jobs `cost` prices are exactly the jobs `snakemake -n` plans, one to one: the same
@@ -149,6 +153,8 @@ def test_the_plan_is_the_dag_snakemake_builds(text_tsv, tmp_path, variant):
         block["noise_null"] = variant == "noise nulls"
         if variant == "tune-then-refit":  # aft's grid [0.5, 2] and STL's label smoothing: tune runs and refits
             block.update(train={"fit_on": "train+val"}, beta={"stl": [0.0, 0.1]})
+    if variant == "tracked":
+        cfg["track"] = "tensorboard"
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     dag = [j for j in dry_run_jobs(smk(tmp_path, "-n").stdout) if j["rule"] != "all"]
     jobs, assumed = sweep_jobs(validate_config(cfg))

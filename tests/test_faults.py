@@ -577,7 +577,7 @@ def test_11_a_sweep_with_other_training_settings_keeps_both_results(workdir, tex
     ]
     cfg["sweep"] = "short"
     (wd / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    assert planned(wd) == {"train": 1, "aggregate": 1, "all": 1}
+    assert planned(wd) == {"train": 1, "aggregate": 1, "leaderboard": 1, "all": 1}
     smk(wd)
     runs = wd / "results" / "runs" / "dataset~digits" / "student~cnn_t" / "method~stl" / "teachers~none" / "beta~0"
     default = json.loads((runs / "seed~0" / "metrics.json").read_text())

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aftbench.core.layout import (
+    LEADERBOARD_DIR,
     benchmark_path,
     factors_path,
     features_path,
@@ -21,8 +22,10 @@ from aftbench.core.layout import (
     scores_path,
     selection_path,
     split_path,
+    track_done,
 )
 from aftbench.core.roles import penalty_of
+from aftbench.core.schema import setting
 from aftbench.selection.adaptive import known_selections, scored_sets, selected_sets, selection_requests
 from aftbench.sweep.expand import distilled_probe, expand_sweep
 from aftbench.sweep.runs import Run, teachers_of
@@ -31,7 +34,9 @@ from aftbench.sweep.summary import target_source
 
 @dataclass
 class Job:
-    kind: str  # split | extract | score | select | paraphraser | probe | train | refit | aggregate
+    kind: (
+        str  # split | extract | score | select | paraphraser | probe | train | refit | aggregate | leaderboard | track
+    )
     output: str  # the main output: it exists = the job is done
     benchmark: str | None  # the rule's benchmark: file (None where the rule has none)
     needs: list[str] = field(default_factory=list)  # outputs of the jobs this one waits for
@@ -150,6 +155,11 @@ def sweep_jobs(config: dict) -> tuple[dict[str, Job], list[str]]:
     # the report reads every run, score and selection (the aggregate rule's inputs)
     reads = [j.output for j in jobs.values() if j.kind in ("train", "refit", "probe", "score", "select")]
     add(Job("aggregate", runs_table_path(config["sweep"]), None, reads))
+    # the leaderboard after the report (other sweeps' reports, where they exist, are not jobs here)
+    add(Job("leaderboard", f"{LEADERBOARD_DIR}/runs.csv", None, [runs_table_path(config["sweep"])]))
+    if setting(config, "track") != "none":  # the tracker gets every run once they are done
+        runs = [j.output for j in jobs.values() if j.kind in ("train", "refit", "probe")]
+        add(Job("track", track_done(setting(config, "track"), config["sweep"]), None, runs))
     return jobs, assumed
 
 
