@@ -54,7 +54,9 @@ def test_a_sweep_the_model_cannot_price_still_runs(in_tmp, monkeypatch):
 def test_a_sweep_prints_its_estimate_and_what_is_left(tmp_path, text_tsv, monkeypatch):
     monkeypatch.setenv("AFTBENCH_CLOCK_MIN_JOBS", "1")
     cfg = tiny_config(text_tsv)
-    cfg["sweeps"]["tiny"] = cfg["sweeps"]["tiny"][:1]  # digits: split, extraction, scores, 8 runs, probe, report, leaderboard
+    cfg["sweeps"]["tiny"] = cfg["sweeps"]["tiny"][
+        :1
+    ]  # digits: split, extraction, scores, 8 runs, probe, report, leaderboard
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     out = smk(tmp_path).stdout
     [first] = [line for line in out.splitlines() if line.startswith("[clock] sweep")]

@@ -40,11 +40,18 @@ def finished_records(runs_dir: str = RUNS_DIR) -> tuple[list[dict], list[str]]:
     return records, problems
 
 
-def run_sweeps(reports_dir: str = REPORTS_DIR) -> dict[str, list[str]]:
-    """run id -> the sweeps whose report (reports/<sweep>/runs.csv) holds it."""
+def run_sweeps(reports_dir: str = REPORTS_DIR, problems: list[str] | None = None) -> dict[str, list[str]]:
+    """run id -> the sweeps whose report (reports/<sweep>/runs.csv) holds it. A report that cannot
+    be read (another sweep's, damaged) names no sweep and is added to `problems`."""
     out: dict[str, list[str]] = {}
     for table in sorted(Path(reports_dir).glob("*/runs.csv")):
-        for rid in pd.read_csv(table, usecols=["run_id"]).run_id:
+        try:
+            ids = pd.read_csv(table, usecols=["run_id"]).run_id
+        except (OSError, ValueError) as err:  # pandas' parser errors are ValueErrors
+            if problems is not None:
+                problems.append(f"{table}: not readable ({str(err).splitlines()[0]}); its sweep is not named")
+            continue
+        for rid in ids:
             out.setdefault(rid, []).append(table.parent.name)
     return out
 
@@ -73,7 +80,7 @@ def build_leaderboard(runs_dir: str = RUNS_DIR, reports_dir: str = REPORTS_DIR, 
     if not records:
         raise FileNotFoundError(f"no finished run under {runs_dir}: run a sweep first (snakemake --cores N)")
     runs = runs_table(records)
-    sweeps = run_sweeps(reports_dir)
+    sweeps = run_sweeps(reports_dir, problems)
     runs["sweeps"] = ["+".join(sweeps.get(r, [])) for r in runs.run_id]
     out = Path(out_dir)
     with atomic_path(out / "runs.csv") as tmp:
@@ -86,7 +93,7 @@ def build_leaderboard(runs_dir: str = RUNS_DIR, reports_dir: str = REPORTS_DIR, 
     md = (out / "tables" / "main.md").read_text()
     md += "\n## Where each row's runs come from\n\n" + sources.to_markdown(index=False) + "\n"
     if problems:
-        md += f"\n## Left out: {len(problems)} run record(s) that fail verification\n\n"
+        md += f"\n## Left out: {len(problems)} file(s) that fail verification or cannot be read\n\n"
         md += "".join(f"- {p}\n" for p in problems[:20]) + ("- ...\n" if len(problems) > 20 else "")
     write_text(out / "tables" / "main.md", md)
     tex = (out / "tables" / "main.tex").read_text()
