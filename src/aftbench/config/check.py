@@ -127,6 +127,11 @@ def check_config(config: dict) -> dict:
         if m["kind"] == "train" and known(f"methods.{mid}.penalty", penalty_of(m), PENALTIES):
             if penalty_of(m) != NO_PENALTY:
                 entry_args(f"methods.{mid}", reg["penalty_args"][penalty_of(m)], m.get("args", {}))
+            if m.get("union_norm", "none") != "none" and (PENALTIES[penalty_of(m)] or penalty_of(m) == NO_PENALTY):
+                problems.append(
+                    f"methods.{mid}.union_norm: penalty {penalty_of(m)!r} does not read the cached teacher features "
+                    f"(its target is {PENALTIES[penalty_of(m)] or 'none'}); remove union_norm"
+                )
             probe = distilled_probe(m)
             if probe is not None and config["methods"].get(probe, {}).get("kind") != "probe":
                 problems.append(f"methods.{mid}.args.probe: {probe!r} is not a method of kind probe")

@@ -232,9 +232,15 @@ def penalty_target(spec: RunSpec, split, data: FitData, feature_paths: list[str]
     cached = load_features(feature_paths, split.sha256, spec.teachers)
     if spec.noise_null:
         cached = cached.noise_null(spec.teacher_set)
+    union = None
+    if spec.method.get("union_norm", "none") == "per_teacher":  # each teacher standardised before the union
+        cached, teacher_scales = cached.standardised()
+        union = {"mode": "per_teacher", "teacher_train_rms": dict(zip(spec.teachers, teacher_scales, strict=True))}
     cls = penalty_class(name)
     args = spec.method.get("args", {})
     scaling = {"mode": args.get("target_scale", cls.target_scale), "train_rms": rms_scale(cached.splits["train"])}
+    if union:
+        scaling["union_norm"] = union
     feats = np.concatenate([cached.splits[p] for p in data.fit_parts])
     if scaling["mode"] == "rms":
         feats = feats / scaling["train_rms"]
