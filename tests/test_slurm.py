@@ -361,4 +361,7 @@ def test_a_job_queued_longer_than_its_running_limit_is_not_cancelled(tmp_path, t
     subprocess.run(["scontrol", "release", held[0]], check=True)
     out = w.communicate(timeout=180)[0]
     assert w.returncode == 0, out[-3000:]
-    assert settled(held) == ["COMPLETED"]
+    # what is tested: the waiter did not cancel the held job. Its own 1-min limit may still time it
+    # out once on a loaded machine (a split under load: CI13), and the waiter requeues it then.
+    states = settled(held)
+    assert states[-1] == "COMPLETED" and not any(st.startswith("CANCELLED") for st in states), states
