@@ -44,8 +44,13 @@ class Penalty(nn.Module):
     ) -> tuple[np.ndarray, dict | None]:
         return train_feats, None
 
+    lr: float | None = None  # the penalty's own learning rate (None: the student's)
+
     def param_groups(self) -> list[dict]:
-        return [{"params": list(self.parameters())}] if any(True for _ in self.parameters()) else []
+        """One group of every parameter, at `lr` where the penalty sets one."""
+        if not any(True for _ in self.parameters()):
+            return []
+        return [{"params": list(self.parameters()), **({"lr": self.lr} if self.lr is not None else {})}]
 
     def forward(self, x, phi):
         raise NotImplementedError

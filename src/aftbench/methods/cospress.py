@@ -60,12 +60,6 @@ class CosPress(Penalty):
         self.compress = nn.Sequential(nn.LayerNorm(d_phi), nn.Linear(d_phi, d_h))
         self.lr = lr
 
-    def param_groups(self) -> list[dict]:
-        group = {"params": list(self.compress.parameters())}
-        if self.lr is not None:
-            group["lr"] = self.lr
-        return [group]
-
     def forward(self, h, phi):
         g = self.compress(phi)
         angles = (1 - F.cosine_similarity(h, g.detach(), dim=1)).mean()

@@ -22,11 +22,5 @@ class FeatureKD(Penalty):
         self.lr = lr  # None: the student's learning rate
         self.target_scale = target_scale  # applied by the training loop before Φ reaches forward
 
-    def param_groups(self) -> list[dict]:
-        group = {"params": list(self.proj.parameters())}
-        if self.lr is not None:
-            group["lr"] = self.lr
-        return [group]
-
     def forward(self, h, phi):
         return ((self.proj(h) - phi) ** 2).mean()

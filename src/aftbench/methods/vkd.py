@@ -26,12 +26,6 @@ class VkD(Penalty):
         self.proj = orthogonal(nn.Linear(d_h, d_phi, bias=False))
         self.lr = lr
 
-    def param_groups(self) -> list[dict]:
-        group = {"params": list(self.proj.parameters())}
-        if self.lr is not None:
-            group["lr"] = self.lr
-        return [group]
-
     def forward(self, h, phi):
         target = F.layer_norm(phi, phi.shape[-1:])
         return F.smooth_l1_loss(self.proj(h), target)
