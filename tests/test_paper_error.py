@@ -56,3 +56,20 @@ def test_a_headline_set_must_exist(text_tsv):
     cfg["headline_sets"] = {"image": ["nope"]}
     with pytest.raises(ConfigError, match=r"headline_sets.image: unknown teacher set 'nope'"):
         validate_config(cfg)
+
+
+def test_the_figure_marks_the_papers_value_beside_each_paper_method_and_only_those(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    arms = {("stl", "none"): [0.8, 0.8], **{(m, "big"): [0.82, 0.82] for m in ("kd", "btune", "rkd", "ft", "vkd", "aft")}}
+    runs = runs_for({("image", "a", "s"): arms})
+    marks, plot = [], matplotlib.axes.Axes.plot
+
+    def spy(ax, *args, **kw):
+        if kw.get("marker") == "D":
+            marks.append(args[1])
+        return plot(ax, *args, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    write_paper_error(runs, {"image": ["big"]}, tmp_path)
+    assert sorted(marks) == sorted([0.956, 0.944, 0.939, 0.928, 0.887])  # B-Tuning's too; none for VkD

@@ -48,8 +48,8 @@ def method_order(runs) -> list[str]:
 
 
 def method_label(method: str) -> str:
-    """How a method is named in tables and legends: short ids read as acronyms (stl -> STL)."""
-    return method.upper() if len(method) <= 3 else method
+    """How a method is named in tables and legends: short ids read as acronyms (stl -> STL, rcka -> RCKA)."""
+    return method.upper() if len(method) <= 4 else method
 
 
 def baseline_method(runs) -> str | None:
