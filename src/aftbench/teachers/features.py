@@ -15,6 +15,7 @@ import torch
 from aftbench.core.io import atomic_path, read_json, write_json
 from aftbench.core.layout import sidecar
 from aftbench.data.splits import SPLITS
+from aftbench.teachers.balance import apply_balance, fit_balance
 
 
 def store_dtype(f, store: str, tol: float = 1e-3) -> tuple[np.ndarray, dict]:
@@ -144,26 +145,16 @@ class CachedFeatures:
             out[s] = np.concatenate(cols, axis=1)
         return CachedFeatures(out, list(self.dims), [False] * len(self.dims), list(self.dtypes), list(self.digests))
 
-    def standardised(self) -> tuple[CachedFeatures, list[float]]:
-        """Each teacher's columns centred on their training-split mean and divided by one scalar,
-        the teacher's training RMS after centring (√ of its mean per-column variance): every
-        teacher of a union then weighs the same in Φ, and each keeps its own geometry (an
-        isotropic scale, not a whitening). Only the training split's statistics are used. Returns
-        the features and each teacher's scale."""
-        edges = np.cumsum([0, *self.dims])
-        train = self.splits["train"].astype(np.float64)
-        means, scales = [], []
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
-            mu = train[:, a:b].mean(0)
-            means.append(mu)
-            scales.append(float(np.sqrt(((train[:, a:b] - mu) ** 2).mean())) or 1.0)
-        out = {}
-        for s, x in self.splits.items():
-            cols = [(x[:, a:b] - mu) / sc for a, b, mu, sc in zip(edges[:-1], edges[1:], means, scales, strict=True)]
-            out[s] = np.concatenate(cols, axis=1).astype(np.float32)
-        return CachedFeatures(
-            out, list(self.dims), list(self.pretrained), list(self.dtypes), list(self.digests)
-        ), scales
+    def balanced(self, mode: str) -> tuple[CachedFeatures, list[float]]:
+        """Each teacher's columns balanced on the training split's statistics alone before the
+        union (aftbench.teachers.balance: `per_teacher` centres and divides by one scalar per
+        teacher; `phi_s` also rotates each teacher to equal per-column variance). Returns the
+        features and each teacher's scale (its training RMS after centring)."""
+        fitted = fit_balance(self.splits["train"], self.dims, mode)
+        out = {s: apply_balance(x, self.dims, fitted) for s, x in self.splits.items()}
+        return CachedFeatures(out, list(self.dims), list(self.pretrained), list(self.dtypes), list(self.digests)), [
+            scale for _, _, scale in fitted
+        ]
 
 
 def _cache_facts(path: str, tid: str) -> dict:

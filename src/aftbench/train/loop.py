@@ -233,9 +233,10 @@ def penalty_target(spec: RunSpec, split, data: FitData, feature_paths: list[str]
     if spec.noise_null:
         cached = cached.noise_null(spec.teacher_set)
     union = None
-    if spec.method.get("union_norm", "none") == "per_teacher":  # each teacher standardised before the union
-        cached, teacher_scales = cached.standardised()
-        union = {"mode": "per_teacher", "teacher_train_rms": dict(zip(spec.teachers, teacher_scales, strict=True))}
+    mode = spec.method.get("union_norm", "none")
+    if mode != "none":  # each teacher balanced on its own training statistics before the union
+        cached, teacher_scales = cached.balanced(mode)
+        union = {"mode": mode, "teacher_train_rms": dict(zip(spec.teachers, teacher_scales, strict=True))}
     cls = penalty_class(name)
     args = spec.method.get("args", {})
     scaling = {"mode": args.get("target_scale", cls.target_scale), "train_rms": rms_scale(cached.splits["train"])}
