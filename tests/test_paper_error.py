@@ -61,7 +61,10 @@ def test_a_headline_set_must_exist(text_tsv):
 def test_the_figure_marks_the_papers_value_beside_each_paper_method_and_only_those(tmp_path, monkeypatch):
     import matplotlib.axes
 
-    arms = {("stl", "none"): [0.8, 0.8], **{(m, "big"): [0.82, 0.82] for m in ("kd", "btune", "rkd", "ft", "vkd", "aft")}}
+    arms = {
+        ("stl", "none"): [0.8, 0.8],
+        **{(m, "big"): [0.82, 0.82] for m in ("kd", "btune", "rkd", "ft", "vkd", "aft")},
+    }
     runs = runs_for({("image", "a", "s"): arms})
     marks, plot = [], matplotlib.axes.Axes.plot
 
