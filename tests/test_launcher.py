@@ -184,11 +184,16 @@ def test_the_running_limit_cancels_a_job_that_runs_too_long(tmp_path, digits_spl
     assert not _job_pids(job["folder"])
 
 
-def test_a_short_slurm_job_is_not_warned_of_its_time_limit_at_its_start(tmp_path):
+def test_a_short_slurm_job_is_not_warned_of_its_time_limit_at_its_start(tmp_path, monkeypatch):
     """submitit asks SLURM for USR2 90 s before the time limit and requeues the job when it comes: a
     1-minute job would be told it timed out as it starts (seen on the local cluster). The warning
-    comes at most half the limit early."""
+    comes at most half the limit early. (The executor is only built, nothing submitted: submitit's
+    check for `srun` on PATH is stubbed, so this runs on a machine without SLURM.)"""
+    import submitit.slurm.slurm
+
     from aftbench.launch.executor import make_executor
+
+    monkeypatch.setattr(submitit.slurm.slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 2))
 
     short = job_spec({"launch": {"resources": {"default": {"time_min": 1}}}}, "probe")
     assert make_executor("slurm", short, tmp_path, "n")._executor.parameters["signal_delay_s"] == 30
