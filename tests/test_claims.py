@@ -233,3 +233,26 @@ def test_a_sweep_without_stl_still_reports(tmp_path):
     build_report(paths, str(tmp_path / "out"))
     assert (tmp_path / "out" / "figures" / "d_difference.png").exists()
     assert "not in this sweep" in (tmp_path / "out" / "tables" / "claims.md").read_text()
+
+
+def test_the_rank_figure_of_cells_sharing_only_two_methods_says_so(tmp_path):
+    """Cells with different method sets (a union cell without VkD, a strongest-set cell with it)
+    leave two methods in every cell: autorank then tests them but draws no diagram."""
+    from aftbench.report.stat_figures import ranks
+
+    rows = [
+        dict(
+            dataset=f"d{c}",
+            student="s",
+            method=m,
+            teacher_set="t",
+            seed=s,
+            test_acc=0.7 + 0.01 * s + (m == "aft") * 0.02,
+            control_teacher=False,
+        )
+        for c in range(6)
+        for m in ("stl", "aft", *(("vkd",) if c % 2 else ("kd",)))
+        for s in range(3)
+    ]
+    ranks(runs_frame(rows), str(tmp_path / "ranks.png"))
+    assert (tmp_path / "ranks.png").stat().st_size > 0

@@ -222,6 +222,14 @@ def ranks(runs, path):
 
     plt = pyplot()
     ax = autorank.plot_stats(result, allow_insignificant=True)
+    if ax is None:  # two methods: autorank tests them (Wilcoxon) but draws no diagram
+        plt.close("all")
+        shared = " and ".join(wide.columns)
+        return placeholder(
+            path,
+            title,
+            f"only {shared} are in every cell: {result.omnibus} p = {result.pvalue:.2g} over {len(wide)} cells",
+        )
     fig = ax.figure
     fig.set_size_inches(COLUMN_IN * 1.4, 1.2 + 0.15 * len(wide.columns))
     ax.set_title(f"{title} ({len(wide)} cells; Friedman p = {result.pvalue:.2g})", fontsize=7.5)
