@@ -79,6 +79,16 @@ def test_the_caption_states_each_methods_budget():
         budget_runs(1)
     )
     assert "(equal): STL 2, AFT 2" in tuning_budget_sentence(budget_runs(2))
+    assert "FEWER" not in tuning_budget_sentence(budget_runs(2))
+
+
+def test_the_caption_names_a_method_with_runs_missing_from_its_grid():
+    """A report of finished runs while the sweep runs: one seed of AFT has one β of two."""
+    runs = pd.concat([budget_runs(2), budget_runs(2).assign(seed=1)], ignore_index=True).drop(index=[7])
+    assert runs.iloc[-1].method == "aft"
+    assert "FEWER in some cells (runs missing, or a smaller grid there): AFT in 1 of its 2 (cell, seed)s." in (
+        tuning_budget_sentence(runs)
+    )
 
 
 def test_validate_reports_each_blocks_budget(tmp_path, smoothed):

@@ -229,13 +229,37 @@ def tuning_budgets(runs: pd.DataFrame) -> dict[str, int]:
     return {m: int(per_cell[m].max()) for m in method_order(trained)}
 
 
+def short_budgets(runs: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """Methods with fewer runs in some (dataset, student, teacher set, seed) than their budget (a
+    report of finished runs while the sweep is unfinished, or a grid smaller in one block):
+    method -> (such cells, the method's cells)."""
+    trained = runs[(runs.role != PROBE) & (runs.get("stage", "") != "refit")]
+    if trained.empty:
+        return {}
+    per_cell = trained.groupby(["method", "dataset", "student", "teacher_set", "seed"]).size()
+    out = {}
+    for m in method_order(trained):
+        n = per_cell[m]
+        if (n < n.max()).any():
+            out[m] = (int((n < n.max()).sum()), len(n))
+    return out
+
+
 def tuning_budget_sentence(runs: pd.DataFrame) -> str:
     budgets = tuning_budgets(runs)
     if not budgets:
         return ""
     listed = ", ".join(f"{method_label(m)} {n}" for m, n in budgets.items())
     equal = "equal" if len(set(budgets.values())) == 1 else "UNEQUAL: a method with more tries can win by tuning alone"
-    return f"Configurations chosen on validation per cell ({equal}): {listed}."
+    short = short_budgets(runs)
+    fewer = ""
+    if short:
+        fewer = (
+            " FEWER in some cells (runs missing, or a smaller grid there): "
+            + ", ".join(f"{method_label(m)} in {k} of its {n} (cell, seed)s" for m, (k, n) in short.items())
+            + "."
+        )
+    return f"Configurations chosen on validation per cell ({equal}): {listed}.{fewer}"
 
 
 def caption(runs: pd.DataFrame, baseline: str | None) -> str:
