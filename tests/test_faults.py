@@ -833,3 +833,45 @@ def test_the_fault_table_names_real_tests():
     assert {n.split("_")[1] for n in here if n.split("_")[1].isdigit()} <= {
         m for m in re.findall(r"^\| (\d+) \|", section, re.M)
     }
+
+
+STUBBORN = """
+import sys, time
+from aftbench.launch import console
+console.STOP_GRACE_S = 1.0
+def stubborn():
+    open(sys.argv[1], "w").close()
+    while True:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # swallows whatever the signal raised
+            pass
+sys.exit(console.run_logged(stubborn, "train x", sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+def test_6_a_stop_that_the_work_swallows_still_ends_the_job(tmp_path, how):
+    """A library that catches the KeyboardInterrupt (or our SIGTERM exception) and carries on (seen:
+    Ctrl-C while torch starts up; the job then trained on) cannot keep the job running: it ends
+    STOP_GRACE_S after the signal, and its log says so."""
+    started, log = tmp_path / "started", tmp_path / "job.log"
+    cmd = [sys.executable, "-c", STUBBORN, str(started), str(log)]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for _ in range(600):
+            if started.exists():
+                break
+            time.sleep(0.05)
+        if how == "Ctrl-C":
+            os.killpg(job.pid, signal.SIGINT)  # the terminal's whole process group
+        else:
+            job.send_signal(signal.SIGTERM)  # the parent forwards it to the working child
+        job.communicate(timeout=30)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == (130 if how == "Ctrl-C" else 143)
+    last = log.read_text().splitlines()[-1]
+    assert ("interrupted (Ctrl-C)" if how == "Ctrl-C" else "stopped by SIGTERM") in last
+    assert "it had not stopped 1 s later, so it was ended" in last

@@ -6,7 +6,9 @@ with its output in LOG; the parent only waits and names how the child ended. So:
   results/logs), the cause goes to stderr, which Snakemake shows;
 - SIGTERM (Snakemake stopping its jobs, `kill`, the lifeline of a killed Snakemake) and Ctrl-C
   end the job with one line each, no traceback (outputs are written atomically; training resumes
-  from its checkpoint);
+  from its checkpoint); a job that has not unwound `STOP_GRACE_S` after the signal (a library
+  swallowed the exception it raised: seen when Ctrl-C lands while torch is starting up) is ended
+  there and then, with the same line saying so;
 - SIGKILL, which no process sees itself, is named by the parent, and told apart from the
   out-of-memory killer by the cgroup's `oom_kill` count (cgroup v2), where the kernel keeps one.
 """
@@ -16,11 +18,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
 
 RESUMES = "finished outputs are kept; a training run resumes from its last checkpoint on the next run"
+STOP_GRACE_S = 10.0  # after SIGTERM or Ctrl-C, how long the work may take to unwind before it is ended
 
 
 class Stopped(BaseException):
@@ -80,22 +84,42 @@ def _child(work: Callable[[], int | None], what: str, log_fd: int | None, consol
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
 
+    interrupted = f"aftbench {what}: interrupted (Ctrl-C)"
+    stopped = (
+        f"aftbench {what}: stopped by SIGTERM (Snakemake stopping its jobs, `kill`, or the lifeline of a killed "
+        "Snakemake)"
+    )
+
+    def end_anyway(line: str, rc: int) -> None:
+        """The exception a signal raised may be swallowed (a library's `except BaseException`, or C
+        code clearing the error while it imports): the job then ends here, STOP_GRACE_S later."""
+
+        def hard_stop():
+            _tell(log_fd, console, f"{line}; it had not stopped {STOP_GRACE_S:g} s later, so it was ended; {RESUMES}")
+            os._exit(rc)
+
+        timer = threading.Timer(STOP_GRACE_S, hard_stop)
+        timer.daemon = True
+        timer.start()
+
+    def on_int(signum, frame):
+        end_anyway(interrupted, 128 + signal.SIGINT)
+        raise KeyboardInterrupt
+
     def on_term(signum, frame):
+        end_anyway(stopped, 128 + signal.SIGTERM)
         raise Stopped
 
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where Ctrl-C is ignored (`cmd &`)
+        signal.signal(signal.SIGINT, on_int)
     signal.signal(signal.SIGTERM, on_term)
     try:
         return int(work() or 0)
     except KeyboardInterrupt:
-        _tell(log_fd, console, f"aftbench {what}: interrupted (Ctrl-C); {RESUMES}")
+        _tell(log_fd, console, f"{interrupted}; {RESUMES}")
         return 128 + signal.SIGINT
     except Stopped:
-        _tell(
-            log_fd,
-            console,
-            f"aftbench {what}: stopped by SIGTERM (Snakemake stopping its jobs, `kill`, or the lifeline "
-            f"of a killed Snakemake); {RESUMES}",
-        )
+        _tell(log_fd, console, f"{stopped}; {RESUMES}")
         return 128 + signal.SIGTERM
     except Exception as err:
         try:
