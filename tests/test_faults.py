@@ -233,6 +233,12 @@ def test_6_a_failed_job_shows_its_log_on_the_console(tmp_path, text_tsv):
     assert "Traceback" in p.stdout + p.stderr and "aftbench train" in p.stdout + p.stderr
 
 
+# A job started from a terminal: its own process group, Ctrl-C at its default. A test run started in
+# the background of a shell without job control (`make test &`, nohup) inherits SIGINT ignored, and
+# Python keeps an ignored SIGINT ignored: the job would never see the Ctrl-C these tests send.
+AS_FROM_A_TERMINAL = dict(start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
 def _job(tmp_path, log, *args) -> list[str]:
     return [sys.executable, "-m", "aftbench", "--log", str(log), *args]
 
@@ -267,7 +273,7 @@ def test_6_a_stopped_job_names_what_stopped_it(tmp_path, digits_split, how):
     spec = json.dumps(tiny_spec_dict("stl", "none", 0.0, {"steps": 10**7, "log_every": 10**6, "checkpoint_every": 0}))
     log, out = tmp_path / "job.log", tmp_path / "run" / "metrics.json"
     cmd = _job(tmp_path, log, "train", "--spec", spec, "--split", digits_split, "--out", str(out))
-    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **AS_FROM_A_TERMINAL)
 
     def child():
         kids = subprocess.run(["pgrep", "-P", str(job.pid)], capture_output=True, text=True).stdout.split()
@@ -857,7 +863,7 @@ def test_6_a_stop_that_the_work_swallows_still_ends_the_job(tmp_path, how):
     STOP_GRACE_S after the signal, and its log says so."""
     started, log = tmp_path / "started", tmp_path / "job.log"
     cmd = [sys.executable, "-c", STUBBORN, str(started), str(log)]
-    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **AS_FROM_A_TERMINAL)
     try:
         for _ in range(600):
             if started.exists():
