@@ -219,30 +219,26 @@ def render_table(table: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
     return out
 
 
-def tuning_budgets(runs: pd.DataFrame) -> dict[str, int]:
-    """Each training method's configurations chosen on validation per cell (the most runs of one
-    (dataset, student, teacher set, seed) it has: its β grid, a baseline's label-smoothing grid)."""
+def _tries_per_cell(runs: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per training method, in report order: its runs in each (dataset, student, teacher set, seed)."""
     trained = runs[(runs.role != PROBE) & (runs.get("stage", "") != "refit")]  # a refit is the choice, not a try
     if trained.empty:
         return {}
     per_cell = trained.groupby(["method", "dataset", "student", "teacher_set", "seed"]).size()
-    return {m: int(per_cell[m].max()) for m in method_order(trained)}
+    return {m: per_cell[m] for m in method_order(trained)}
+
+
+def tuning_budgets(runs: pd.DataFrame) -> dict[str, int]:
+    """Each training method's configurations chosen on validation per cell (the most runs of one
+    (dataset, student, teacher set, seed) it has: its β grid, a baseline's label-smoothing grid)."""
+    return {m: int(n.max()) for m, n in _tries_per_cell(runs).items()}
 
 
 def short_budgets(runs: pd.DataFrame) -> dict[str, tuple[int, int]]:
     """Methods with fewer runs in some (dataset, student, teacher set, seed) than their budget (a
     report of finished runs while the sweep is unfinished, or a grid smaller in one block):
     method -> (such cells, the method's cells)."""
-    trained = runs[(runs.role != PROBE) & (runs.get("stage", "") != "refit")]
-    if trained.empty:
-        return {}
-    per_cell = trained.groupby(["method", "dataset", "student", "teacher_set", "seed"]).size()
-    out = {}
-    for m in method_order(trained):
-        n = per_cell[m]
-        if (n < n.max()).any():
-            out[m] = (int((n < n.max()).sum()), len(n))
-    return out
+    return {m: (int((n < n.max()).sum()), len(n)) for m, n in _tries_per_cell(runs).items() if (n < n.max()).any()}
 
 
 def tuning_budget_sentence(runs: pd.DataFrame) -> str:
