@@ -46,8 +46,8 @@ def equal_variance_rotation(variances: np.ndarray) -> np.ndarray:
     return q
 
 
-def fit_balance(train: np.ndarray, dims: list[int], mode: str) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Per teacher (columns `dims` of the training features): its mean, the map its centred
+def fit_balance(train: np.ndarray, dims: list[int], mode: str) -> list[tuple[slice, np.ndarray, np.ndarray, float]]:
+    """Per teacher: its columns (of the `dims` blocks), its training mean, the map its centred
     columns are multiplied by (None for `per_teacher`: the identity) and its scale."""
     edges = np.cumsum([0, *dims])
     out = []
@@ -62,15 +62,14 @@ def fit_balance(train: np.ndarray, dims: list[int], mode: str) -> list[tuple[np.
             rot = u @ equal_variance_rotation(np.clip(lam, 0, None))
         elif mode != "per_teacher":
             raise ValueError(f"union_norm {mode!r}: expected one of {', '.join(UNION_NORMS[1:])}")
-        out.append((mu, rot, scale))
+        out.append((slice(a, b), mu, rot, scale))
     return out
 
 
-def apply_balance(x: np.ndarray, dims: list[int], fitted) -> np.ndarray:
+def apply_balance(x: np.ndarray, fitted) -> np.ndarray:
     """The features x (n × Σdims) with each teacher's block centred, rotated and scaled as fitted."""
-    edges = np.cumsum([0, *dims])
     cols = []
-    for a, b, (mu, rot, scale) in zip(edges[:-1], edges[1:], fitted, strict=True):
-        xc = x[:, a:b].astype(np.float64) - mu
+    for cols_of, mu, rot, scale in fitted:
+        xc = x[:, cols_of].astype(np.float64) - mu
         cols.append((xc if rot is None else xc @ rot) / scale)
     return np.concatenate(cols, axis=1).astype(np.float32)

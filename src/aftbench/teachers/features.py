@@ -151,9 +151,9 @@ class CachedFeatures:
         teacher; `phi_s` also rotates each teacher to equal per-column variance). Returns the
         features and each teacher's scale (its training RMS after centring)."""
         fitted = fit_balance(self.splits["train"], self.dims, mode)
-        out = {s: apply_balance(x, self.dims, fitted) for s, x in self.splits.items()}
+        out = {s: apply_balance(x, fitted) for s, x in self.splits.items()}
         return CachedFeatures(out, list(self.dims), list(self.pretrained), list(self.dtypes), list(self.digests)), [
-            scale for _, _, scale in fitted
+            scale for *_, scale in fitted
         ]
 
 
