@@ -204,6 +204,25 @@ def test_table_bolds_the_best_and_marks_what_is_not_separable_from_it(tmp_path):
     assert row.best == "rkd" and "rkd" not in row.ties.split()
 
 
+def test_a_method_missing_a_seed_leaves_every_other_methods_interval_on_all_its_seeds(tmp_path):
+    """The Δ beside a mean is for that mean's seeds: a run missing from one method of the row (a
+    sweep still running, a failed job) must not drop the seed from every other method's pair."""
+    kd_gain = [0.01, 0.03, -0.02, 0.04, 0.00]
+    paths = []
+    for s, g in enumerate(kd_gain):
+        base = 0.7 + 0.01 * s
+        paths += [
+            write_run(tmp_path, 10 * s, method="stl", teachers=[], teacher_set="none", beta=0.0, seed=s, test_acc=base),
+            write_run(tmp_path, 10 * s + 1, method="kd", seed=s, test_acc=base + g),
+        ]
+        if s != 3:  # VkD's seed-3 run is missing
+            paths.append(write_run(tmp_path, 10 * s + 2, method="vkd", seed=s, test_acc=base + 0.01))
+    row = main_table(collect_runs(paths)).iloc[0]
+    assert row.kd_n == 5 and row.vkd_n == 4
+    assert (row.kd_d, row.kd_dlo, row.kd_dhi) == pytest.approx(stats.t_interval(kd_gain))
+    assert row.vkd_d == pytest.approx(0.01)
+
+
 @pytest.mark.slow
 def test_claims_files_and_report_are_written(tmp_path):
     paths = fake_sweep(tmp_path / "runs", {"kd": 0.0, "aft": 0.05})

@@ -42,9 +42,13 @@ def chosen(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[keep]
 
 
-def seed_table(runs: pd.DataFrame, methods: list[str], value: str = "test_acc") -> dict[tuple, pd.DataFrame]:
+def seed_table(
+    runs: pd.DataFrame, methods: list[str], value: str = "test_acc", complete: bool = True
+) -> dict[tuple, pd.DataFrame]:
     """Per (dataset, student, teacher set): a seeds × methods frame of `value`, the baseline
-    (teacher set `none`) joined on (dataset, student, seed), complete seeds only."""
+    (teacher set `none`) joined on (dataset, student, seed). `complete`: only the seeds every
+    method has (a rank over methods); else every seed, NaN where a method lacks it (pairs, each on
+    its own common seeds: one method's missing seed must not shrink another's interval)."""
     from aftbench.core.layout import NO_TEACHERS
 
     sel = chosen(runs)
@@ -55,7 +59,7 @@ def seed_table(runs: pd.DataFrame, methods: list[str], value: str = "test_acc") 
         wide = pd.concat(parts).pivot_table(index="seed", columns="method", values=value, aggfunc="first")
         present = [m for m in methods if m in wide.columns]
         if present:
-            out[(ds, st, ts)] = wide[present].dropna()
+            out[(ds, st, ts)] = wide[present].dropna() if complete else wide[present]
     return out
 
 
